@@ -1,0 +1,74 @@
+"""Ultralytics YOLO restricted to people, batched over frames, with no network use."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.assets import cache_dir
+from pipeline.config import DetectorConfig
+from pipeline.errors import AssetError
+from pipeline.types import Detections, Frame
+
+log = logging.getLogger(__name__)
+
+
+def _quiet_offline_ultralytics() -> None:
+    """Must run before ``import ultralytics``: its settings, online check and auto-installer
+    are read at import time. No settings sync, no pip installs, no font or asset downloads."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    config_dir = cache_dir() / "ultralytics"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+
+
+class UltralyticsDetector:
+    """Any Ultralytics detection model; keeps the classes that are people.
+
+    COCO models: class 0 ``person``. Models whose class names are all kinds of person
+    (e.g. a ``Normal``/``Fall`` people model) keep every class.
+    """
+
+    def __init__(self, weights: Path, cfg: DetectorConfig, name: str) -> None:
+        if not Path(weights).is_file():
+            raise AssetError(f"detector weights {weights} not found; pass an existing .pt file")
+        _quiet_offline_ultralytics()
+        from ultralytics import YOLO
+        from ultralytics.utils import SETTINGS
+
+        SETTINGS.update({"sync": False})
+        self.name = name
+        self._cfg = cfg
+        self._model = YOLO(str(weights), task="detect")
+        names = {int(k): str(v).lower() for k, v in self._model.names.items()}
+        person = [k for k, v in names.items() if v == "person"]
+        self._classes: list[int] | None = person if person else None
+        log.info("detector %s: classes kept %s", name, self._classes or "all")
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        if not frames:
+            return []
+        results = self._model.predict(
+            [f.image for f in frames],
+            imgsz=self._cfg.imgsz_px,
+            conf=self._cfg.conf,
+            iou=self._cfg.iou,
+            classes=self._classes,
+            device=self._cfg.device,
+            verbose=False,
+            batch=len(frames),
+        )
+        out = []
+        for frame, res in zip(frames, results, strict=True):
+            boxes: Any = res.boxes  # type: ignore[union-attr]
+            xyxy = np.asarray(boxes.xyxy.cpu().numpy(), dtype=np.float32)
+            scores = np.asarray(boxes.conf.cpu().numpy(), dtype=np.float32)
+            out.append(Detections(xyxy, scores).clipped(frame.width_px, frame.height_px))
+        return out

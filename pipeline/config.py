@@ -1,0 +1,162 @@
+"""Configuration: ``configs/default.yaml`` holds every default; a user file and CLI flags
+override it key by key. Unknown keys are an error (a typo must never silently do nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    stride: int
+    start_s: float | None
+    end_s: float | None
+    queue_frames: int
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    name: str
+    imgsz_px: int
+    conf: float
+    iou: float
+    batch_frames: int
+    device: str
+
+
+@dataclass(frozen=True)
+class ReidConfig:
+    name: str
+    batch_crops: int
+    device: str
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    commit_frames: int
+    thumbnail_px: int
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    k: int
+    rerank: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    db: str | None
+    video: VideoConfig
+    detector: DetectorConfig
+    reid: ReidConfig
+    storage: StorageConfig
+    query: QueryConfig
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{self.data_dir / 'gallery.db'}"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "video": VideoConfig,
+    "detector": DetectorConfig,
+    "reid": ReidConfig,
+    "storage": StorageConfig,
+    "query": QueryConfig,
+}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in out:
+            valid = ", ".join(sorted(out))
+            raise ConfigError(f"unknown config key '{where}{key}'; valid keys: {valid}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{where}{key}' must be a mapping")
+            out[key] = _merge(out[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist; pass an existing YAML file"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _section(cls: type[Any], values: dict[str, Any], name: str) -> Any:
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        value = values[field.name]
+        kwargs[field.name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - the merge already guards names
+        raise ConfigError(f"config section '{name}': {exc}") from None
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the user's file, then ``overrides`` (nested dict; None values ignored)."""
+    data = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        data = _merge(data, _read_yaml(Path(path)), "")
+    if overrides:
+        data = _merge(data, _drop_none(overrides), "")
+    sections = {name: _section(cls, data[name], name) for name, cls in _SECTIONS.items()}
+    cfg = Config(data_dir=Path(data["data_dir"]), db=data["db"], **sections)
+    _validate(cfg)
+    return cfg
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            inner = _drop_none(value)
+            if inner:
+                out[key] = inner
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    checks = [
+        (cfg.video.stride >= 1, "video.stride must be >= 1"),
+        (cfg.video.queue_frames >= 1, "video.queue_frames must be >= 1"),
+        (cfg.detector.batch_frames >= 1, "detector.batch_frames must be >= 1"),
+        (0.0 <= cfg.detector.conf <= 1.0, "detector.conf must be within 0..1"),
+        (cfg.reid.batch_crops >= 1, "reid.batch_crops must be >= 1"),
+        (cfg.storage.commit_frames >= 1, "storage.commit_frames must be >= 1"),
+        (cfg.query.k >= 1, "query.k must be >= 1"),
+    ]
+    if cfg.video.start_s is not None and cfg.video.end_s is not None:
+        checks.append((cfg.video.end_s > cfg.video.start_s, "--end must be after --start"))
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

@@ -1,0 +1,34 @@
+"""Errors a user can cause. Each message names the problem and the fix on one line.
+
+The CLI turns any ``ProwlError`` into that line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class ProwlError(Exception):
+    """Base class for errors caused by input or setup, not by a bug."""
+
+
+class ConfigError(ProwlError):
+    pass
+
+
+class AssetError(ProwlError):
+    pass
+
+
+class SourceError(ProwlError):
+    """A video file or image folder that cannot be read."""
+
+
+class GalleryError(ProwlError):
+    """A gallery that is missing, empty, unreachable or built with another embedder."""
+
+
+class QueryError(ProwlError):
+    """A query image, box or filter that cannot be used."""
+
+
+class DatasetError(ProwlError):
+    """A malformed evaluation dataset."""

@@ -1,0 +1,262 @@
+"""Ingest: the stages composed in one place.
+
+    read_frames ─ prefetch (reader thread) ─ batched ─ Detector.detect ─ crop + thumbnail
+      ─ Embedder.embed (crops accumulated across frames) ─ Gallery.commit_frames (whole frames
+      per transaction, with the resume point) ─ FAISS index (after the commit)
+
+Memory is bounded by the prefetch queue, one detector batch, one embedder batch of crops and
+one transaction's worth of finished rows (embeddings and JPEG thumbnails, no frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors import Detector
+from pipeline.config import Config
+from pipeline.crops import crop_boxes, encode_jpeg
+from pipeline.errors import ProwlError, SourceError
+from pipeline.stream import batched, prefetch
+from pipeline.types import Detections, Frame
+from pipeline.video import DecodeReport, camera_id_for, content_hash, probe, read_frames
+from reid import Embedder
+from storage.gallery import Gallery, NewDetection
+from storage.models import RunRow
+
+log = logging.getLogger(__name__)
+
+
+class IngestInterrupted(ProwlError):
+    """Raised after a graceful stop: everything processed so far is committed."""
+
+
+@dataclass
+class IngestSummary:
+    video: str
+    camera_id: str
+    status: str  # complete | skipped | interrupted
+    frames_read: int = 0
+    frames_processed: int = 0
+    detections: int = 0
+    resumed_from_frame: int = 0
+    elapsed_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)
+    frames_lost: bool = False
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
+    """The settings that shape a video's detections: same key = same rows."""
+    d, v = cfg.detector, cfg.video
+    return (
+        f"det={detector_name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
+        f"reid={embedder_name};stride={v.stride};start={v.start_s};end={v.end_s}"
+    )
+
+
+@dataclass
+class _Pending:
+    """Finished work of one frame, waiting for its transaction."""
+
+    frame: Frame
+    detections: Detections
+    thumbnails: list[bytes]
+    embeddings: NDArray[np.float32] | None = None
+
+
+ProgressFn = Callable[[int, int], None]  # (frames processed now, people found now)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.stage_s: dict[str, float] = {}
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + now - started
+        return now
+
+
+def ingest_video(
+    path: Path,
+    cfg: Config,
+    gallery: Gallery,
+    detector: Detector,
+    embedder: Embedder,
+    camera_id: str | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> IngestSummary:
+    """Detect, embed and store every kept frame of ``path``; resumes an unfinished run of the
+    same settings, skips a finished one (unless ``force``, which replaces its rows)."""
+    path = Path(path).resolve()
+    info = probe(path)
+    camera = camera_id or camera_id_for(path)
+    video = gallery.upsert_video(
+        path, content_hash(path), camera, info.fps, info.width_px, info.height_px, info.frame_count
+    )
+    emb_row = gallery.embedder_row(embedder.name, embedder.dim)
+    key = settings_key(cfg, detector.name, embedder.name)
+    run = gallery.find_run(video.id, key)
+    summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
+    if run is not None and run.status == "complete" and not force:
+        summary.status = "skipped"
+        summary.frames_processed = run.frames_processed
+        summary.detections = run.detections_count
+        return summary
+    if run is not None and force:
+        gallery.reset_run(run)
+    if run is None:
+        run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
+    summary.resumed_from_frame = run.next_frame
+    if run.next_frame > 0:
+        log.info("resuming %s from frame %d", path.name, run.next_frame)
+
+    report = DecodeReport()
+    frames = read_frames(
+        path,
+        camera,
+        cfg.video.stride,
+        cfg.video.start_s,
+        cfg.video.end_s,
+        first_index=run.next_frame,
+        report=report,
+    )
+    clock = _Clock()
+    started = time.perf_counter()
+    try:
+        _run_stages(
+            prefetch(frames, cfg.video.queue_frames),
+            cfg,
+            gallery,
+            run,
+            detector,
+            embedder,
+            clock,
+            progress,
+            stop,
+        )
+    finally:
+        summary.elapsed_s = time.perf_counter() - started
+        summary.stage_s = clock.stage_s
+        summary.frames_read = report.frames_read
+        summary.frames_processed = run.frames_processed
+        summary.detections = run.detections_count
+        summary.frames_lost = report.stopped_early
+        gallery.save_indexes()
+    if stop is not None and stop.is_set():
+        summary.status = "interrupted"
+        return summary
+    if report.frames_yielded == 0 and run.frames_processed == 0:
+        raise SourceError(
+            f"{path}: no frame could be decoded in the requested range; "
+            "check the file and --start/--end"
+        )
+    gallery.finish_run(run)
+    return summary
+
+
+def _run_stages(
+    frames: Iterator[Frame],
+    cfg: Config,
+    gallery: Gallery,
+    run: RunRow,
+    detector: Detector,
+    embedder: Embedder,
+    clock: _Clock,
+    progress: ProgressFn | None,
+    stop: threading.Event | None,
+) -> None:
+    pending: list[_Pending] = []
+    crops: list[NDArray[np.uint8]] = []  # crops of pending frames not embedded yet
+    owners: list[tuple[int, int]] = []  # (pending position, row) of each crop
+    processed = run.frames_processed
+
+    def embed_waiting() -> None:
+        if not crops:
+            return
+        t = time.perf_counter()
+        vectors = embedder.embed(crops)
+        clock.add("embed", t)
+        for pos in {p for p, _ in owners}:
+            item = pending[pos]
+            if item.embeddings is None:
+                item.embeddings = np.zeros((len(item.detections), embedder.dim), np.float32)
+        for (pos, row), vec in zip(owners, vectors, strict=True):
+            emb = pending[pos].embeddings
+            assert emb is not None
+            emb[row] = vec
+        crops.clear()
+        owners.clear()
+
+    def commit() -> None:
+        nonlocal processed
+        embed_waiting()
+        if not pending:
+            return
+        t = time.perf_counter()
+        rows = []
+        for item in pending:
+            dets = item.detections
+            for j in range(len(dets)):
+                assert item.embeddings is not None
+                x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+                rows.append(
+                    NewDetection(
+                        frame_index=item.frame.index,
+                        timestamp_s=item.frame.timestamp_s,
+                        xyxy=(x1, y1, x2, y2),
+                        score=float(dets.scores[j]),
+                        embedding=item.embeddings[j],
+                        thumbnail=item.thumbnails[j],
+                    )
+                )
+        processed += len(pending)
+        gallery.commit_frames(
+            run, rows, next_frame=pending[-1].frame.index + 1, frames_processed=processed
+        )
+        clock.add("store", t)
+        if progress is not None:
+            progress(len(pending), len(rows))
+        pending.clear()
+
+    t = time.perf_counter()
+    for batch in batched(frames, cfg.detector.batch_frames):
+        t = clock.add("decode", t)
+        results = detector.detect(batch)
+        t = clock.add("detect", t)
+        for frame, dets in zip(batch, results, strict=True):
+            frame_crops = crop_boxes(frame.image, dets.xyxy)
+            thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in frame_crops]
+            pending.append(
+                _Pending(
+                    frame,
+                    dets,
+                    thumbs,
+                    None if len(dets) else np.zeros((0, embedder.dim), np.float32),
+                )
+            )
+            # Copies: a view would keep the whole frame alive until the crop is embedded.
+            crops.extend(np.ascontiguousarray(c) for c in frame_crops)
+            owners.extend((len(pending) - 1, j) for j in range(len(dets)))
+        t = clock.add("crop", t)
+        if len(crops) >= cfg.reid.batch_crops:
+            embed_waiting()
+        if len(pending) >= cfg.storage.commit_frames:
+            commit()
+        t = time.perf_counter()
+        if stop is not None and stop.is_set():
+            break
+    commit()

@@ -1,0 +1,227 @@
+"""Video sources: a video file decoded with OpenCV, or a folder of images (sorted by name,
+as PRW and MOT ship their frames). Both yield ``Frame`` objects."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.crops import to_bgr_uint8
+from pipeline.errors import SourceError
+from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_IMAGE_FPS = 25.0
+# Frames bigger than this are refused rather than allowed to exhaust memory downstream.
+MAX_FRAME_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    path: Path
+    is_image_folder: bool
+    fps: float
+    frame_count: int  # as the container claims it; may be wrong for damaged files
+    width_px: int
+    height_px: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def camera_id_for(path: Path) -> str:
+    """Default camera id: the file (or folder) name without its extension."""
+    return path.stem if path.is_file() else path.name
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise SourceError(f"{path}: not a readable image; remove it or convert it to JPEG/PNG")
+    return to_bgr_uint8(img)
+
+
+def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
+    """What a source holds, without decoding it all. Raises SourceError for unusable input."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder; check the path")
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            raise SourceError(
+                f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        first = _read_image(files[0])
+        return SourceInfo(path, True, image_fps, len(files), first.shape[1], first.shape[0])
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: file is empty; it is not a video")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise SourceError(
+                f"{path}: not a video OpenCV can decode; check the file or convert it"
+            )
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if width <= 0 or height <= 0:
+            raise SourceError(f"{path}: video has no decodable picture; check the file")
+    finally:
+        cap.release()
+    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+        log.warning("%s: container reports fps=%s; assuming 25", path, fps)
+        fps = 25.0
+    if width * height > MAX_FRAME_PIXELS:
+        raise SourceError(
+            f"{path}: frames of {width}x{height} exceed {MAX_FRAME_PIXELS} pixels; "
+            "downscale it first"
+        )
+    return SourceInfo(path, False, fps, max(count, 0), width, height)
+
+
+def content_hash(path: Path, chunk_bytes: int = 4 << 20) -> str:
+    """A fast identity for a source: sha256 over its size and its first, middle and last
+    4 MiB (whole file when smaller). For a folder: over the sorted file names and sizes.
+    Two files that differ only outside those windows would collide; for camera footage
+    (timestamps burnt into every frame, different lengths) that does not happen in practice."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for p in _image_files(path):
+            digest.update(f"{p.name}:{p.stat().st_size}\n".encode())
+        return "dir:" + digest.hexdigest()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= 3 * chunk_bytes:
+            digest.update(fh.read())
+        else:
+            for offset in (0, size // 2, size - chunk_bytes):
+                fh.seek(offset)
+                digest.update(fh.read(chunk_bytes))
+    return digest.hexdigest()
+
+
+@dataclass
+class DecodeReport:
+    """Filled in while ``read_frames`` runs: what was decoded and what was lost."""
+
+    frames_read: int = 0
+    frames_yielded: int = 0
+    last_index: int = -1
+    stopped_early: bool = False
+
+
+def read_frames(
+    path: Path,
+    camera_id: str | None = None,
+    stride: int = 1,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    first_index: int = 0,
+    image_fps: float = DEFAULT_IMAGE_FPS,
+    report: DecodeReport | None = None,
+) -> Iterator[Frame]:
+    """Frames of a video file or image folder, keeping every ``stride``-th frame (counted from
+    frame 0, so resumed runs keep the same frames), within [start_s, end_s], and skipping
+    indices below ``first_index`` (used to resume)."""
+    info = probe(path, image_fps)
+    cam = camera_id or camera_id_for(Path(path))
+    rep = report if report is not None else DecodeReport()
+    start_index = max(first_index, math.ceil((start_s or 0.0) * info.fps - 1e-9))
+    if info.is_image_folder:
+        yield from _read_folder(info, cam, stride, start_index, end_s, rep)
+    else:
+        yield from _read_video(info, cam, stride, start_index, end_s, rep)
+
+
+def _keep(index: int, stride: int, start_index: int) -> bool:
+    return index >= start_index and index % stride == 0
+
+
+def _read_folder(
+    info: SourceInfo,
+    cam: str,
+    stride: int,
+    start_index: int,
+    end_s: float | None,
+    rep: DecodeReport,
+) -> Iterator[Frame]:
+    for index, file in enumerate(_image_files(info.path)):
+        ts = index / info.fps
+        if end_s is not None and ts > end_s:
+            return
+        if not _keep(index, stride, start_index):
+            continue
+        rep.frames_read += 1
+        rep.last_index = index
+        rep.frames_yielded += 1
+        yield Frame(_read_image(file), index, ts, cam)
+
+
+def _read_video(
+    info: SourceInfo,
+    cam: str,
+    stride: int,
+    start_index: int,
+    end_s: float | None,
+    rep: DecodeReport,
+) -> Iterator[Frame]:
+    cap = cv2.VideoCapture(str(info.path))
+    try:
+        if start_index > 0:
+            # Seeking is exact for intra-only codecs and approximate for others, so land a
+            # little early and decode forward; CAP_PROP_POS_FRAMES says where we really are.
+            cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, start_index - 1))
+            pos = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+            if pos > start_index or pos < 0:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                pos = 0
+            index = pos
+        else:
+            index = 0
+        while True:
+            keep = _keep(index, stride, start_index)
+            ok = cap.grab()
+            if not ok:
+                break
+            ts_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            ts = ts_ms / 1000.0 if ts_ms > 0 or index == 0 else index / info.fps
+            if end_s is not None and ts > end_s + 1e-9:
+                break
+            rep.frames_read += 1
+            if keep:
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    log.warning("%s: frame %d could not be decoded; skipped", info.path, index)
+                else:
+                    rep.last_index = index
+                    rep.frames_yielded += 1
+                    yield Frame(to_bgr_uint8(image), index, ts, cam)
+            index += 1
+        if info.frame_count and index < info.frame_count and end_s is None:
+            rep.stopped_early = True
+            log.warning(
+                "%s: decoding stopped at frame %d of %d the container announces",
+                info.path,
+                index,
+                info.frame_count,
+            )
+    finally:
+        cap.release()

@@ -1,0 +1,45 @@
+"""Re-identification embedders: crops in, L2-normalised float32 vectors out.
+``build_embedder(cfg)`` picks one by name; heavy imports stay inside each branch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.config import ReidConfig
+
+EMBEDDER_NAMES = ("mobilenetv2-imagenet", "hsv")
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """(N, dim) float32, rows L2-normalised. Crops are H×W×3 uint8 BGR, any size ≥ 1 px."""
+        ...
+
+
+def l2_normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def build_embedder(cfg: ReidConfig) -> Embedder:
+    match cfg.name:
+        case "mobilenetv2-imagenet":
+            from reid.mobilenetv2 import MobileNetV2Embedder
+
+            return MobileNetV2Embedder(cfg)
+        case "hsv":
+            from reid.hsv import HSVHistogramEmbedder
+
+            return HSVHistogramEmbedder()
+        case _:
+            raise ValueError(
+                f"unknown re-ID embedder '{cfg.name}'; valid names: {', '.join(EMBEDDER_NAMES)}"
+            )

@@ -1,0 +1,84 @@
+"""FAISS index persistence: exact inner-product search (vectors are L2-normalised, so the
+inner product is the cosine similarity) keyed by detection primary key (``IndexIDMap2``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPE = "IDMap2,Flat (inner product)"
+
+
+class VectorIndex:
+    def __init__(self, dim: int, index: faiss.IndexIDMap2 | None = None) -> None:
+        self.dim = dim
+        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> VectorIndex:
+        """Read ``path``; raises ValueError if it is unreadable or of another dimension."""
+        try:
+            index = faiss.read_index(str(path))
+        except Exception as exc:  # faiss raises RuntimeError with a C++ trace
+            raise ValueError(f"unreadable FAISS index {path}: {str(exc).splitlines()[0]}") from None
+        if index.d != dim:
+            raise ValueError(f"FAISS index {path} has dimension {index.d}, expected {dim}")
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise ValueError(f"FAISS index {path} is not an ID-mapped index")
+        return cls(dim, index)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> NDArray[np.int64]:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        if len(ids) == 0:
+            return
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        self._index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: NDArray[np.int64]) -> int:
+        if len(ids) == 0:
+            return 0
+        return int(
+            self._index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64)))
+        )
+
+    def search(
+        self, queries: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Top-``k`` (similarities, ids) per query row; ids are -1 past the end. With
+        ``allowed_ids`` only those ids are searched, so filtered searches are exact."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        k = max(1, min(k, len(self))) if len(self) else 1
+        if allowed_ids is None:
+            sims, ids = self._index.search(q, k)
+        else:
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
+            params = faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
+            sims, ids = self._index.search(q, k, params=params)
+        return sims.astype(np.float32), ids.astype(np.int64)
+
+    def reconstruct(self, ident: int) -> NDArray[np.float32]:
+        return np.asarray(self._index.reconstruct(int(ident)), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        """Atomic: written to a temporary file in the same folder, then renamed over."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            faiss.write_index(self._index, str(tmp))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

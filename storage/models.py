@@ -1,0 +1,99 @@
+"""Gallery tables (SQLAlchemy 2 typed ORM). The rows are the truth, embeddings included;
+the FAISS index beside the database is a cache rebuilt from them when they disagree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EmbedderRow(Base):
+    """An embedder a gallery holds vectors of; each has its own FAISS index."""
+
+    __tablename__ = "embedders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class VideoRow(Base):
+    __tablename__ = "videos"
+    __table_args__ = (UniqueConstraint("content_hash", "camera_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    content_hash: Mapped[str] = mapped_column(String(80))
+    camera_id: Mapped[str] = mapped_column(String(200), index=True)
+    fps: Mapped[float] = mapped_column(Float)
+    width_px: Mapped[int] = mapped_column(Integer)
+    height_px: Mapped[int] = mapped_column(Integer)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RunRow(Base):
+    """One ingest of one video with the settings that shape its detections. Frames with an
+    index below ``next_frame`` are committed; a run resumes from there."""
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (UniqueConstraint("video_id", "settings_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    embedder_id: Mapped[int] = mapped_column(ForeignKey("embedders.id"))
+    detector: Mapped[str] = mapped_column(String(500))
+    settings_key: Mapped[str] = mapped_column(String(1000))
+    stride: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # running | complete
+    next_frame: Mapped[int] = mapped_column(Integer, default=0)
+    frames_processed: Mapped[int] = mapped_column(Integer, default=0)
+    detections_count: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DetectionRow(Base):
+    __tablename__ = "detections"
+    __table_args__ = (
+        Index("ix_detections_video_frame", "video_id", "frame_index"),
+        Index("ix_detections_embedder_time", "embedder_id", "timestamp_s"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="CASCADE"), index=True
+    )
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    embedder_id: Mapped[int] = mapped_column(ForeignKey("embedders.id"))
+    frame_index: Mapped[int] = mapped_column(Integer)
+    timestamp_s: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary)  # JPEG of the crop

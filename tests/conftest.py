@@ -1,0 +1,108 @@
+"""Shared fixtures. Data is generated in tmp_path; real footage and weights come through the
+project's asset resolver (cached under $PROWL_CACHE or ~/.cache/prowl)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "PROWL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def write_video(
+    path: Path, frames: int = 30, fps: float = 10.0, size_wh: tuple[int, int] = (96, 64)
+) -> Path:
+    """An MJPG AVI whose frame i is uniformly grey with value (i * 5) % 200 plus a white
+    marker column at x = i, so a frame's index can be read back from its pixels."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size_wh)
+    assert writer.isOpened()
+    for i in range(frames):
+        img = np.full((size_wh[1], size_wh[0], 3), (i * 5) % 200, np.uint8)
+        img[:, i % size_wh[0]] = 255
+        writer.write(img)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def vtest_path() -> Path:
+    from pipeline.assets import resolve
+
+    return resolve("vtest.avi")
+
+
+@pytest.fixture(scope="session")
+def cfg_default():  # type: ignore[no-untyped-def]
+    from pipeline.config import load_config
+
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def yolo(cfg_default):  # type: ignore[no-untyped-def]
+    from detectors import build_detector
+
+    return build_detector(cfg_default.detector)
+
+
+@pytest.fixture(scope="session")
+def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
+    from reid import build_embedder
+
+    return build_embedder(cfg_default.reid)
+
+
+def _pg_available() -> bool:
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; start it (see README)")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"prowl_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs against SQLite and against the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gallery.db'}"
+        return
+    url = request.getfixturevalue("pg_database")
+    from storage.gallery import wipe
+
+    wipe(url)
+    yield url
+    wipe(url)
