@@ -34,7 +34,8 @@ pytest: $(STAMP) browser
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/prowl bench-ingest
+	$(BIN)/prowl bench-ingest --frames 0
+	$(BIN)/prowl bench-search
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache prowl-data prowl-out

@@ -36,12 +36,13 @@ def _common_storage(p: argparse.ArgumentParser) -> None:
 def _load_cfg(args: argparse.Namespace, **sections: dict[str, Any]) -> Any:
     from pipeline.config import load_config
 
+    data_dir = getattr(args, "data_dir", None)
     overrides: dict[str, Any] = {
-        "db": args.db,
-        "data_dir": str(args.data_dir) if args.data_dir else None,
+        "db": getattr(args, "db", None),
+        "data_dir": str(data_dir) if data_dir else None,
     }
     overrides.update(sections)
-    return load_config(args.config, overrides)
+    return load_config(getattr(args, "config", None), overrides)
 
 
 def _open_gallery(cfg: Any, must_exist: bool) -> Any:
@@ -243,6 +244,103 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def demo_query(args: argparse.Namespace) -> int:
+    """Cut one walker out of the sample (the most confident box of a frame in the middle of
+    what was ingested), save it as a JPEG and query the gallery with that file."""
+    import cv2
+    from sqlalchemy import func, select
+
+    from pipeline.query import read_frame
+    from storage.models import DetectionRow, VideoRow
+
+    cfg = _load_cfg(args)
+    gallery = _open_gallery(cfg, must_exist=True)
+    try:
+        with gallery.session() as s:
+            video = s.scalar(select(VideoRow).where(VideoRow.camera_id == "campus"))
+            if video is None:
+                raise ProwlError("the demo gallery holds no sample video; run `make demo` again")
+            frames = list(
+                s.scalars(
+                    select(DetectionRow.frame_index)
+                    .where(DetectionRow.video_id == video.id)
+                    .group_by(DetectionRow.frame_index)
+                    .having(func.count() >= 3)
+                    .order_by(DetectionRow.frame_index)
+                )
+            )
+            if not frames:
+                raise ProwlError("no frame of the sample holds people; nothing to query")
+            frame_index = frames[len(frames) // 2]
+            det = s.scalars(
+                select(DetectionRow)
+                .where(DetectionRow.video_id == video.id, DetectionRow.frame_index == frame_index)
+                .order_by(DetectionRow.score.desc())
+            ).first()
+            assert det is not None
+            box, path = (det.x1, det.y1, det.x2, det.y2), video.path
+    finally:
+        gallery.close()
+    image = read_frame(Path(path), frame_index)
+    x1, y1, x2, y2 = (round(v) for v in box)
+    crop_path = cfg.data_dir / "demo-query.jpg"
+    cv2.imwrite(str(crop_path), image[y1:y2, x1:x2])
+    report = cfg.data_dir / "demo-report.html"
+    print(f"\nquerying with {crop_path} (a walker cut from frame {frame_index}):")
+    query_args = build_parser().parse_args(
+        ["query", str(crop_path), "--k", "20", "--report", str(report)]
+        + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+    )
+    code = int(query_args.func(query_args))
+    print(f"\nopen {report.resolve()} in a browser to see every sighting with its frame.")
+    return code
+
+
+# --------------------------------------------------------------------------- benchmarks
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from pipeline.assets import resolve
+    from pipeline.benchmarks import bench_ingest
+
+    cfg = _load_cfg(args, detector={"name": args.detector}, reid={"name": args.reid})
+    video = Path(args.video) if args.video else resolve("vtest.avi")
+    r = bench_ingest(video, cfg, args.frames)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"{Path(r['video']).name}: {r['frames']} frames, {r['people']} people "
+        f"({r['detector']} + {r['embedder']})"
+    )
+    print(f"  bare detector (decode + detect): {r['bare_detector_fps']:.2f} frames/s")
+    print(
+        f"  prowl ingest (all stages + storage): {r['ingest_fps']:.2f} frames/s  "
+        f"= {r['ingest_over_detector_time']:.2f}x the detector's time"
+    )
+    parts = ", ".join(
+        f"{k} {v:.1f}s" for k, v in sorted(r["stage_s"].items(), key=lambda kv: -kv[1])
+    )
+    print(f"  ingest time by stage: {parts}")
+    return 0
+
+
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    from pipeline.benchmarks import bench_search
+
+    r = bench_search(args.n, args.dim, args.queries, args.k)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"{r['n']:,} random unit vectors, dim {r['dim']}, index {r['index_type']}, "
+        f"k={r['k']}, {r['queries']} single queries (built in {r['build_s']:.1f}s)"
+    )
+    print(
+        f"  FAISS: {r['faiss_median_ms']:.1f} ms median; numpy brute force: "
+        f"{r['numpy_median_ms']:.1f} ms; numpy/FAISS = {r['numpy_over_faiss']:.2f}x"
+    )
+    print(
+        f"  FAISS with a 10% id filter: {r['faiss_filtered_10pct_ms']:.1f} ms; "
+        f"identical top-k: {r['identical_top_k']}"
+    )
     return 0
 
 
@@ -280,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the demo gallery goes (default prowl-data)")
     p.add_argument("--end", type=float, help="only the first END seconds of the sample")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench-ingest", help="ingest speed vs. the bare detector, same frames")
+    p.add_argument("video", nargs="?", help="video (default: the sample vtest.avi)")
+    p.add_argument("--frames", type=int, default=200, help="first N frames (0 = all)")
+    p.add_argument("--detector")
+    p.add_argument("--reid")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_bench_ingest)
+
+    p = sub.add_parser("bench-search", help="FAISS vs. numpy brute force on random vectors")
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=1280)
+    p.add_argument("--queries", type=int, default=20)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_search)
 
     from pipeline.cli_query import add_query_parsers
 

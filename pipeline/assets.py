@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PROWL_CACHE", Path.home() / ".cache" / "prowl"))
+    return Path(os.environ.get("PROWL_CACHE") or Path.home() / ".cache" / "prowl")
 
 
 def sha256_of(path: Path) -> str:

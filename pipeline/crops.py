@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -57,12 +59,12 @@ def crop_boxes(image: NDArray[np.uint8], xyxy: NDArray[np.floating]) -> list[NDA
     return crops
 
 
-def encode_jpeg(image: NDArray[np.uint8], height_px: int, quality: int = 85) -> bytes:
+def encode_jpeg(image: NDArray[Any], height_px: int, quality: int = 85) -> bytes:
     """JPEG bytes of ``image`` scaled to ``height_px`` tall (never enlarged)."""
     h, w = image.shape[:2]
     if h > height_px:
         scale = height_px / h
-        image = cv2.resize(  # type: ignore[assignment]
+        image = cv2.resize(
             image, (max(1, round(w * scale)), height_px), interpolation=cv2.INTER_AREA
         )
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -509,15 +510,15 @@ class Gallery:
             out.extend(match)
         return out
 
-    def search(
+    def rank(
         self,
         embedder_id: int,
         query: NDArray[np.float32],
         k: int,
         filters: SearchFilters | None = None,
-    ) -> list[Hit]:
-        """The ``k`` most similar detections that pass ``filters`` (exactly ``k`` whenever the
-        gallery holds that many matching detections above the similarity floor)."""
+    ) -> list[tuple[float, int]]:
+        """(similarity, detection id) of the ``k`` most similar detections passing ``filters``:
+        exactly ``k`` whenever the gallery holds that many above the similarity floor."""
         filters = filters or SearchFilters()
         allowed = self._allowed_ids(embedder_id, filters) if filters.restricts_rows else None
         if allowed is not None and len(allowed) == 0:
@@ -526,7 +527,25 @@ class Gallery:
         pairs = [(float(sv), int(i)) for sv, i in zip(sims[0], ids[0], strict=True) if i >= 0]
         if filters.min_similarity is not None:
             pairs = [(sv, i) for sv, i in pairs if sv >= filters.min_similarity]
-        return self.hits(pairs)
+        return pairs
+
+    def search(
+        self,
+        embedder_id: int,
+        query: NDArray[np.float32],
+        k: int,
+        filters: SearchFilters | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """``rank`` then ``hits``; ``timings`` receives search_s and fetch_s."""
+        t0 = time.perf_counter()
+        ranked = self.rank(embedder_id, query, k, filters)
+        t1 = time.perf_counter()
+        hits = self.hits(ranked)
+        if timings is not None:
+            timings["search_s"] = t1 - t0
+            timings["fetch_s"] = time.perf_counter() - t1
+        return hits
 
     def hits(self, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
         """Rows for (similarity, detection id) pairs, in the given order."""

@@ -60,6 +60,25 @@ def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
     return build_embedder(cfg_default.reid)
 
 
+@pytest.fixture(scope="session")
+def vtest_gallery(cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 into SQLite.
+    Returns (cfg, gallery, summary, data_dir). Tests must not modify it."""
+    from dataclasses import replace
+
+    from pipeline.ingest import ingest_video
+    from storage.gallery import Gallery
+
+    cfg = replace(cfg_default, video=replace(cfg_default.video, end_s=10.0))
+    data_dir = tmp_path_factory.mktemp("vtest-gallery")
+    cfg = replace(cfg, data_dir=data_dir)
+    gallery = Gallery(cfg.db_url, data_dir)
+    summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
+    gallery.save_indexes()
+    yield cfg, gallery, summary, data_dir
+    gallery.close()
+
+
 def _pg_available() -> bool:
     from sqlalchemy import create_engine, text
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def first_100(cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
-    cfg = replace(cfg_default, video=replace(cfg_default.video, end_s=10.0))
-    data_dir = tmp_path_factory.mktemp("ingest")
-    gallery = Gallery(f"sqlite:///{data_dir / 'gallery.db'}", data_dir)
-    summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet)
-    return cfg, gallery, summary, data_dir
+def first_100(vtest_gallery):  # type: ignore[no-untyped-def]
+    return vtest_gallery
 
 
 def _rows(gallery: Gallery) -> list[DetectionRow]:

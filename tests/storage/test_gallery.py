@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import GalleryError, QueryError
 from storage.gallery import Gallery, NewDetection, SearchFilters
@@ -179,3 +181,44 @@ def test_missing_or_unreachable_gallery(tmp_path: Path) -> None:
         Gallery("postgresql+psycopg://postgres@127.0.0.1:1/x", tmp_path)
     with pytest.raises(GalleryError, match="not a database URL"):
         Gallery("::::", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def filled_sqlite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("prop")
+    g = Gallery(f"sqlite:///{d / 'g.db'}", d)
+    filled = _fill(g, np.random.default_rng(6), cameras=("a", "b", "c"), frames=30)
+    yield g, filled
+    g.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    k=st.integers(1, 300),
+    cams=st.sets(st.sampled_from(["a", "b", "c"])),
+    window=st.tuples(st.none() | st.floats(0, 3), st.none() | st.floats(0, 3)),
+    floor=st.none() | st.floats(-1, 1),
+    seed=st.integers(0, 2**31),
+)
+def test_filter_properties(filled_sqlite, k, cams, window, floor, seed) -> None:  # type: ignore[no-untyped-def]
+    g, filled = filled_sqlite
+    flt = SearchFilters(
+        cameras=tuple(sorted(cams)), from_s=window[0], to_s=window[1], min_similarity=floor
+    )
+    q = _unit(np.random.default_rng(seed), 1)[0]
+    matching = [
+        i
+        for i, (cam, d) in filled["vectors"].items()
+        if (not cams or cam in cams)
+        and (window[0] is None or d.timestamp_s >= window[0])
+        and (window[1] is None or d.timestamp_s <= window[1])
+        and (floor is None or float(d.embedding @ q) >= floor - 1e-6)
+    ]
+    hits = g.search(filled["embedder"].id, q, k=k, filters=flt)
+    # Every hit passes every filter, and none is missing while k allows it.
+    assert abs(len(hits) - min(k, len(matching))) <= (1 if floor is not None else 0)
+    assert all(h.detection_id in set(matching) for h in hits)
+    sims = [h.similarity for h in hits]
+    assert sims == sorted(sims, reverse=True)

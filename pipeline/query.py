@@ -1,0 +1,162 @@
+"""Query: a suspect's crop(s) in, ranked hits out. The crop goes through the same embedder
+call as a gallery detection, and the embedder is the one the gallery was built with."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.config import ReidConfig
+from pipeline.crops import box_to_int, to_bgr_uint8
+from pipeline.errors import QueryError
+from reid import Embedder, build_embedder, l2_normalise
+from storage.gallery import Gallery, Hit, SearchFilters
+
+log = logging.getLogger(__name__)
+
+MIN_CROP_PX = 8  # a crop smaller than this on either side carries no identity
+
+
+@dataclass
+class QueryResult:
+    hits: list[Hit]
+    crops: list[NDArray[np.uint8]]  # what was queried, BGR, for the report
+    embedder: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+    reranked: bool = False
+
+
+def check_crop(crop: NDArray[np.uint8], what: str) -> NDArray[np.uint8]:
+    h, w = crop.shape[:2]
+    if h < MIN_CROP_PX or w < MIN_CROP_PX:
+        raise QueryError(
+            f"{what} is {w}x{h} px; a query crop needs at least "
+            f"{MIN_CROP_PX}x{MIN_CROP_PX} px of the person"
+        )
+    return crop
+
+
+def read_query_image(path: Path) -> NDArray[np.uint8]:
+    path = Path(path)
+    if not path.is_file():
+        raise QueryError(f"query image {path} does not exist; pass a JPEG/PNG crop of the person")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise QueryError(f"{path} is not an image OpenCV can read; pass a JPEG/PNG crop")
+    return check_crop(to_bgr_uint8(image), f"query image {path.name}")
+
+
+def read_frame(video: Path, frame_index: int) -> NDArray[np.uint8]:
+    """One frame of a video file (or image folder) by its index."""
+    from pipeline.video import read_frames
+
+    video = Path(video)
+    if not video.exists():
+        raise QueryError(f"video {video} does not exist; check the path in --frame VIDEO:FRAME")
+    if frame_index < 0:
+        raise QueryError(f"frame {frame_index} is negative; frames count from 0")
+    for frame in read_frames(video, first_index=frame_index):
+        return frame.image
+    raise QueryError(f"{video} has no frame {frame_index}; it ends earlier")
+
+
+def crop_from_frame(
+    video: Path, frame_index: int, box: tuple[float, float, float, float]
+) -> NDArray[np.uint8]:
+    image = read_frame(video, frame_index)
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise QueryError(f"box {box} is empty; give x1,y1,x2,y2 with x2>x1 and y2>y1")
+    cx1, cy1, cx2, cy2 = box_to_int(np.asarray(box, np.float64), w, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        raise QueryError(
+            f"box {box} lies outside the {w}x{h} frame; give pixel coordinates inside it"
+        )
+    return check_crop(np.ascontiguousarray(image[cy1:cy2, cx1:cx2]), f"box {box}")
+
+
+def fuse(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Several views of one person: mean of the normalised vectors, re-normalised."""
+    return l2_normalise(l2_normalise(vectors).mean(axis=0, keepdims=True))[0]
+
+
+def embedder_for(
+    gallery: Gallery, requested: str | None, device: str = "cpu"
+) -> tuple[int, Embedder]:
+    row = gallery.embedder_for_query(requested)
+    embedder = build_embedder(ReidConfig(name=row.name, batch_crops=32, device=device))
+    if embedder.dim != row.dim:
+        raise QueryError(
+            f"embedder {row.name} now gives {embedder.dim}-d vectors, the gallery "
+            f"holds {row.dim}-d; re-ingest with --force"
+        )
+    return row.id, embedder
+
+
+def run_query(
+    gallery: Gallery,
+    crops: list[NDArray[np.uint8]],
+    k: int,
+    filters: SearchFilters | None = None,
+    reid: str | None = None,
+    detection_id: int | None = None,
+    rerank: bool = False,
+) -> QueryResult:
+    """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
+    search. ``rerank`` applies k-reciprocal re-ranking to the top candidates."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    vectors = []
+    shown = list(crops)
+    embedder_id: int
+    if detection_id is not None:
+        row, _video = gallery.detection(detection_id)
+        embedder_id = row.embedder_id
+        vectors.append(np.frombuffer(row.embedding, np.float32))
+        thumb = cv2.imdecode(np.frombuffer(row.thumbnail, np.uint8), cv2.IMREAD_COLOR)
+        if thumb is not None:
+            shown.append(np.asarray(thumb, dtype=np.uint8))
+    if crops:
+        embedder_id, embedder = embedder_for(gallery, reid)
+        timings["load_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if detection_id is not None and embedder_id != row.embedder_id:
+            raise QueryError("--detection comes from another embedder than the query images")
+        vectors.extend(embedder.embed(crops))
+        name = embedder.name
+    else:
+        name = (
+            gallery.embedder_for_query(reid).name
+            if detection_id is None
+            else _name(gallery, embedder_id)
+        )
+    if not vectors:
+        raise QueryError(
+            "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
+        )
+    query = fuse(np.stack(vectors))
+    timings["embed_s"] = time.perf_counter() - t
+
+    if rerank:
+        from reid.rerank import rerank as k_reciprocal
+
+        t = time.perf_counter()
+        ranked = k_reciprocal(gallery, embedder_id, query, k, filters)
+        timings["search_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        hits = gallery.hits(ranked)
+        timings["fetch_s"] = time.perf_counter() - t
+    else:
+        hits = gallery.search(embedder_id, query, k, filters, timings=timings)
+    return QueryResult(hits=hits, crops=shown, embedder=name, timings_s=timings, reranked=rerank)
+
+
+def _name(gallery: Gallery, embedder_id: int) -> str:
+    return next(e.name for e in gallery.embedders() if e.id == embedder_id)

@@ -1,0 +1,250 @@
+"""What a query shows a person: a terminal table, JSON/CSV exports, and one self-contained
+HTML page (images inlined as data URIs; opens offline from a file, no scripts)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import logging
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from pipeline.crops import encode_jpeg
+from pipeline.query import QueryResult
+from storage.gallery import Hit
+
+log = logging.getLogger(__name__)
+
+FRAME_WIDTH_PX = 640  # full frames are embedded at this width
+
+
+def clock(seconds: float) -> str:
+    """hh:mm:ss.mmm"""
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def _box(h: Hit) -> str:
+    return ",".join(str(round(v)) for v in h.xyxy)
+
+
+def hit_record(h: Hit) -> dict[str, Any]:
+    rec = asdict(h)
+    rec.pop("thumbnail")
+    rec["timestamp"] = clock(h.timestamp_s)
+    rec["xyxy"] = [round(v, 1) for v in h.xyxy]
+    rec["similarity"] = round(h.similarity, 5)
+    rec["score"] = round(h.score, 4)
+    return rec
+
+
+def table(hits: list[Hit]) -> str:
+    head = ("rank", "similarity", "camera", "video", "frame", "time", "box", "det.score", "id")
+    rows = [head] + [
+        (
+            str(h.rank),
+            f"{h.similarity:.4f}",
+            h.camera_id,
+            Path(h.video_path).name,
+            str(h.frame_index),
+            clock(h.timestamp_s),
+            _box(h),
+            f"{h.score:.2f}",
+            str(h.detection_id),
+        )
+        for h in hits
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def write_json(result: QueryResult, target: str) -> None:
+    payload = {
+        "embedder": result.embedder,
+        "reranked": result.reranked,
+        "timings_s": result.timings_s,
+        "hits": [hit_record(h) for h in result.hits],
+    }
+    text = json.dumps(payload, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n")
+
+
+def write_csv(result: QueryResult, target: Path) -> None:
+    fields = [
+        "rank",
+        "similarity",
+        "camera_id",
+        "video_path",
+        "frame_index",
+        "timestamp_s",
+        "timestamp",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "score",
+        "track_id",
+        "detection_id",
+    ]
+    with open(target, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for h in result.hits:
+            rec = hit_record(h)
+            x1, y1, x2, y2 = rec.pop("xyxy")
+            rec.update(x1=x1, y1=y1, x2=x2, y2=y2)
+            writer.writerow({k: rec[k] for k in fields})
+
+
+def _data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def _frames_with_boxes(hits: list[Hit]) -> dict[int, bytes]:
+    """JPEG of each hit's full frame with its box drawn, decoding each video once in frame
+    order. Hits whose video is gone get no frame (the page says so)."""
+    from pipeline.video import read_frames
+
+    out: dict[int, bytes] = {}
+    by_video: dict[str, list[Hit]] = defaultdict(list)
+    for h in hits:
+        by_video[h.video_path].append(h)
+    for path, group in by_video.items():
+        wanted: dict[int, list[Hit]] = defaultdict(list)
+        for h in group:
+            wanted[h.frame_index].append(h)
+        if not Path(path).exists():
+            log.warning("%s is gone; the report shows thumbnails only for its hits", path)
+            continue
+        try:
+            for index in sorted(wanted):
+                frame = next(iter(read_frames(Path(path), first_index=index)), None)
+                if frame is None or frame.index != index:
+                    continue
+                for h in wanted[index]:
+                    img = frame.image.copy()
+                    x1, y1, x2, y2 = (round(v) for v in h.xyxy)
+                    thick = max(2, img.shape[1] // 300)
+                    cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255), thick)
+                    scale = FRAME_WIDTH_PX / img.shape[1]
+                    small = cv2.resize(
+                        img,
+                        (FRAME_WIDTH_PX, round(img.shape[0] * scale)),
+                        interpolation=cv2.INTER_AREA,
+                    )
+                    out[h.detection_id] = encode_jpeg(small, small.shape[0], quality=80)
+        except Exception as exc:
+            log.warning("%s: could not re-read frames for the report: %s", path, exc)
+    return out
+
+
+_CSS = """
+body{font:14px system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ccc}
+.query img{height:160px;margin-right:8px;border:3px solid #2a7}
+.grid{display:flex;flex-wrap:wrap;gap:10px}
+.hit{background:#fff;border:1px solid #ddd;padding:6px;width:132px;text-align:center}
+.hit img{height:160px;max-width:128px;object-fit:contain}
+.hit .meta{font-size:12px;line-height:1.35}
+.sim{font-weight:600}
+table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}
+.timeline td img{height:64px}
+.lightbox{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);z-index:9;
+ align-items:center;justify-content:center}
+.lightbox:target{display:flex}.lightbox img{max-width:95vw;max-height:90vh}
+.lightbox .cap{color:#fff;position:absolute;bottom:12px;width:100%;text-align:center}
+.timeline .frame img{width:320px;height:auto}
+"""
+
+
+def _hit_card(h: Hit, has_frame: bool) -> str:
+    thumb = f'<img alt="hit {h.rank}" src="{_data_uri(h.thumbnail)}">'
+    link = f'<a href="#f{h.detection_id}">{thumb}</a>' if has_frame else thumb
+    return (
+        f'<div class="hit" id="hit{h.rank}">{link}<div class="meta">'
+        f'<span class="sim">#{h.rank} · {h.similarity:.3f}</span><br>'
+        f"camera {html.escape(h.camera_id)}<br>{clock(h.timestamp_s)}<br>"
+        f"frame {h.frame_index}</div></div>"
+    )
+
+
+def render_html(result: QueryResult, title: str = "prowl query") -> str:
+    hits = result.hits
+    frames = _frames_with_boxes(hits)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
+    parts.append('<div class="query"><h2>Query</h2>')
+    for crop in result.crops:
+        parts.append(f'<img alt="query" src="{_data_uri(encode_jpeg(crop, 160))}">')
+    timing = ", ".join(
+        f"{k.removesuffix('_s')} {v * 1000:.0f} ms" for k, v in result.timings_s.items()
+    )
+    parts.append(
+        f"<p>{len(hits)} hits · embedder {html.escape(result.embedder)}"
+        f"{' · k-reciprocal re-ranked' if result.reranked else ''} · {timing}</p></div>"
+    )
+
+    parts.append('<h2>By rank</h2><div class="grid">')
+    parts.extend(_hit_card(h, h.detection_id in frames) for h in hits)
+    parts.append("</div>")
+
+    parts.append("<h2>By video, in time order</h2>")
+    by_video: dict[tuple[str, str], list[Hit]] = defaultdict(list)
+    for h in hits:
+        by_video[(h.camera_id, h.video_path)].append(h)
+    for (camera, path), group in sorted(by_video.items()):
+        group.sort(key=lambda h: h.timestamp_s)
+        span = f"{clock(group[0].timestamp_s)} – {clock(group[-1].timestamp_s)}"
+        parts.append(
+            f"<h3>camera {html.escape(camera)} · {html.escape(Path(path).name)} · "
+            f"{len(group)} sightings · {span}</h3>"
+        )
+        parts.append(
+            '<table class="timeline"><tr><th>time</th><th>rank</th><th>similarity</th>'
+            "<th>crop</th><th>frame</th></tr>"
+        )
+        for h in group:
+            frame = (
+                f'<a href="#f{h.detection_id}" class="frame"><img alt="frame {h.frame_index}" '
+                f'src="{_data_uri(frames[h.detection_id])}"></a>'
+                if h.detection_id in frames
+                else "<em>video not available</em>"
+            )
+            parts.append(
+                f"<tr><td>{clock(h.timestamp_s)}</td><td>{h.rank}</td>"
+                f"<td>{h.similarity:.3f}</td><td><img alt='crop' src='{_data_uri(h.thumbnail)}'>"
+                f"</td><td>{frame}</td></tr>"
+            )
+        parts.append("</table>")
+
+    for h in hits:  # click-to-enlarge overlays, pure CSS (:target)
+        if h.detection_id in frames:
+            parts.append(
+                f'<div class="lightbox" id="f{h.detection_id}"><a href="#hit{h.rank}">'
+                f'<img alt="frame" src="{_data_uri(frames[h.detection_id])}"></a>'
+                f'<div class="cap">#{h.rank} · camera {html.escape(h.camera_id)} · '
+                f"{clock(h.timestamp_s)} · frame {h.frame_index} · click to close</div></div>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(result: QueryResult, target: Path, title: str = "prowl query") -> Path:
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(result, title), encoding="utf-8")
+    return target
