@@ -153,6 +153,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return EXIT_INTERRUPTED
+                if summary.status == "complete" and summary.detections == 0:
+                    print(
+                        f"prowl: note: {video}: no people found in {summary.frames_processed} "
+                        "frames; the video is recorded as processed",
+                        file=sys.stderr,
+                    )
                 if summary.frames_lost:
                     exit_code = EXIT_USER_ERROR
                     print(
@@ -334,11 +340,12 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
         f"k={r['k']}, {r['queries']} single queries (built in {r['build_s']:.1f}s)"
     )
     print(
-        f"  FAISS: {r['faiss_median_ms']:.1f} ms median; numpy brute force: "
-        f"{r['numpy_median_ms']:.1f} ms; numpy/FAISS = {r['numpy_over_faiss']:.2f}x"
+        f"  gallery index: {r['index_median_ms']:.1f} ms median; numpy brute force: "
+        f"{r['numpy_median_ms']:.1f} ms; numpy/index = {r['numpy_over_index']:.2f}x; "
+        f"FAISS's own single-query search: {r['faiss_search_median_ms']:.1f} ms"
     )
     print(
-        f"  FAISS with a 10% id filter: {r['faiss_filtered_10pct_ms']:.1f} ms; "
+        f"  with a 10% id filter (FAISS IDSelector): {r['faiss_filtered_10pct_ms']:.1f} ms; "
         f"identical top-k: {r['identical_top_k']}"
     )
     return 0
@@ -419,6 +426,8 @@ def _parse_time(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -429,6 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ProwlError as exc:
         print(f"prowl: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a full or vanished disk, a permission change mid-run
+        print(
+            f"prowl: error: {exc.strerror or exc} ({exc.filename or 'data directory'}); "
+            "free space or fix permissions, then run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        print(
+            f"prowl: error: database: {reason}; what was committed is kept, run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("prowl: aborted", file=sys.stderr)

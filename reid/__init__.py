@@ -29,6 +29,23 @@ def l2_normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def validate_crops(crops: Sequence[NDArray[np.generic]]) -> list[NDArray[np.uint8]]:
+    """Every crop as H×W×3 uint8 BGR (grey, alpha, 16-bit and float images converted);
+    an empty crop (a box wholly outside its frame) is a QueryError naming its position."""
+    from pipeline.crops import to_bgr_uint8
+    from pipeline.errors import QueryError
+
+    out = []
+    for i, crop in enumerate(crops):
+        arr = np.asarray(crop)
+        if arr.ndim < 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise QueryError(
+                f"crop {i} is empty (shape {arr.shape}); its box lies outside the frame"
+            )
+        out.append(to_bgr_uint8(arr))
+    return out
+
+
 def build_embedder(cfg: ReidConfig) -> Embedder:
     match cfg.name:
         case "mobilenetv2-imagenet":

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from reid import l2_normalise
+from reid import l2_normalise, validate_crops
 
 _STRIPES = 6
 _H_BINS, _S_BINS, _V_BINS = 16, 8, 8
@@ -25,6 +25,7 @@ class HSVHistogramEmbedder:
     input_desc = "128×64 resize, HSV, 6 stripes × (16 H + 8 S + 8 V) bins"
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        crops = validate_crops(crops)
         out = np.zeros((len(crops), self.dim), np.float32)
         band = _SIZE_WH[1] // _STRIPES
         for i, crop in enumerate(crops):

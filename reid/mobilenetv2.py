@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from pipeline.assets import resolve
 from pipeline.config import ReidConfig
-from reid import l2_normalise
+from reid import l2_normalise, validate_crops
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class MobileNetV2Embedder:
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
+        crops = validate_crops(crops)
         feats = []
         for start in range(0, len(crops), self._batch):
             x = self._preprocess(crops[start : start + self._batch]).to(

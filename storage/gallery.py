@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import GalleryError, QueryError
@@ -185,18 +185,27 @@ class Gallery:
 
     # ---------------------------------------------------------------- embedders and videos
     def embedder_row(self, name: str, dim: int) -> EmbedderRow:
-        with self.session() as s, s.begin():
-            row = s.scalar(select(EmbedderRow).where(EmbedderRow.name == name))
-            if row is None:
-                row = EmbedderRow(name=name, dim=dim)
-                s.add(row)
-                s.flush()
-            elif row.dim != dim:
-                raise GalleryError(
-                    f"gallery holds embedder '{name}' with dimension {row.dim}, "
-                    f"not {dim}; use another --data-dir/--db for this model"
-                )
-            return row
+        """Get or create; safe when two ingests start at once (the loser re-reads)."""
+        row: EmbedderRow | None = None
+        for _attempt in range(2):
+            try:
+                with self.session() as s, s.begin():
+                    row = s.scalar(select(EmbedderRow).where(EmbedderRow.name == name))
+                    if row is None:
+                        row = EmbedderRow(name=name, dim=dim)
+                        s.add(row)
+                        s.flush()
+                break
+            except IntegrityError:
+                continue
+        if row is None:
+            raise GalleryError(f"could not register embedder '{name}'; run the command again")
+        if row.dim != dim:
+            raise GalleryError(
+                f"gallery holds embedder '{name}' with dimension {row.dim}, "
+                f"not {dim}; use another --data-dir/--db for this model"
+            )
+        return row
 
     def embedders(self) -> list[EmbedderRow]:
         with self.session() as s:
@@ -233,6 +242,25 @@ class Gallery:
         return filled[0][0]
 
     def upsert_video(
+        self,
+        path: Path,
+        content_hash: str,
+        camera_id: str,
+        fps: float,
+        width_px: int,
+        height_px: int,
+        frame_count: int,
+    ) -> VideoRow:
+        try:
+            return self._upsert_video(
+                path, content_hash, camera_id, fps, width_px, height_px, frame_count
+            )
+        except IntegrityError:  # the same footage registered by a concurrent ingest
+            return self._upsert_video(
+                path, content_hash, camera_id, fps, width_px, height_px, frame_count
+            )
+
+    def _upsert_video(
         self,
         path: Path,
         content_hash: str,

@@ -60,6 +60,8 @@ class VectorIndex:
         ``allowed_ids`` only those ids are searched, so filtered searches are exact."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, len(self))) if len(self) else 1
+        if allowed_ids is None and len(q) == 1 and len(self):
+            return self._scan_one(q[0], k)
         if allowed_ids is None:
             sims, ids = self._index.search(q, k)
         else:
@@ -67,6 +69,21 @@ class VectorIndex:
             params = faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
             sims, ids = self._index.search(q, k, params=params)
         return sims.astype(np.float32), ids.astype(np.int64)
+
+    def _scan_one(
+        self, query: NDArray[np.float32], k: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Exact top-k for one query as one BLAS mat-vec over FAISS's own vector storage
+        (a zero-copy view). FAISS scans a single query on one thread without BLAS; on 2
+        cores this is about 2x faster for the same exact answer (see `prowl bench-search`)."""
+        n = len(self)
+        flat = faiss.downcast_index(self._index.index)
+        xb = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)  # type: ignore[attr-defined]
+        scores = xb @ query
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        ids = self.ids()[top]
+        return scores[top][None].astype(np.float32), ids[None].astype(np.int64)
 
     def reconstruct(self, ident: int) -> NDArray[np.float32]:
         return np.asarray(self._index.reconstruct(int(ident)), dtype=np.float32)

@@ -1,0 +1,355 @@
+"""Crash, signal, concurrency and bad-input behaviour of `prowl ingest` on real footage."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage.index import VectorIndex
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+END_S = "6"  # frames 0-60 of vtest.avi
+
+
+def _cfg(tmp: Path) -> Path:
+    """Small transactions, so there are many points to be killed between (and within)."""
+    path = tmp / "small-commits.yaml"
+    path.write_text("storage:\n  commit_frames: 4\ndetector:\n  batch_frames: 2\n")
+    return path
+
+
+def _ingest(video: Path, data_dir: Path, cfg: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "run_pipeline.py",
+        "ingest",
+        str(video),
+        "--end",
+        END_S,
+        "--reid",
+        "hsv",
+        "--data-dir",
+        str(data_dir),
+        "--config",
+        str(cfg),
+        "-q",
+        *extra,
+    ]
+
+
+def _rows(data_dir: Path) -> list[tuple[int, float, float, float, float]]:
+    with sqlite3.connect(data_dir / "gallery.db") as db:
+        return sorted(db.execute("SELECT frame_index, x1, y1, x2, y2 FROM detections").fetchall())
+
+
+def _ids(data_dir: Path) -> list[int]:
+    with sqlite3.connect(data_dir / "gallery.db") as db:
+        return sorted(r[0] for r in db.execute("SELECT id FROM detections"))
+
+
+def _committed_frames(data_dir: Path) -> int:
+    try:
+        with sqlite3.connect(data_dir / "gallery.db", timeout=5) as db:
+            row = db.execute("SELECT max(next_frame) FROM ingest_runs").fetchone()
+            return int(row[0] or 0)
+    except sqlite3.Error:
+        return 0
+
+
+def _same_detections(a: list[tuple], b: list[tuple]) -> None:  # type: ignore[type-arg]
+    assert len(a) == len(b)
+    assert [r[0] for r in a] == [r[0] for r in b]
+    assert np.allclose(np.array(a)[:, 1:], np.array(b)[:, 1:], atol=0.5)
+
+
+@pytest.fixture(scope="module")
+def reference(vtest_path: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("reference")
+    proc = subprocess.run(
+        _ingest(vtest_path, tmp / "data", _cfg(tmp)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(tmp / "data")
+    assert len(rows) > 100
+    return rows
+
+
+def _wait_then(proc: subprocess.Popen, data_dir: Path, min_frames: int, extra_s: float) -> int:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 300
+    while (
+        _committed_frames(data_dir) < min_frames
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    time.sleep(extra_s)
+    return _committed_frames(data_dir)
+
+
+def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
+    reference, vtest_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(20261123)
+    cfg = _cfg(tmp_path)
+    survived = []
+    # (frames committed before the kill is armed, extra delay): one kill during start-up,
+    # the others at random moments of the detect/embed/commit loop.
+    points = [(0, rng.uniform(0.5, 2.0))] + [
+        (rng.randint(1, 50), rng.uniform(0, 0.6)) for _ in range(3)
+    ]
+    for i, (min_frames, extra) in enumerate(points):
+        data = tmp_path / f"run{i}"
+        proc = subprocess.Popen(
+            _ingest(vtest_path, data, cfg),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        at = _wait_then(proc, data, min_frames, extra)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        resumed = subprocess.run(
+            _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        rows = _rows(data)
+        _same_detections(rows, reference)
+        assert len(set(rows)) == len(rows), "duplicated detections after resume"
+        index_file = next((data / "index").glob("*.faiss"))
+        saved = VectorIndex.load(index_file, 192)
+        assert sorted(saved.ids().tolist()) == _ids(data), "index on disk disagrees with rows"
+        survived.append(at)
+    assert len(survived) == len(points)
+
+
+def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data, cfg = tmp_path / "data", _cfg(tmp_path)
+    proc = subprocess.Popen(
+        _ingest(vtest_path, data, cfg),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_then(proc, data, 8, 0.0)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    committed = _committed_frames(data)
+    assert 8 <= committed < 61
+    index_file = next((data / "index").glob("*.faiss"))
+    assert sorted(VectorIndex.load(index_file, 192).ids().tolist()) == _ids(data)  # index written
+
+    again = subprocess.run(
+        _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0 and f"resumed at frame {committed}" in again.stdout
+    _same_detections(_rows(data), reference)
+    noop = subprocess.run(
+        _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert noop.returncode == 0 and "already ingested" in noop.stdout
+    forced = subprocess.run(
+        _ingest(vtest_path, data, cfg, "--force"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert forced.returncode == 0
+    _same_detections(_rows(data), reference)  # replaced, never doubled
+
+
+def test_queries_during_ingest_see_only_committed_rows(vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from storage.gallery import Gallery
+
+    data, cfg = tmp_path / "data", _cfg(tmp_path)
+    proc = subprocess.Popen(
+        _ingest(vtest_path, data, cfg),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_then(proc, data, 1, 0.0)
+    rng = np.random.default_rng(0)
+    seen, queries = [], 0
+    while proc.poll() is None:
+        gallery = Gallery(f"sqlite:///{data / 'gallery.db'}", data, must_exist=True)
+        emb = gallery.embedder_for_query(None)
+        q = rng.random(192).astype(np.float32)
+        hits = gallery.search(emb.id, q / np.linalg.norm(q), k=50)
+        assert hits and all(h.thumbnail for h in hits)  # every hit is a committed, whole row
+        seen.append(gallery.stats()["detections"])
+        gallery.engine.dispose()  # no index save from a reader
+        queries += 1
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert queries >= 2 and seen == sorted(seen)
+
+
+@pytest.mark.postgres
+def test_two_ingests_into_one_postgres_gallery(vtest_path, tmp_path, pg_database) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    from storage.gallery import Gallery, wipe
+
+    wipe(pg_database)
+    other = tmp_path / "other-camera.avi"  # a second, different video: vtest frames 200-260
+    cap = cv2.VideoCapture(str(vtest_path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 200)
+    writer = cv2.VideoWriter(str(other), cv2.VideoWriter_fourcc(*"MJPG"), 10, (768, 576))
+    for _ in range(61):
+        ok, img = cap.read()
+        assert ok
+        writer.write(img)
+    writer.release()
+    cfg = _cfg(tmp_path)
+    procs = [
+        subprocess.Popen(
+            _ingest(v, tmp_path / "data", cfg, "--db", pg_database),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in (vtest_path, other)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    g = Gallery(pg_database, tmp_path / "data", must_exist=True)
+    stats = g.stats()
+    assert len(stats["videos"]) == 2
+    assert all(
+        v["runs"] == ["complete"] and v["frames_processed"] == 61 and v["detections"] > 0
+        for v in stats["videos"]
+    )
+    # The two writers each saved the index they knew; opening reconciles it with all rows.
+    assert stats["embedders"][0]["index_size"] == stats["detections"]
+    g.close()
+    wipe(pg_database)
+
+
+def _cli(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "run_pipeline.py", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_corrupt_and_odd_inputs(vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    raw = vtest_path.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(raw[: len(raw) * 2 // 5])
+    r = _cli(
+        "ingest", str(truncated), "--reid", "hsv", "--stride", "10", "--data-dir", str(data), "-q"
+    )
+    assert r.returncode == 2 and "decoding stopped" in r.stderr and "Traceback" not in r.stderr
+    with sqlite3.connect(data / "gallery.db") as db:
+        kept = db.execute("SELECT count(*), max(frame_index) FROM detections").fetchone()
+    assert kept[0] > 0 and 100 < kept[1] < 795  # what decoded is stored, the rest reported
+
+    flipped = bytearray(raw)
+    rnd = random.Random(7)
+    for pos in rnd.sample(range(len(raw) // 10, len(raw)), 400):
+        flipped[pos] ^= 0xFF
+    flipped_path = tmp_path / "flipped.avi"
+    flipped_path.write_bytes(bytes(flipped))
+    r = _cli(
+        "ingest",
+        str(flipped_path),
+        "--reid",
+        "hsv",
+        "--stride",
+        "20",
+        "--data-dir",
+        str(data),
+        "-q",
+    )
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
+    assert "people detected" in r.stdout
+
+    header = bytearray(raw)
+    header[:4096] = bytes(4096)
+    bad_header = tmp_path / "header.avi"
+    bad_header.write_bytes(bytes(header))
+    empty_dir = tmp_path / "no-images"
+    empty_dir.mkdir()
+    (empty_dir / "readme.txt").write_text("x")
+    for path, needle in [
+        (bad_header, "not a video"),
+        (empty_dir, "no images"),
+        (tmp_path / "gone.avi", "no such file"),
+    ]:
+        r = _cli("ingest", str(path), "--data-dir", str(data))
+        assert r.returncode == 2 and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    with sqlite3.connect(data / "gallery.db") as db:
+        assert (
+            db.execute("SELECT count(*) FROM detections").fetchone()[0] >= kept[0]
+        )  # nothing lost
+
+    r = _cli(
+        "ingest",
+        str(vtest_path),
+        "--db",
+        "postgresql+psycopg://nobody@127.0.0.1:1/x",
+        "--data-dir",
+        str(data),
+    )
+    assert r.returncode == 2 and "cannot open database" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_frames_with_no_people_are_recorded_not_failed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import write_video
+
+    video = write_video(tmp_path / "empty-corridor.avi", frames=12, size_wh=(320, 240))
+    r = _cli("ingest", str(video), "--reid", "hsv", "--data-dir", str(tmp_path / "d"), "-q")
+    assert r.returncode == 0 and "no people found" in r.stderr
+    assert "12 processed, 0 people detected" in r.stdout
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or sys.platform != "linux", reason="needs root to mount a tmpfs"
+)
+def test_full_and_read_only_data_directory(vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    full.mkdir()
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(full)]).returncode:
+        pytest.skip("tmpfs mounts are not permitted here")
+    try:
+        r = _cli(
+            "ingest", str(vtest_path), "--reid", "hsv", "--end", "8", "--data-dir", str(full), "-q"
+        )
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("prowl: error:")
+        assert "full" in r.stderr or "space" in r.stderr
+    finally:
+        subprocess.run(["umount", str(full)])
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=100k", "tmpfs", str(ro)]).returncode:
+        pytest.skip("read-only tmpfs mounts are not permitted here")
+    try:
+        r = _cli("ingest", str(vtest_path), "--reid", "hsv", "--data-dir", str(ro / "gallery"))
+        assert r.returncode == 2 and "data directory" in r.stderr and r.stderr.count("\n") == 1
+    finally:
+        subprocess.run(["umount", str(ro)])
