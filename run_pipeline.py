@@ -406,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli_query import add_query_parsers
 
     add_query_parsers(sub, _common_storage)
+
+    from evaluation.cli import add_eval_parsers
+
+    add_eval_parsers(sub, _common_storage)
     return parser
 
 

@@ -1,0 +1,271 @@
+"""Evaluation runs: detect every gallery frame once per (dataset, detector, settings), embed
+once per (detections, embedder), score with the pure metrics. The detector, the crop
+function and the embedder are exactly the ones ingest uses."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors import Detector, build_detector
+from evaluation.datasets import SearchDataset
+from evaluation.metrics import detection_metrics, search_metrics
+from pipeline.config import Config, ReidConfig
+from pipeline.crops import crop_boxes
+from pipeline.errors import DatasetError, ProwlError
+from pipeline.stream import batched, prefetch
+from pipeline.types import Frame
+from reid import Embedder, build_embedder
+
+log = logging.getLogger(__name__)
+
+# Detections are cached at a low confidence so that any --det-thresh (and the sweep) can
+# be scored from one detector pass.
+CACHE_CONF = 0.05
+
+Progress = Callable[[int], object]
+
+
+@dataclass
+class DetectedDataset:
+    detector: str
+    boxes: list[NDArray[np.float32]]
+    scores: list[NDArray[np.float32]]
+    key: str
+
+
+def _frames(ds: SearchDataset) -> Iterator[Frame]:
+    for i, f in enumerate(ds.frames):
+        img = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"{f.path}: not a readable image")
+        yield Frame(np.asarray(img, np.uint8), i, 0.0, f.camera)
+
+
+def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:
+    """Any detector of the zoo, plus 'gt' and 'gt-jitter[:sigma]' built from ``ds``."""
+    from detectors.ground_truth import GroundTruthDetector
+
+    if name == "gt":
+        return GroundTruthDetector([f.boxes for f in ds.frames])
+    if name.startswith("gt-jitter"):
+        _, _, sigma = name.partition(":")
+        try:
+            return GroundTruthDetector([f.boxes for f in ds.frames], jitter=float(sigma or 0.1))
+        except ValueError:
+            raise ProwlError(
+                f"'{name}': use gt-jitter or gt-jitter:SIGMA (e.g. gt-jitter:0.2)"
+            ) from None
+    from dataclasses import replace
+
+    try:
+        return build_detector(
+            replace(cfg.detector, name=name, conf=min(cfg.detector.conf, CACHE_CONF))
+        )
+    except ValueError as exc:
+        raise ProwlError(str(exc)) from None
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def detect_dataset(
+    ds: SearchDataset,
+    detector: Detector,
+    cfg: Config,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> DetectedDataset:
+    d = cfg.detector
+    key = _key(ds.fingerprint(), detector.name, d.imgsz_px, d.iou, CACHE_CONF)
+    path = cache_dir / f"det-{key}.npz"
+    if path.is_file():
+        data = np.load(path)
+        splits = data["splits"]
+        boxes = list(np.split(data["boxes"], splits))
+        scores = list(np.split(data["scores"], splits))
+        if progress:
+            progress(len(ds.frames))
+        return DetectedDataset(detector.name, boxes, scores, key)
+    boxes, scores = [], []
+    for batch in batched(prefetch(_frames(ds), cfg.video.queue_frames), d.batch_frames):
+        for det in detector.detect(batch):
+            boxes.append(det.xyxy.copy())
+            scores.append(det.scores.copy())
+        if progress:
+            progress(len(batch))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    splits = np.cumsum([len(b) for b in boxes])[:-1]
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
+        scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
+        splits=splits,
+    )
+    tmp.replace(path)
+    return DetectedDataset(detector.name, boxes, scores, key)
+
+
+def embed_boxes(
+    ds: SearchDataset,
+    boxes: list[NDArray[np.float32]],
+    embedder: Embedder,
+    batch_crops: int,
+    progress: Progress | None = None,
+) -> list[NDArray[np.float32]]:
+    """Features of every box of every frame, crops batched across frames."""
+    feats: list[NDArray[np.float32]] = [np.zeros((0, embedder.dim), np.float32)] * len(boxes)
+    pending: list[tuple[int, NDArray[np.uint8]]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        vecs = embedder.embed([c for _, c in pending])
+        start = 0
+        for frame_i in dict.fromkeys(i for i, _ in pending):
+            n = sum(1 for i, _ in pending if i == frame_i)
+            feats[frame_i] = vecs[start : start + n]
+            start += n
+        pending.clear()
+
+    for frame in prefetch(_frames(ds), 8):
+        if len(boxes[frame.index]):
+            pending.extend(
+                (frame.index, np.ascontiguousarray(c))
+                for c in crop_boxes(frame.image, boxes[frame.index])
+            )
+        if len(pending) >= batch_crops:
+            flush()
+        if progress:
+            progress(1)
+    flush()
+    return feats
+
+
+def embed_queries(ds: SearchDataset, embedder: Embedder) -> NDArray[np.float32]:
+    index = ds.frame_index()
+    crops = []
+    for q in ds.queries:
+        img = cv2.imread(str(ds.frames[index[q.frame]].path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"{ds.frames[index[q.frame]].path}: not a readable image")
+        frame_img: NDArray[np.uint8] = np.asarray(img, np.uint8)
+        crops.append(np.ascontiguousarray(crop_boxes(frame_img, q.box[None])[0]))
+    return embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+
+
+def cached_features(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    embedder: Embedder,
+    batch_crops: int,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> tuple[list[NDArray[np.float32]], NDArray[np.float32]]:
+    path = cache_dir / f"emb-{_key(det.key, embedder.name)}.npz"
+    if path.is_file():
+        data = np.load(path)
+        feats = list(np.split(data["feats"], np.cumsum([len(b) for b in det.boxes])[:-1]))
+        if progress:
+            progress(len(ds.frames))
+        return feats, data["queries"]
+    feats = embed_boxes(ds, det.boxes, embedder, batch_crops, progress)
+    queries = embed_queries(ds, embedder)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        feats=np.concatenate(feats) if feats else np.zeros((0, embedder.dim), np.float32),
+        queries=queries,
+    )
+    tmp.replace(path)
+    return feats, queries
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    protocol: str = "all"
+    iou: str | float = "variable"
+    det_thresh: float = 0.5
+    cws: bool = False
+
+
+def score(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    feats: list[NDArray[np.float32]],
+    query_feats: NDArray[np.float32],
+    opts: EvalOptions,
+) -> dict[str, Any]:
+    gt = [f.boxes for f in ds.frames]
+    out: dict[str, Any] = {
+        "dataset": ds.name,
+        "detector": det.detector,
+        "frames": len(ds.frames),
+        "queries": len(ds.queries),
+        "protocol": opts.protocol,
+        "iou": opts.iou,
+        "det_thresh": opts.det_thresh,
+        "cws": opts.cws,
+    }
+    for thr in (0.5, 0.7):
+        d = detection_metrics(gt, det.boxes, det.scores, iou_thresh=thr, det_thresh=opts.det_thresh)
+        out[f"det_recall@{thr}"] = d.recall
+        out[f"det_ap@{thr}"] = d.ap
+    kept = [int((s >= opts.det_thresh).sum()) for s in det.scores]
+    out["boxes_per_frame"] = float(np.mean(kept)) if kept else 0.0
+    index = ds.frame_index()
+    s = search_metrics(
+        query_feats,
+        [q.pid for q in ds.queries],
+        [index[q.frame] for q in ds.queries],
+        [q.camera for q in ds.queries],
+        [f.camera for f in ds.frames],
+        gt,
+        [f.pids for f in ds.frames],
+        det.boxes,
+        det.scores,
+        feats,
+        protocol=opts.protocol,
+        iou=opts.iou,
+        det_thresh=opts.det_thresh,
+        cws=opts.cws,
+    )
+    out["mAP"] = s.mAP
+    out.update({f"top{k}": v for k, v in s.top_k.items()})
+    return out
+
+
+def evaluate_pair(
+    ds: SearchDataset,
+    detector: Detector,
+    embedder: Embedder,
+    cfg: Config,
+    cache_dir: Path,
+    opts: EvalOptions,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    det = detect_dataset(ds, detector, cfg, cache_dir, progress)
+    feats, queries = cached_features(ds, det, embedder, cfg.reid.batch_crops, cache_dir, progress)
+    result = score(ds, det, feats, queries, opts)
+    result["reid"] = embedder.name
+    return result
+
+
+def build_embedder_checked(name: str, cfg: Config) -> Embedder:
+    try:
+        return build_embedder(
+            ReidConfig(name=name, batch_crops=cfg.reid.batch_crops, device=cfg.reid.device)
+        )
+    except ValueError as exc:
+        raise ProwlError(str(exc)) from None
