@@ -9,7 +9,17 @@ from typing import Protocol
 from pipeline.config import DetectorConfig
 from pipeline.types import Detections, Frame
 
-DETECTOR_NAMES = ("yolov8n",)
+DETECTOR_NAMES = (
+    "yolov8n",
+    "yolov8s-person",
+    "ssd-mobilenetv2",
+    "hog",
+    "haar-fullbody",
+    "fasterrcnn_resnet50_fpn_v2",
+    "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+)
 
 
 class Detector(Protocol):
@@ -23,12 +33,35 @@ class Detector(Protocol):
 def build_detector(cfg: DetectorConfig) -> Detector:
     name = cfg.name
     match name:
-        case "yolov8n":
+        case "yolov8n" | "yolov8s-person":
             from detectors.ultralytics_yolo import UltralyticsDetector
             from pipeline.assets import resolve
 
-            return UltralyticsDetector(resolve("yolov8n.pt"), cfg, name=name)
-        case _ if name.endswith(".pt"):
+            return UltralyticsDetector(resolve(f"{name}.pt"), cfg, name=name)
+        case "ssd-mobilenetv2":
+            from detectors.opencv_ssd import SSDMobileNetV2Detector
+
+            return SSDMobileNetV2Detector(cfg)
+        case "hog":
+            from detectors.opencv_classic import HOGDetector
+
+            return HOGDetector(cfg)
+        case "haar-fullbody":
+            from detectors.opencv_classic import HaarFullBodyDetector
+
+            return HaarFullBodyDetector(cfg)
+        case (
+            "fasterrcnn_resnet50_fpn_v2"
+            | "retinanet_resnet50_fpn_v2"
+            | "fcos_resnet50_fpn"
+            | "ssdlite320_mobilenet_v3_large"
+        ):
+            from detectors.torchvision_det import TorchvisionDetector
+
+            return TorchvisionDetector(name, cfg)
+        case "gt" | "gt-jitter":
+            raise ValueError(f"detector '{name}' exists only in `prowl eval`/`prowl bench`")
+        case _ if name.endswith(".pt") or "/" in name:
             from pathlib import Path
 
             from detectors.ultralytics_yolo import UltralyticsDetector

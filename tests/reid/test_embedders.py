@@ -14,7 +14,11 @@ from pipeline.errors import QueryError
 from pipeline.video import read_frames
 from reid import build_embedder
 
-EMBEDDERS = ["hsv", pytest.param("mobilenetv2-imagenet", marks=pytest.mark.slow)]
+EMBEDDERS = [
+    "hsv",
+    pytest.param("mobilenetv2-imagenet", marks=pytest.mark.slow),
+    pytest.param("efficientnet-lite0-imagenet", marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +133,20 @@ def test_mobilenet_takes_any_crop(mobilenet, image: np.ndarray) -> None:  # type
         assert "empty" in str(exc) or "shape" in str(exc)
         return
     assert v.shape == (1, 1280) and np.isfinite(v).all()
+
+
+def test_online_only_embedders_fail_offline_with_the_fix(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.errors import AssetError
+
+    monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    try:
+        emb = build_embedder(ReidConfig(name="resnet50-imagenet", batch_crops=8, device="cpu"))
+    except AssetError as exc:
+        assert "resnet50-0676ba61.pth" in str(exc) and "place it at" in str(exc)
+    else:  # online
+        assert emb.dim == 2048
+    with pytest.raises(AssetError, match="--reid-weights"):
+        build_embedder(ReidConfig(name="torchreid:osnet_x1_0", batch_crops=8, device="cpu"))
+    with pytest.raises(ValueError, match="efficientnet-lite0-imagenet"):
+        build_embedder(ReidConfig(name="nope", batch_crops=8, device="cpu"))

