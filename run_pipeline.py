@@ -91,7 +91,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         args,
         video={"stride": args.stride, "start_s": args.start, "end_s": args.end},
         detector={"name": args.detector},
-        reid={"name": args.reid},
+        reid={"name": args.reid, "weights": args.reid_weights},
     )
     infos = [probe(Path(v)) for v in args.videos]  # fail on a bad path before loading models
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
@@ -193,7 +193,8 @@ def _print_ingest_summary(s: Any, cfg: Any) -> None:
     resumed = f", resumed at frame {s.resumed_from_frame}" if s.resumed_from_frame else ""
     print(
         f"{Path(s.video).name} [camera {s.camera_id}]: {s.frames_read} frames read, "
-        f"{s.frames_processed} processed{resumed}, {s.detections} people detected, "
+        f"{s.frames_processed} processed{resumed}, {s.detections} people detected "
+        f"in {s.tracks} tracks ({s.embedded} crops embedded), "
         f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
     )
     if s.stage_s:
@@ -351,6 +352,23 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- models
+def cmd_models(args: argparse.Namespace) -> int:
+    from pipeline import catalog
+
+    if args.measure:
+        from pipeline.assets import resolve
+
+        cfg = _load_cfg(args)
+        names = [n for n in args.only.split(",") if n] if args.only else None
+        print(
+            f"measuring on the first {args.frames} frames of the sample video ...", file=sys.stderr
+        )
+        catalog.measure(cfg, resolve("vtest.avi"), args.frames, names)
+    print(catalog.table(markdown=args.markdown))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -369,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=_parse_time, help="end time (seconds or hh:mm:ss)")
     p.add_argument("--detector", help="detector name (see `prowl models`)")
     p.add_argument("--reid", help="re-ID embedder name (see `prowl models`)")
+    p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
     p.add_argument(
         "--force", action="store_true", help="re-ingest videos already done (replaces their rows)"
     )
@@ -385,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the demo gallery goes (default prowl-data)")
     p.add_argument("--end", type=float, help="only the first END seconds of the sample")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="every detector and embedder, its files and speed here")
+    p.add_argument("--measure", action="store_true", help="run the speed micro-benchmark now")
+    p.add_argument("--frames", type=int, default=200, help="sample frames for --measure")
+    p.add_argument("--only", help="comma-separated names to measure")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench-ingest", help="ingest speed vs. the bare detector, same frames")
     p.add_argument("video", nargs="?", help="video (default: the sample vtest.avi)")

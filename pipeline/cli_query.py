@@ -55,16 +55,35 @@ def add_query_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None
         default=None,
         help="k-reciprocal re-ranking of the top max(100, 4k) candidates",
     )
+    p.add_argument(
+        "--by",
+        choices=["track", "detection"],
+        default="track",
+        help="one row per track (who appears where and when; default) or per box",
+    )
     p.add_argument("--report", type=Path, help="write a self-contained HTML page of the hits")
     p.add_argument("--json", help="write hits as JSON to FILE, or - for stdout")
     p.add_argument("--csv", type=Path, help="write hits as CSV to FILE")
     common(p)
     p.set_defaults(func=cmd_query)
 
+    p = sub.add_parser("tracks", help="list the tracks of a video: who appears when")
+    p.add_argument("video", help="a video in the gallery (path or file name)")
+    p.add_argument("--min-sightings", type=int, default=1)
+    common(p)
+    p.set_defaults(func=cmd_tracks)
+
+    p = sub.add_parser("export-tracks", help="write tracks in MOT Challenge text format")
+    p.add_argument("--format", choices=["mot"], default="mot")
+    p.add_argument("--video", action="append", default=[], help="only this video (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder; one <video>.txt per video")
+    common(p)
+    p.set_defaults(func=cmd_export_tracks)
+
 
 def cmd_query(args: argparse.Namespace) -> int:
     from pipeline.query import crop_from_frame, read_query_image, run_query
-    from pipeline.report import clock, table, write_csv, write_html, write_json
+    from pipeline.report import clock, table, track_table, write_csv, write_html, write_json
     from run_pipeline import _load_cfg, _open_gallery
     from storage.gallery import SearchFilters
 
@@ -99,20 +118,29 @@ def cmd_query(args: argparse.Namespace) -> int:
             reid=args.reid,
             detection_id=args.detection,
             rerank=cfg.query.rerank,
+            by=args.by,
         )
+        out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
-            print(table(result.hits) if result.hits else "no hits pass the filters")
+            if args.by == "track":
+                print(track_table(result.tracks) if result.tracks else "no hits pass the filters")
+            else:
+                print(table(result.hits) if result.hits else "no hits pass the filters")
             timing = ", ".join(
                 f"{k.removesuffix('_s')} {v * 1000:.1f} ms" for k, v in result.timings_s.items()
             )
-            print(f"{len(result.hits)} hits · embedder {result.embedder} · {timing}")
-            cams = sorted({h.camera_id for h in result.hits})
-            if result.hits:
-                first = min(result.hits, key=lambda h: h.timestamp_s)
-                last = max(result.hits, key=lambda h: h.timestamp_s)
+            n = len(result.tracks) if args.by == "track" else len(result.hits)
+            print(f"{n} {args.by} hits · embedder {result.embedder} · {timing}")
+            spans = (
+                [(t.first_s, t.last_s, t.camera_id) for t in result.tracks]
+                if args.by == "track"
+                else [(h.timestamp_s, h.timestamp_s, h.camera_id) for h in result.hits]
+            )
+            if spans:
+                cams = sorted({c for _, _, c in spans})
                 print(
-                    f"seen on camera(s) {', '.join(cams)} between {clock(first.timestamp_s)} "
-                    f"and {clock(last.timestamp_s)}"
+                    f"seen on camera(s) {', '.join(cams)} between "
+                    f"{clock(min(a for a, _, _ in spans))} and {clock(max(b for _, b, _ in spans))}"
                 )
         if args.json:
             write_json(result, args.json)
@@ -120,7 +148,84 @@ def cmd_query(args: argparse.Namespace) -> int:
             write_csv(result, args.csv)
         if args.report:
             path = write_html(result, args.report)
-            print(f"report: {path.resolve()}", file=sys.stderr if args.json == "-" else sys.stdout)
+            print(f"report: {path.resolve()}", file=out)
         return 0
     finally:
         gallery.close()
+
+
+def cmd_tracks(args: argparse.Namespace) -> int:
+    from pipeline.report import clock
+    from run_pipeline import _load_cfg, _open_gallery
+    from storage.tracks import tracks_of_video
+
+    cfg = _load_cfg(args)
+    gallery = _open_gallery(cfg, must_exist=True)
+    try:
+        video_ids = gallery.resolve_videos([args.video])
+        rows = [
+            (t, v)
+            for t, v in tracks_of_video(gallery, video_ids)
+            if t.detections >= args.min_sightings
+        ]
+    finally:
+        gallery.close()
+    print(
+        f"{'track':>10}  {'enter':12}  {'leave':12}  {'frames':>11}  {'sightings':>9}  "
+        f"{'embedded':>8}  camera"
+    )
+    for t, v in rows:
+        print(
+            f"{t.id:>10}  {clock(t.first_s)}  {clock(t.last_s)}  "
+            f"{t.first_frame:>5}-{t.last_frame:<5}  "
+            f"{t.detections:>9}  {t.embedded:>8}  {v.camera_id}"
+        )
+    print(f"{len(rows)} tracks")
+    return 0
+
+
+def cmd_export_tracks(args: argparse.Namespace) -> int:
+    """MOT Challenge results format: frame (1-based), id, x, y, w, h, conf, -1, -1, -1."""
+    from sqlalchemy import select
+
+    from run_pipeline import _load_cfg, _open_gallery
+    from storage.models import DetectionRow, VideoRow
+
+    cfg = _load_cfg(args)
+    gallery = _open_gallery(cfg, must_exist=True)
+    try:
+        with gallery.session() as s:
+            ids = (
+                gallery.resolve_videos(args.video)
+                if args.video
+                else list(s.scalars(select(VideoRow.id)))
+            )
+            args.out.mkdir(parents=True, exist_ok=True)
+            for vid in ids:
+                video = s.get(VideoRow, vid)
+                assert video is not None
+                rows = s.execute(
+                    select(
+                        DetectionRow.frame_index,
+                        DetectionRow.track_id,
+                        DetectionRow.x1,
+                        DetectionRow.y1,
+                        DetectionRow.x2,
+                        DetectionRow.y2,
+                        DetectionRow.score,
+                    )
+                    .where(DetectionRow.video_id == vid, DetectionRow.track_id.is_not(None))
+                    .order_by(DetectionRow.frame_index, DetectionRow.track_id)
+                ).all()
+                path = args.out / f"{Path(video.path).stem}.txt"
+                path.write_text(
+                    "".join(
+                        f"{f + 1},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                        f"{sc:.4f},-1,-1,-1\n"
+                        for f, tid, x1, y1, x2, y2, sc in rows
+                    )
+                )
+                print(f"{path}: {len(rows)} boxes in {len({r[1] for r in rows})} tracks")
+    finally:
+        gallery.close()
+    return 0

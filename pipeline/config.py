@@ -40,6 +40,19 @@ class ReidConfig:
     name: str
     batch_crops: int
     device: str
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool
+    embed_every_frames: int
+    embed_on_resize: float
+    high_thresh: float
+    low_thresh: float
+    new_track_thresh: float
+    match_thresh: float
+    buffer_s: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class Config:
     video: VideoConfig
     detector: DetectorConfig
     reid: ReidConfig
+    tracking: TrackingConfig
     storage: StorageConfig
     query: QueryConfig
 
@@ -73,6 +87,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "video": VideoConfig,
     "detector": DetectorConfig,
     "reid": ReidConfig,
+    "tracking": TrackingConfig,
     "storage": StorageConfig,
     "query": QueryConfig,
 }
@@ -154,6 +169,7 @@ def _validate(cfg: Config) -> None:
         (cfg.reid.batch_crops >= 1, "reid.batch_crops must be >= 1"),
         (cfg.storage.commit_frames >= 1, "storage.commit_frames must be >= 1"),
         (cfg.query.k >= 1, "query.k must be >= 1"),
+        (cfg.tracking.embed_every_frames >= 1, "tracking.embed_every_frames must be >= 1"),
     ]
     if cfg.video.start_s is not None and cfg.video.end_s is not None:
         checks.append((cfg.video.end_s > cfg.video.start_s, "--end must be after --start"))

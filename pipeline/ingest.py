@@ -46,6 +46,8 @@ class IngestSummary:
     frames_read: int = 0
     frames_processed: int = 0
     detections: int = 0
+    embedded: int = 0
+    tracks: int = 0
     resumed_from_frame: int = 0
     elapsed_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)
@@ -72,7 +74,35 @@ class _Pending:
     frame: Frame
     detections: Detections
     thumbnails: list[bytes]
+    embed: NDArray[np.bool_]  # which detections get a vector (the tracking cadence)
     embeddings: NDArray[np.float32] | None = None
+
+
+class _Cadence:
+    """Embed a track's crop when the track starts, then every ``every`` frames, or sooner
+    when its box height changes by ``resize`` (relative). Untracked boxes are always embedded."""
+
+    def __init__(self, every: int, resize: float) -> None:
+        self.every, self.resize = every, resize
+        self.last: dict[int, tuple[int, float]] = {}
+
+    def choose(self, dets: Detections, frame_index: int) -> NDArray[np.bool_]:
+        if dets.track_ids is None:
+            return np.ones(len(dets), bool)
+        mask = np.zeros(len(dets), bool)
+        heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
+        for j, (tid, h) in enumerate(zip(dets.track_ids.tolist(), heights.tolist(), strict=True)):
+            prev = self.last.get(tid)
+            if (
+                tid < 0
+                or prev is None
+                or frame_index - prev[0] >= self.every
+                or (abs(h / max(prev[1], 1e-6) - 1.0) >= self.resize)
+            ):
+                mask[j] = True
+                if tid >= 0:
+                    self.last[tid] = (frame_index, h)
+        return mask
 
 
 ProgressFn = Callable[[int, int], None]  # (frames processed now, people found now)
@@ -154,6 +184,7 @@ def ingest_video(
         summary.frames_read = report.frames_read
         summary.frames_processed = run.frames_processed
         summary.detections = run.detections_count
+        summary.embedded = run.embedded_count
         summary.frames_lost = report.stopped_early
         gallery.save_indexes()
     if stop is not None and stop.is_set():
@@ -165,7 +196,16 @@ def ingest_video(
             "check the file and --start/--end"
         )
     gallery.finish_run(run)
+    summary.tracks = gallery.track_count(run.id)
     return summary
+
+
+def gallery_fps(gallery: Gallery, run: RunRow) -> float:
+    from storage.models import VideoRow
+
+    with gallery.session() as s:
+        video = s.get(VideoRow, run.video_id)
+    return float(video.fps) if video is not None else 25.0
 
 
 def _run_stages(
@@ -179,6 +219,26 @@ def _run_stages(
     progress: ProgressFn | None,
     stop: threading.Event | None,
 ) -> None:
+    from pipeline.tracking import ByteTracker, TrackerConfig
+    from storage.models import TRACK_ID_STRIDE
+
+    tc = cfg.tracking
+    fps = max(1e-6, gallery_fps(gallery, run))
+    tracker = (
+        ByteTracker(
+            TrackerConfig(
+                tc.high_thresh,
+                tc.low_thresh,
+                tc.new_track_thresh,
+                tc.match_thresh,
+                buffer_frames=max(1, round(tc.buffer_s * fps)),
+            ),
+            next_id=run.next_track_id,
+        )
+        if tc.enabled
+        else None
+    )
+    cadence = _Cadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
     pending: list[_Pending] = []
     crops: list[NDArray[np.uint8]] = []  # crops of pending frames not embedded yet
     owners: list[tuple[int, int]] = []  # (pending position, row) of each crop
@@ -193,7 +253,7 @@ def _run_stages(
         for pos in {p for p, _ in owners}:
             item = pending[pos]
             if item.embeddings is None:
-                item.embeddings = np.zeros((len(item.detections), embedder.dim), np.float32)
+                item.embeddings = np.full((len(item.detections), embedder.dim), np.nan, np.float32)
         for (pos, row), vec in zip(owners, vectors, strict=True):
             emb = pending[pos].embeddings
             assert emb is not None
@@ -211,21 +271,31 @@ def _run_stages(
         for item in pending:
             dets = item.detections
             for j in range(len(dets)):
-                assert item.embeddings is not None
                 x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+                tid = (
+                    None
+                    if dets.track_ids is None or dets.track_ids[j] < 0
+                    else (run.id * TRACK_ID_STRIDE + int(dets.track_ids[j]))
+                )
+                vec = item.embeddings[j] if item.embed[j] and item.embeddings is not None else None
                 rows.append(
                     NewDetection(
                         frame_index=item.frame.index,
                         timestamp_s=item.frame.timestamp_s,
                         xyxy=(x1, y1, x2, y2),
                         score=float(dets.scores[j]),
-                        embedding=item.embeddings[j],
+                        embedding=vec,
                         thumbnail=item.thumbnails[j],
+                        track_id=tid,
                     )
                 )
         processed += len(pending)
         gallery.commit_frames(
-            run, rows, next_frame=pending[-1].frame.index + 1, frames_processed=processed
+            run,
+            rows,
+            next_frame=pending[-1].frame.index + 1,
+            frames_processed=processed,
+            next_track_id=tracker.next_id if tracker is not None else None,
         )
         clock.add("store", t)
         if progress is not None:
@@ -237,21 +307,16 @@ def _run_stages(
         t = clock.add("decode", t)
         results = detector.detect(batch)
         t = clock.add("detect", t)
-        for frame, dets in zip(batch, results, strict=True):
+        for frame, raw in zip(batch, results, strict=True):
+            dets = tracker.update(raw, frame.index) if tracker is not None else raw
+            embed = cadence.choose(dets, frame.index)
             frame_crops = crop_boxes(frame.image, dets.xyxy)
             thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in frame_crops]
-            pending.append(
-                _Pending(
-                    frame,
-                    dets,
-                    thumbs,
-                    None if len(dets) else np.zeros((0, embedder.dim), np.float32),
-                )
-            )
+            pending.append(_Pending(frame, dets, thumbs, embed))
             # Copies: a view would keep the whole frame alive until the crop is embedded.
-            crops.extend(np.ascontiguousarray(c) for c in frame_crops)
-            owners.extend((len(pending) - 1, j) for j in range(len(dets)))
-        t = clock.add("crop", t)
+            crops.extend(np.ascontiguousarray(frame_crops[j]) for j in np.flatnonzero(embed))
+            owners.extend((len(pending) - 1, int(j)) for j in np.flatnonzero(embed))
+        t = clock.add("track+crop", t)
         if len(crops) >= cfg.reid.batch_crops:
             embed_waiting()
         if len(pending) >= cfg.storage.commit_frames:

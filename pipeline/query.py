@@ -17,6 +17,7 @@ from pipeline.crops import box_to_int, to_bgr_uint8
 from pipeline.errors import QueryError
 from reid import Embedder, build_embedder, l2_normalise
 from storage.gallery import Gallery, Hit, SearchFilters
+from storage.tracks import TrackHit, search_tracks
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,12 @@ MIN_CROP_PX = 8  # a crop smaller than this on either side carries no identity
 
 @dataclass
 class QueryResult:
-    hits: list[Hit]
+    hits: list[Hit]  # per detection (--by detection); for --by track, each track's best sighting
     crops: list[NDArray[np.uint8]]  # what was queried, BGR, for the report
     embedder: str
     timings_s: dict[str, float] = field(default_factory=dict)
     reranked: bool = False
+    tracks: list[TrackHit] = field(default_factory=list)
 
 
 def check_crop(crop: NDArray[np.uint8], what: str) -> NDArray[np.uint8]:
@@ -108,6 +110,7 @@ def run_query(
     reid: str | None = None,
     detection_id: int | None = None,
     rerank: bool = False,
+    by: str = "detection",
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
     search. ``rerank`` applies k-reciprocal re-ranking to the top candidates."""
@@ -119,7 +122,10 @@ def run_query(
     if detection_id is not None:
         row, _video = gallery.detection(detection_id)
         embedder_id = row.embedder_id
-        vectors.append(np.frombuffer(row.embedding, np.float32))
+        if row.embedding is not None:
+            vectors.append(np.frombuffer(row.embedding, np.float32))
+        else:  # skipped by the tracking cadence: its track's pooled vector stands for it
+            vectors.append(pooled_vector_of(gallery, row.track_id, detection_id))
         thumb = cv2.imdecode(np.frombuffer(row.thumbnail, np.uint8), cv2.IMREAD_COLOR)
         if thumb is not None:
             shown.append(np.asarray(thumb, dtype=np.uint8))
@@ -144,6 +150,12 @@ def run_query(
     query = fuse(np.stack(vectors))
     timings["embed_s"] = time.perf_counter() - t
 
+    if by == "track":
+        t = time.perf_counter()
+        tracks = search_tracks(gallery, embedder_id, query, k, filters)
+        timings["search_and_fetch_s"] = time.perf_counter() - t
+        best = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
+        return QueryResult(hits=best, crops=shown, embedder=name, timings_s=timings, tracks=tracks)
     if rerank:
         from reid.rerank import rerank as k_reciprocal
 
@@ -160,3 +172,18 @@ def run_query(
 
 def _name(gallery: Gallery, embedder_id: int) -> str:
     return next(e.name for e in gallery.embedders() if e.id == embedder_id)
+
+
+def pooled_vector_of(
+    gallery: Gallery, track_id: int | None, detection_id: int
+) -> NDArray[np.float32]:
+    from storage.models import TrackRow
+
+    with gallery.session() as s:
+        track = s.get(TrackRow, track_id) if track_id is not None else None
+    if track is None or track.pooled is None:
+        raise QueryError(
+            f"detection #{detection_id} has no embedding (tracking cadence skipped it) "
+            "and no finished track; query one of its track's embedded sightings"
+        )
+    return np.frombuffer(track.pooled, np.float32)

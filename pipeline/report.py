@@ -18,6 +18,7 @@ import cv2
 from pipeline.crops import encode_jpeg
 from pipeline.query import QueryResult
 from storage.gallery import Hit
+from storage.tracks import TrackHit
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,57 @@ def table(hits: list[Hit]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
+def track_record(t: TrackHit) -> dict[str, Any]:
+    rec = asdict(t)
+    rec.pop("thumbnail")
+    rec.update(
+        enter=clock(t.first_s),
+        leave=clock(t.last_s),
+        similarity=round(t.similarity, 5),
+        best_xyxy=[round(v, 1) for v in t.best_xyxy],
+    )
+    return rec
+
+
+def track_table(tracks: list[TrackHit]) -> str:
+    head = (
+        "rank",
+        "similarity",
+        "camera",
+        "video",
+        "enter",
+        "leave",
+        "sightings",
+        "track",
+        "best det",
+    )
+    rows = [head] + [
+        (
+            str(t.rank),
+            f"{t.similarity:.4f}",
+            t.camera_id,
+            Path(t.video_path).name,
+            clock(t.first_s),
+            clock(t.last_s),
+            str(t.sightings),
+            "-" if t.track_id is None else str(t.track_id),
+            str(t.best_detection_id),
+        )
+        for t in tracks
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
 def write_json(result: QueryResult, target: str) -> None:
-    payload = {
+    payload: dict[str, Any] = {
         "embedder": result.embedder,
         "reranked": result.reranked,
         "timings_s": result.timings_s,
         "hits": [hit_record(h) for h in result.hits],
     }
+    if result.tracks:
+        payload["tracks"] = [track_record(t) for t in result.tracks]
     text = json.dumps(payload, indent=2)
     if target == "-":
         print(text)
@@ -82,29 +127,50 @@ def write_json(result: QueryResult, target: str) -> None:
 
 
 def write_csv(result: QueryResult, target: Path) -> None:
-    fields = [
-        "rank",
-        "similarity",
-        "camera_id",
-        "video_path",
-        "frame_index",
-        "timestamp_s",
-        "timestamp",
-        "x1",
-        "y1",
-        "x2",
-        "y2",
-        "score",
-        "track_id",
-        "detection_id",
-    ]
-    with open(target, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
+    if result.tracks:
+        fields = [
+            "rank",
+            "similarity",
+            "camera_id",
+            "video_path",
+            "enter",
+            "leave",
+            "first_s",
+            "last_s",
+            "first_frame",
+            "last_frame",
+            "sightings",
+            "track_id",
+            "best_detection_id",
+        ]
+        records = [track_record(t) for t in result.tracks]
+    else:
+        fields = [
+            "rank",
+            "similarity",
+            "camera_id",
+            "video_path",
+            "frame_index",
+            "timestamp_s",
+            "timestamp",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            "score",
+            "track_id",
+            "detection_id",
+        ]
+        records = []
         for h in result.hits:
             rec = hit_record(h)
             x1, y1, x2, y2 = rec.pop("xyxy")
             rec.update(x1=x1, y1=y1, x2=x2, y2=y2)
+            records.append(rec)
+    with open(target, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for rec in records:
             writer.writerow({k: rec[k] for k in fields})
 
 
@@ -198,6 +264,11 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
         f"{' · k-reciprocal re-ranked' if result.reranked else ''} · {timing}</p></div>"
     )
 
+    if result.tracks:
+        parts.extend(_track_sections(result.tracks, frames))
+        parts.extend(_lightboxes(hits, frames))
+        parts.append("</body></html>")
+        return "\n".join(parts)
     parts.append('<h2>By rank</h2><div class="grid">')
     parts.extend(_hit_card(h, h.detection_id in frames) for h in hits)
     parts.append("</div>")
@@ -231,6 +302,13 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
             )
         parts.append("</table>")
 
+    parts.extend(_lightboxes(hits, frames))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _lightboxes(hits: list[Hit], frames: dict[int, bytes]) -> list[str]:
+    parts = []
     for h in hits:  # click-to-enlarge overlays, pure CSS (:target)
         if h.detection_id in frames:
             parts.append(
@@ -239,8 +317,57 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
                 f'<div class="cap">#{h.rank} · camera {html.escape(h.camera_id)} · '
                 f"{clock(h.timestamp_s)} · frame {h.frame_index} · click to close</div></div>"
             )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
+
+
+def _track_sections(tracks: list[TrackHit], frames: dict[int, bytes]) -> list[str]:
+    parts = ['<h2>Tracks by rank</h2><div class="grid">']
+    for t in tracks:
+        thumb = f'<img alt="track {t.rank}" src="{_data_uri(t.thumbnail)}">'
+        link = (
+            f'<a href="#f{t.best_detection_id}">{thumb}</a>'
+            if t.best_detection_id in frames
+            else thumb
+        )
+        parts.append(
+            f'<div class="hit" id="hit{t.rank}">{link}<div class="meta">'
+            f'<span class="sim">#{t.rank} · {t.similarity:.3f}</span><br>'
+            f"camera {html.escape(t.camera_id)}<br>{clock(t.first_s)}<br>– {clock(t.last_s)}<br>"
+            f"{t.sightings} sightings</div></div>"
+        )
+    parts.append("</div><h2>Timeline per camera</h2>")
+    by_cam: dict[str, list[TrackHit]] = defaultdict(list)
+    for t in tracks:
+        by_cam[t.camera_id].append(t)
+    for cam, group in sorted(by_cam.items()):
+        t0 = min(t.first_s for t in group)
+        t1 = max(t.last_s for t in group)
+        span = max(t1 - t0, 1e-3)
+        width, row_h = 900, 22
+        height = row_h * len(group) + 30
+        svg = [
+            f'<svg class="timeline-svg" width="{width + 160}" height="{height}" '
+            f'xmlns="http://www.w3.org/2000/svg">'
+        ]
+        for i, t in enumerate(sorted(group, key=lambda t: t.first_s)):
+            x = 150 + (t.first_s - t0) / span * width
+            w = max(3.0, (t.last_s - t.first_s) / span * width)
+            y = 5 + i * row_h
+            shade = int(60 + 160 * (1 - max(0.0, min(1.0, t.similarity))))
+            svg.append(
+                f'<text x="0" y="{y + 14}" font-size="12">#{t.rank} {clock(t.first_s)}</text>'
+                f'<a href="#hit{t.rank}"><rect x="{x:.1f}" y="{y}" width="{w:.1f}" '
+                f'height="{row_h - 6}" fill="rgb({shade},{shade},230)">'
+                f"<title>#{t.rank} similarity {t.similarity:.3f}, "
+                f"{clock(t.first_s)} – {clock(t.last_s)}, {t.sightings} sightings"
+                "</title></rect></a>"
+            )
+        svg.append(
+            f'<text x="150" y="{height - 4}" font-size="11">{clock(t0)}</text>'
+            f'<text x="{150 + width - 80}" y="{height - 4}" font-size="11">{clock(t1)}</text></svg>'
+        )
+        parts.append(f"<h3>camera {html.escape(cam)} · {len(group)} tracks</h3>{''.join(svg)}")
+    return parts
 
 
 def write_html(result: QueryResult, target: Path, title: str = "prowl query") -> Path:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import GalleryError, QueryError
 from storage.index import INDEX_TYPE, VectorIndex
-from storage.models import Base, DetectionRow, EmbedderRow, RunRow, VideoRow
+from storage.models import Base, DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class NewDetection:
     timestamp_s: float
     xyxy: tuple[float, float, float, float]
     score: float
-    embedding: NDArray[np.float32]
+    embedding: NDArray[np.float32] | None  # None: the tracking cadence skipped this crop
     thumbnail: bytes
     track_id: int | None = None
 
@@ -328,6 +328,7 @@ class Gallery:
                 s.scalars(select(DetectionRow.id).where(DetectionRow.run_id == run.id)),
                 dtype=np.int64,
             )
+            s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
             s.execute(delete(DetectionRow).where(DetectionRow.run_id == run.id))
             s.execute(
                 update(RunRow)
@@ -337,6 +338,8 @@ class Gallery:
                     next_frame=0,
                     frames_processed=0,
                     detections_count=0,
+                    embedded_count=0,
+                    next_track_id=1,
                     started_at=datetime.now(UTC),
                     finished_at=None,
                 )
@@ -346,6 +349,7 @@ class Gallery:
             index.remove(ids)
             self._dirty.add(run.embedder_id)
         run.status, run.next_frame, run.frames_processed, run.detections_count = "running", 0, 0, 0
+        run.embedded_count, run.next_track_id = 0, 1
 
     def commit_frames(
         self,
@@ -353,6 +357,7 @@ class Gallery:
         detections: Sequence[NewDetection],
         next_frame: int,
         frames_processed: int,
+        next_track_id: int | None = None,
     ) -> NDArray[np.int64]:
         """One transaction: the detections of whole frames plus the run's resume point. The
         vectors enter the index only after the commit. Returns the new primary keys."""
@@ -369,7 +374,9 @@ class Gallery:
                 "y2": d.xyxy[3],
                 "score": d.score,
                 "track_id": d.track_id,
-                "embedding": np.ascontiguousarray(d.embedding, np.float32).tobytes(),
+                "embedding": None
+                if d.embedding is None
+                else np.ascontiguousarray(d.embedding, np.float32).tobytes(),
                 "thumbnail": d.thumbnail,
             }
             for d in detections
@@ -381,23 +388,28 @@ class Gallery:
             if rows:
                 stmt = insert(DetectionRow).returning(DetectionRow.id, sort_by_parameter_order=True)
                 ids = [r[0] for r in s.execute(stmt, rows)]
-            s.execute(
-                update(RunRow)
-                .where(RunRow.id == run.id)
-                .values(
-                    next_frame=next_frame,
-                    frames_processed=frames_processed,
-                    detections_count=RunRow.detections_count + len(rows),
-                )
-            )
+            n_embedded = sum(d.embedding is not None for d in detections)
+            values: dict[str, Any] = {
+                "next_frame": next_frame,
+                "frames_processed": frames_processed,
+                "detections_count": RunRow.detections_count + len(rows),
+                "embedded_count": RunRow.embedded_count + n_embedded,
+            }
+            if next_track_id is not None:
+                values["next_track_id"] = next_track_id
+            s.execute(update(RunRow).where(RunRow.id == run.id).values(**values))
         id_arr = np.asarray(ids, dtype=np.int64)
-        if rows:
-            vecs = np.stack([d.embedding for d in detections]).astype(np.float32)
-            index.add(id_arr, vecs)
+        embedded = [k for k, d in enumerate(detections) if d.embedding is not None]
+        if embedded:
+            vecs = np.stack([detections[k].embedding for k in embedded]).astype(np.float32)  # type: ignore[misc]
+            index.add(id_arr[embedded], vecs)
             self._dirty.add(run.embedder_id)
         run.next_frame = next_frame
         run.frames_processed = frames_processed
         run.detections_count += len(rows)
+        run.embedded_count += len(embedded)
+        if next_track_id is not None:
+            run.next_track_id = next_track_id
         return id_arr
 
     def finish_run(self, run: RunRow) -> None:
@@ -408,6 +420,9 @@ class Gallery:
                 .values(status="complete", finished_at=datetime.now(UTC))
             )
         run.status = "complete"
+        from storage.tracks import rebuild_tracks
+
+        rebuild_tracks(self, run)
         self.save_indexes()
 
     # ---------------------------------------------------------------- the index
@@ -444,7 +459,11 @@ class Gallery:
         index = self._indexes[embedder_id]
         with self.session() as s:
             db_ids = np.fromiter(
-                s.scalars(select(DetectionRow.id).where(DetectionRow.embedder_id == embedder_id)),
+                s.scalars(
+                    select(DetectionRow.id).where(
+                        DetectionRow.embedder_id == embedder_id, DetectionRow.embedding.is_not(None)
+                    )
+                ),
                 dtype=np.int64,
             )
         idx_ids = index.ids()
@@ -481,7 +500,7 @@ class Gallery:
                 if rows:
                     yield (
                         np.asarray([r[0] for r in rows], np.int64),
-                        np.stack([np.frombuffer(r[1], np.float32) for r in rows]),
+                        np.stack([np.frombuffer(r[1] or b"", np.float32) for r in rows]),
                     )
 
     def save_indexes(self) -> None:
@@ -502,7 +521,7 @@ class Gallery:
             q = (
                 select(DetectionRow.id)
                 .join(VideoRow, VideoRow.id == DetectionRow.video_id)
-                .where(DetectionRow.embedder_id == embedder_id)
+                .where(DetectionRow.embedder_id == embedder_id, DetectionRow.embedding.is_not(None))
             )
             if filters.cameras:
                 known = set(s.scalars(select(VideoRow.camera_id).distinct()))
@@ -684,6 +703,12 @@ class Gallery:
             "detections": int(total),
             "embedders": embedders,
         }
+
+    def track_count(self, run_id: int) -> int:
+        with self.session() as s:
+            return int(
+                s.scalar(select(func.count(TrackRow.id)).where(TrackRow.run_id == run_id)) or 0
+            )
 
     def detections_per_frame(self, video_id: int) -> dict[int, int]:
         with self.session() as s:

@@ -71,6 +71,8 @@ class RunRow(Base):
     next_frame: Mapped[int] = mapped_column(Integer, default=0)
     frames_processed: Mapped[int] = mapped_column(Integer, default=0)
     detections_count: Mapped[int] = mapped_column(Integer, default=0)
+    embedded_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_track_id: Mapped[int] = mapped_column(Integer, default=1)  # resumed runs continue it
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -94,6 +96,33 @@ class DetectionRow(Base):
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
-    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    # float32, L2-normalised; NULL when the tracking cadence skipped this crop
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)  # JPEG of the crop
+
+
+TRACK_ID_STRIDE = 10_000_000  # detections.track_id = run id * stride + the tracker's own id
+
+
+class TrackRow(Base):
+    """One person followed through one video: derived from its detections when the run
+    finishes (so it is always consistent with them)."""
+
+    __tablename__ = "tracks"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # = track_id
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="CASCADE"), index=True
+    )
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    embedder_id: Mapped[int] = mapped_column(ForeignKey("embedders.id"))
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    first_s: Mapped[float] = mapped_column(Float)
+    last_s: Mapped[float] = mapped_column(Float)
+    detections: Mapped[int] = mapped_column(Integer)
+    embedded: Mapped[int] = mapped_column(Integer)
+    # mean of the L2-normalised embeddings, re-normalised (temporal pooling, as for MARS)
+    pooled: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    best_detection_id: Mapped[int] = mapped_column(BigInteger)  # largest, most confident box
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary)

@@ -62,14 +62,19 @@ def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def vtest_gallery(cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 into SQLite.
+    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 into SQLite, tracked.
     Returns (cfg, gallery, summary, data_dir). Tests must not modify it."""
     from dataclasses import replace
 
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
 
-    cfg = replace(cfg_default, video=replace(cfg_default.video, end_s=10.0))
+    # every detection embedded (cadence 1): per-detection retrieval is tested on its own
+    cfg = replace(
+        cfg_default,
+        video=replace(cfg_default.video, end_s=10.0),
+        tracking=replace(cfg_default.tracking, embed_every_frames=1),
+    )
     data_dir = tmp_path_factory.mktemp("vtest-gallery")
     cfg = replace(cfg, data_dir=data_dir)
     gallery = Gallery(cfg.db_url, data_dir)

@@ -107,6 +107,8 @@ def test_cli_table_exports_and_report(vtest_gallery, vtest_path, tmp_path, capsy
     code, out, _err = _cli(
         capsys,
         "query",
+        "--by",
+        "detection",
         "--frame",
         f"{vtest_path}:50",
         "--box",

@@ -54,8 +54,11 @@ def _rows(data_dir: Path) -> list[tuple[int, float, float, float, float]]:
 
 
 def _ids(data_dir: Path) -> list[int]:
+    """Ids of the embedded detections: exactly what the index must hold."""
     with sqlite3.connect(data_dir / "gallery.db") as db:
-        return sorted(r[0] for r in db.execute("SELECT id FROM detections"))
+        return sorted(
+            r[0] for r in db.execute("SELECT id FROM detections WHERE embedding IS NOT NULL")
+        )
 
 
 def _committed_frames(data_dir: Path) -> int:

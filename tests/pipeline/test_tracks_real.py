@@ -1,0 +1,140 @@
+"""Tracking on vtest.avi and track-level retrieval."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+import run_pipeline
+from evaluation.metrics import iou_matrix
+from pipeline.ingest import ingest_video
+from pipeline.query import read_frame, run_query
+from storage.gallery import Gallery
+from storage.models import DetectionRow, TrackRow
+
+pytestmark = pytest.mark.slow
+
+# Walkers followed by eye through frames 0-100 (crops of each track looked at once: one
+# person throughout). Box at frame 55, and the span a human sees them walk in that window.
+WALKERS_AT_55 = {
+    "red and navy jacket, papers": ((484, 210, 522, 299), 11, 85),
+    "blonde, long black coat": ((529, 208, 560, 296), 17, 80),
+    "bald, black jacket, jeans": ((640, 248, 680, 361), 40, 58),
+}
+
+
+def _track_at(gallery: Gallery, frame: int, box: tuple[int, ...]) -> TrackRow:
+    with gallery.session() as s:
+        rows = list(s.scalars(select(DetectionRow).where(DetectionRow.frame_index == frame)))
+        ious = iou_matrix(np.array([[r.x1, r.y1, r.x2, r.y2] for r in rows]), np.array([box]))[:, 0]
+        det = rows[int(np.argmax(ious))]
+        assert ious.max() > 0.7 and det.track_id is not None
+        track = s.get(TrackRow, det.track_id)
+    assert track is not None
+    return track
+
+
+@pytest.mark.parametrize("walker", list(WALKERS_AT_55))
+def test_walkers_a_human_follows_are_one_long_track(vtest_gallery, walker: str) -> None:  # type: ignore[no-untyped-def]
+    _cfg, gallery, _s, _ = vtest_gallery
+    box, enters, sightings = WALKERS_AT_55[walker]
+    track = _track_at(gallery, 55, box)
+    assert track.first_frame <= enters + 5 and track.last_frame == 100
+    assert track.detections >= sightings - 5
+
+
+def test_tracks_table_agrees_with_detections(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    _cfg, gallery, summary, _ = vtest_gallery
+    with gallery.session() as s:
+        tracked = s.scalar(
+            select(func.count(DetectionRow.id)).where(DetectionRow.track_id.is_not(None))
+        )
+        tracks = list(s.scalars(select(TrackRow)))
+    assert summary.tracks == len(tracks) and 5 <= len(tracks) <= 25
+    assert sum(t.detections for t in tracks) == tracked and tracked >= 0.8 * summary.detections
+    for t in tracks:
+        assert t.first_s <= t.last_s and t.first_frame <= t.last_frame
+        assert t.pooled is not None
+        assert abs(float(np.linalg.norm(np.frombuffer(t.pooled, np.float32))) - 1) < 1e-4
+
+
+def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
+    cfg_default, yolo, mobilenet, vtest_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = replace(cfg_default, data_dir=tmp_path, video=replace(cfg_default.video, end_s=10.0))
+    gallery = Gallery(cfg.db_url, tmp_path)
+    summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
+    assert summary.embedded < 0.4 * summary.detections  # every 10th frame per track, not all
+    with gallery.session() as s:
+        assert all(t.embedded >= 1 for t in s.scalars(select(TrackRow)))
+    box, _enters, _n = WALKERS_AT_55["bald, black jacket, jeans"]
+    walker = _track_at(gallery, 55, box)
+    image = read_frame(vtest_path, 90)
+    with gallery.session() as s:
+        at90 = s.scalars(
+            select(DetectionRow).where(
+                DetectionRow.track_id == walker.id, DetectionRow.frame_index == 90
+            )
+        ).one()
+    crop = image[round(at90.y1) : round(at90.y2), round(at90.x1) : round(at90.x2)]
+    result = run_query(gallery, [crop], k=3, by="track")
+    assert result.tracks[0].track_id == walker.id
+    assert result.tracks[0].sightings == walker.detections
+    assert len({t.track_id for t in result.tracks}) == 3
+    gallery.close()
+
+
+def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _cfg, gallery, _s, data_dir = vtest_gallery
+    box, _e, _n = WALKERS_AT_55["blonde, long black coat"]
+    walker = _track_at(gallery, 55, box)
+    d = ["--data-dir", str(data_dir)]
+    report, js = tmp_path / "t.html", tmp_path / "t.json"
+    code = run_pipeline.main(
+        [
+            "query",
+            "--frame",
+            f"{vtest_path}:55",
+            "--box",
+            ",".join(map(str, box)),
+            "--k",
+            "4",
+            "--report",
+            str(report),
+            "--json",
+            str(js),
+            *d,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and out.splitlines()[0].split()[:6] == [
+        "rank",
+        "similarity",
+        "camera",
+        "video",
+        "enter",
+        "leave",
+    ]
+    tracks = json.loads(js.read_text())["tracks"]
+    assert len(tracks) == 4 and tracks[0]["track_id"] == walker.id
+    assert tracks[0]["sightings"] == walker.detections and tracks[0]["enter"] <= tracks[0]["leave"]
+    page = report.read_text()
+    assert page.count('class="hit"') == 4 and "<svg" in page and "Timeline per camera" in page
+
+    assert run_pipeline.main(["tracks", "vtest.avi", "--min-sightings", "20", *d]) == 0
+    listing = capsys.readouterr().out
+    assert str(walker.id) in listing
+    assert (
+        run_pipeline.main(["export-tracks", "--format", "mot", "--out", str(tmp_path / "mot"), *d])
+        == 0
+    )
+    capsys.readouterr()
+    lines = (tmp_path / "mot" / "vtest.txt").read_text().splitlines()
+    mine = [ln.split(",") for ln in lines if ln.split(",")[1] == str(walker.id)]
+    assert len(mine) == walker.detections
+    assert int(mine[0][0]) == walker.first_frame + 1  # MOT frames count from 1
+    assert all(float(p[4]) > 0 and float(p[5]) > 0 for p in mine)
