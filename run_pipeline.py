@@ -226,7 +226,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"detections: {stats['detections']}")
     for e in stats["embedders"]:
         print(
-            f"embedder: {e['name']} dim={e['dim']} detections={e['detections']}  "
+            f"embedder: {e['name']} dim={e['dim']} detections={e['detections']} "
+            f"embedded={e['embedded']} tracks={e['tracks']}  "
             f"index: {e['index_type']} size={e['index_size']} at {e['index_path']}"
         )
     return 0
@@ -457,7 +458,7 @@ def _parse_time(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -477,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    except OperationalError as exc:
+    except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         print(
             f"prowl: error: database: {reason}; what was committed is kept, run the same "

@@ -60,6 +60,12 @@ def add_eval_parsers(sub: Any, _common: Callable[[argparse.ArgumentParser], None
     p.add_argument("--detector", default="yolov8n", help="a detector, gt or gt-jitter[:SIGMA]")
     p.add_argument("--reid", default="mobilenetv2-imagenet")
     p.add_argument("--json", help="write the metrics as JSON to FILE (- for stdout)")
+    p.add_argument(
+        "--tracks",
+        action="store_true",
+        help="also track (as ingest does): MOTA/IDF1/ID switches, and search mAP with "
+        "track-pooled features (all crops, and only those the embedding cadence keeps)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="the detector × re-ID matrix: tables and plots")
@@ -110,7 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         unit="frame",
         file=sys.stderr,
     ) as bar:
-        r = evaluate_pair(ds, detector, embedder, cfg, cache, opts, bar.update)
+        r = evaluate_pair(ds, detector, embedder, cfg, cache, opts, bar.update, tracks=args.tracks)
     if args.json == "-":
         print(json.dumps(r, indent=2))
         return 0
@@ -129,6 +135,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"  search     mAP {r['mAP']:.3f}  top-1 {r['top1']:.3f}  top-5 {r['top5']:.3f}  "
         f"top-10 {r['top10']:.3f}"
     )
+    if "MOTA" in r:
+        print(
+            f"  tracking   MOTA {r['MOTA']:.3f}  IDF1 {r['IDF1']:.3f}  "
+            f"ID switches {r['ID_switches']}"
+        )
+        print(
+            f"  pooled     mAP {r['mAP_pooled']:.3f}  top-1 {r['top1_pooled']:.3f} (track-pooled); "
+            f"cadence: mAP {r['mAP_pooled_cadence']:.3f}  "
+            f"top-1 {r['top1_pooled_cadence']:.3f} with "
+            f"{r['embedded_fraction_cadence']:.0%} of crops embedded"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
     return 0

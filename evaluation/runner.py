@@ -254,11 +254,16 @@ def evaluate_pair(
     cache_dir: Path,
     opts: EvalOptions,
     progress: Progress | None = None,
+    tracks: bool = False,
 ) -> dict[str, Any]:
     det = detect_dataset(ds, detector, cfg, cache_dir, progress)
     feats, queries = cached_features(ds, det, embedder, cfg.reid.batch_crops, cache_dir, progress)
     result = score(ds, det, feats, queries, opts)
     result["reid"] = embedder.name
+    if tracks:
+        from evaluation.tracking_eval import track_level
+
+        result.update(track_level(ds, det, feats, queries, opts, cfg.tracking))
     return result
 
 

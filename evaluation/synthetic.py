@@ -101,7 +101,9 @@ def write_synthetic(
         for cam in rng.choice(cameras, size=min(2, cameras), replace=False):
             start = int(rng.integers(0, frames_per_camera - 3))
             length = int(rng.integers(3, min(8, frames_per_camera - start) + 1))
-            x0, x1 = rng.uniform(40, w - 40, size=2)
+            # walking pace: at most ~12 px per frame, so consecutive boxes overlap as in video
+            x0 = float(rng.uniform(60, w - 60))
+            x1 = float(np.clip(x0 + rng.uniform(-12, 12) * (length - 1), 30, w - 30))
             y = float(rng.uniform(h * 0.55, h - 5))
             for k in range(length):
                 t = k / max(1, length - 1)

@@ -33,6 +33,7 @@ from storage.models import Base, DetectionRow, EmbedderRow, RunRow, TrackRow, Vi
 log = logging.getLogger(__name__)
 
 _CHUNK = 5000
+_SCHEMA_LOCK = 0x70726F776C  # 'prowl'
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,12 @@ class Gallery:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             if not must_exist:
-                Base.metadata.create_all(self.engine)
+                with self.engine.begin() as conn:
+                    if self.backend == "postgresql":
+                        # Two ingests starting at once on a fresh database would both CREATE
+                        # TABLE and one would fail: the lock makes the second wait and see them.
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+                    Base.metadata.create_all(conn)
             else:
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("SELECT 1")
@@ -686,12 +692,26 @@ class Gallery:
                     )
                     or 0
                 )
+                embedded = (
+                    s.scalar(
+                        select(func.count(DetectionRow.id)).where(
+                            DetectionRow.embedder_id == e.id, DetectionRow.embedding.is_not(None)
+                        )
+                    )
+                    or 0
+                )
+                tracks = (
+                    s.scalar(select(func.count(TrackRow.id)).where(TrackRow.embedder_id == e.id))
+                    or 0
+                )
                 path = self.index_path(e.name)
                 embedders.append(
                     {
                         "name": e.name,
                         "dim": e.dim,
                         "detections": int(n),
+                        "embedded": int(embedded),
+                        "tracks": int(tracks),
                         "index_type": INDEX_TYPE,
                         "index_path": str(path),
                         "index_size": len(self.index_for(e.id)) if n else 0,

@@ -55,7 +55,8 @@ def _found(det, image: np.ndarray, people: np.ndarray, iou: float = 0.5) -> tupl
     "name,bus,zidane",
     [
         ("yolov8n", 4, 2),
-        ("yolov8s-person", 4, 2),
+        # its fourth box merges the man on the left with the person cut off at the edge
+        ("yolov8s-person", 3, 2),
         ("ssd-mobilenetv2", 3, 2),  # misses the person cut off at the left edge
     ],
 )
