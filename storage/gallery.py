@@ -257,25 +257,20 @@ class Gallery:
         height_px: int,
         frame_count: int,
     ) -> VideoRow:
-        try:
-            return self._upsert_video(
-                path, content_hash, camera_id, fps, width_px, height_px, frame_count
-            )
-        except IntegrityError:  # the same footage registered by a concurrent ingest
-            return self._upsert_video(
-                path, content_hash, camera_id, fps, width_px, height_px, frame_count
-            )
+        for attempt in range(2):
+            try:
+                return self._upsert_video_once(
+                    path, content_hash, camera_id, fps, width_px, height_px, frame_count
+                )
+            except IntegrityError:  # the same footage registered by a concurrent ingest
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
-    def _upsert_video(
-        self,
-        path: Path,
-        content_hash: str,
-        camera_id: str,
-        fps: float,
-        width_px: int,
-        height_px: int,
-        frame_count: int,
+    def _upsert_video_once(
+        self, path: Path, content_hash: str, camera_id: str, *meta: Any
     ) -> VideoRow:
+        fps, width_px, height_px, frame_count = meta
         with self.session() as s, s.begin():
             row = s.scalar(
                 select(VideoRow).where(

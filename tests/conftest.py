@@ -3,6 +3,7 @@ project's asset resolver (cached under $PROWL_CACHE or ~/.cache/prowl)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -60,10 +61,14 @@ def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
     return build_embedder(cfg_default.reid)
 
 
-@pytest.fixture(scope="session")
-def vtest_gallery(cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 into SQLite, tracked.
-    Returns (cfg, gallery, summary, data_dir). Tests must not modify it."""
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def vtest_gallery(request, cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 and tracked, into
+    SQLite and (second parameter) into a fresh database on the PostgreSQL server.
+    Returns (cfg, gallery, summary, data_dir); ``where(cfg, data_dir)`` gives the CLI flags.
+    Tests must not modify it."""
     from dataclasses import replace
 
     from pipeline.ingest import ingest_video
@@ -75,13 +80,20 @@ def vtest_gallery(cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  
         video=replace(cfg_default.video, end_s=10.0),
         tracking=replace(cfg_default.tracking, embed_every_frames=1),
     )
-    data_dir = tmp_path_factory.mktemp("vtest-gallery")
-    cfg = replace(cfg, data_dir=data_dir)
-    gallery = Gallery(cfg.db_url, data_dir)
-    summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
-    gallery.save_indexes()
-    yield cfg, gallery, summary, data_dir
-    gallery.close()
+    data_dir = tmp_path_factory.mktemp(f"vtest-gallery-{request.param}")
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_pg_database()) if request.param == "postgresql" else None
+        cfg = replace(cfg, data_dir=data_dir, db=db)
+        gallery = Gallery(cfg.db_url, data_dir)
+        summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
+        gallery.save_indexes()
+        yield cfg, gallery, summary, data_dir
+        gallery.close()
+
+
+def where(cfg, data_dir: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """CLI flags that open the same gallery as ``cfg``."""
+    return ["--data-dir", str(data_dir)] + (["--db", cfg.db] if cfg.db else [])
 
 
 def _pg_available() -> bool:
@@ -97,9 +109,9 @@ def _pg_available() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards."""
     from sqlalchemy import create_engine, text
 
     if not _pg_available():
@@ -116,6 +128,13 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session's storage tests."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

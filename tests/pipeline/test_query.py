@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 import run_pipeline
 from pipeline.query import read_frame, run_query
 from storage.models import DetectionRow
+from tests.conftest import where
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +103,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped
 
 
 def test_cli_table_exports_and_report(vtest_gallery, vtest_path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    _cfg, _gallery, _s, data_dir = vtest_gallery
+    cfg, _gallery, _s, data_dir = vtest_gallery
     report, js, cs = tmp_path / "r.html", tmp_path / "r.json", tmp_path / "r.csv"
     code, out, _err = _cli(
         capsys,
@@ -115,8 +116,7 @@ def test_cli_table_exports_and_report(vtest_gallery, vtest_path, tmp_path, capsy
         "560,170,600,270",
         "--k",
         "7",
-        "--data-dir",
-        str(data_dir),
+        *where(cfg, data_dir),
         "--report",
         str(report),
         "--json",
@@ -178,7 +178,7 @@ def test_report_renders_in_chromium(vtest_gallery, tmp_path, capsys) -> None:  #
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (make test installs it where apt-get can)")
-    _cfg, _g, _s, data_dir = vtest_gallery
+    cfg, _g, _s, data_dir = vtest_gallery
     report = tmp_path / "r.html"
     code, _out, _err = _cli(
         capsys,
@@ -187,8 +187,7 @@ def test_report_renders_in_chromium(vtest_gallery, tmp_path, capsys) -> None:  #
         "5",
         "--k",
         "5",
-        "--data-dir",
-        str(data_dir),
+        *where(cfg, data_dir),
         "--report",
         str(report),
     )
@@ -230,7 +229,7 @@ def _count(gallery) -> int:  # type: ignore[no-untyped-def]
 def test_user_errors_are_one_line_exit_2_and_change_nothing(
     vtest_gallery, vtest_path, tmp_path, capsys, caplog
 ) -> None:  # type: ignore[no-untyped-def]
-    _cfg, gallery, _s, data_dir = vtest_gallery
+    cfg, gallery, _s, data_dir = vtest_gallery
     before = _count(gallery)
     index_file = gallery.index_path("mobilenetv2-imagenet")
     index_bytes = index_file.read_bytes()
@@ -241,7 +240,7 @@ def test_user_errors_are_one_line_exit_2_and_change_nothing(
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), np.zeros((3, 2, 3), np.uint8))
     empty_dir = tmp_path / "empty"
-    d = ["--data-dir", str(data_dir)]
+    d = where(cfg, data_dir)
     cases = [
         (["query", str(tmp_path / "missing.jpg"), *d], "does not exist"),
         (["query", str(text), *d], "not an image"),

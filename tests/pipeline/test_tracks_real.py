@@ -15,6 +15,7 @@ from pipeline.ingest import ingest_video
 from pipeline.query import read_frame, run_query
 from storage.gallery import Gallery
 from storage.models import DetectionRow, TrackRow
+from tests.conftest import where
 
 pytestmark = pytest.mark.slow
 
@@ -89,10 +90,10 @@ def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
 
 
 def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    _cfg, gallery, _s, data_dir = vtest_gallery
+    cfg, gallery, _s, data_dir = vtest_gallery
     box, _e, _n = WALKERS_AT_55["blonde, long black coat"]
     walker = _track_at(gallery, 55, box)
-    d = ["--data-dir", str(data_dir)]
+    d = where(cfg, data_dir)
     report, js = tmp_path / "t.html", tmp_path / "t.json"
     code = run_pipeline.main(
         [
