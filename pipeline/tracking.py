@@ -26,6 +26,7 @@ class TrackerConfig:
     match_thresh: float = 0.8  # max (1 - IoU) cost in the first association
     second_match_thresh: float = 0.5
     buffer_frames: int = 30  # a lost track may come back within this many frames
+    lost_match_thresh: float = 0.5  # ... if its predicted box overlaps the detection this well
     appearance_weight: float = 0.0  # >0: cost = (1-w)·(1-IoU) + w·(1-cos) when embeddings exist
 
 
@@ -172,7 +173,13 @@ class ByteTracker:
         fresh = [t for t in self.tracks if not t.confirmed]
 
         # 1) confirmed (tracked and lost) tracks vs confident detections
-        pairs = _assign(self._cost(confirmed, dets, high), cfg.match_thresh)
+        cost = self._cost(confirmed, dets, high)
+        if cost.size:
+            # A lost track coasts on its last velocity; without an appearance check it may only
+            # take a box it overlaps well, or it claims whoever appears near its predicted path.
+            lost = np.array([t.lost for t in confirmed])
+            cost[lost] = np.where(cost[lost] > cfg.lost_match_thresh, 1.0, cost[lost])
+        pairs = _assign(cost, cfg.match_thresh)
         used_t, used_d = set(), set()
         for ti, di in pairs:
             self._apply(confirmed[ti], dets, int(high[di]), frame_index)
