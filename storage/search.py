@@ -1,0 +1,292 @@
+"""The read side of the gallery: filtered search, hits with their rows, and statistics.
+``Gallery`` (storage/gallery.py) inherits it; the write side and the index upkeep live there."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from pipeline.errors import QueryError
+from storage.index import INDEX_TYPE, VectorIndex
+from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    cameras: tuple[str, ...] = ()
+    videos: tuple[str, ...] = ()
+    from_s: float | None = None
+    to_s: float | None = None
+    min_similarity: float | None = None
+
+    @property
+    def restricts_rows(self) -> bool:
+        return bool(self.cameras or self.videos or self.from_s is not None or self.to_s is not None)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    similarity: float
+    detection_id: int
+    video_id: int
+    video_path: str
+    camera_id: str
+    frame_index: int
+    timestamp_s: float
+    xyxy: tuple[float, float, float, float]
+    score: float
+    track_id: int | None
+    thumbnail: bytes = field(repr=False)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class GalleryReads:
+    """Queries over a gallery's rows and index. Needs ``session``, ``index_for`` and
+    ``index_path`` from the class that opens the gallery."""
+
+    url: str
+
+    def session(self) -> Session:
+        raise NotImplementedError
+
+    def index_for(self, embedder_id: int) -> VectorIndex:
+        raise NotImplementedError
+
+    def index_path(self, embedder_name: str) -> Path:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- search
+    def _allowed_ids(self, embedder_id: int, filters: SearchFilters) -> NDArray[np.int64]:
+        with self.session() as s:
+            q = (
+                select(DetectionRow.id)
+                .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+                .where(DetectionRow.embedder_id == embedder_id, DetectionRow.embedding.is_not(None))
+            )
+            if filters.cameras:
+                known = set(s.scalars(select(VideoRow.camera_id).distinct()))
+                unknown = [c for c in filters.cameras if c not in known]
+                if unknown:
+                    raise QueryError(
+                        f"no camera {', '.join(unknown)} in the gallery; "
+                        f"cameras: {', '.join(sorted(known))}"
+                    )
+                q = q.where(VideoRow.camera_id.in_(filters.cameras))
+            if filters.videos:
+                video_ids = self.resolve_videos(filters.videos)
+                q = q.where(DetectionRow.video_id.in_(video_ids))
+            if filters.from_s is not None:
+                q = q.where(DetectionRow.timestamp_s >= filters.from_s)
+            if filters.to_s is not None:
+                q = q.where(DetectionRow.timestamp_s <= filters.to_s)
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def resolve_videos(self, names: Sequence[str]) -> list[int]:
+        """Video ids for paths or file names; QueryError naming any that is not stored."""
+        with self.session() as s:
+            videos = list(s.execute(select(VideoRow.id, VideoRow.path)).all())
+        out = []
+        for name in names:
+            absolute = str(Path(name).resolve())
+            match = [
+                vid for vid, path in videos if path in (name, absolute) or Path(path).name == name
+            ]
+            if not match:
+                have = ", ".join(sorted({Path(p).name for _, p in videos})) or "none"
+                raise QueryError(f"no video '{name}' in the gallery; videos: {have}")
+            out.extend(match)
+        return out
+
+    def rank(
+        self,
+        embedder_id: int,
+        query: NDArray[np.float32],
+        k: int,
+        filters: SearchFilters | None = None,
+    ) -> list[tuple[float, int]]:
+        """(similarity, detection id) of the ``k`` most similar detections passing ``filters``:
+        exactly ``k`` whenever the gallery holds that many above the similarity floor."""
+        filters = filters or SearchFilters()
+        allowed = self._allowed_ids(embedder_id, filters) if filters.restricts_rows else None
+        if allowed is not None and len(allowed) == 0:
+            return []
+        sims, ids = self.index_for(embedder_id).search(query.reshape(1, -1), k, allowed)
+        pairs = [(float(sv), int(i)) for sv, i in zip(sims[0], ids[0], strict=True) if i >= 0]
+        if filters.min_similarity is not None:
+            pairs = [(sv, i) for sv, i in pairs if sv >= filters.min_similarity]
+        return pairs
+
+    def search(
+        self,
+        embedder_id: int,
+        query: NDArray[np.float32],
+        k: int,
+        filters: SearchFilters | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """``rank`` then ``hits``; ``timings`` receives search_s and fetch_s."""
+        t0 = time.perf_counter()
+        ranked = self.rank(embedder_id, query, k, filters)
+        t1 = time.perf_counter()
+        hits = self.hits(ranked)
+        if timings is not None:
+            timings["search_s"] = t1 - t0
+            timings["fetch_s"] = time.perf_counter() - t1
+        return hits
+
+    def hits(self, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
+        """Rows for (similarity, detection id) pairs, in the given order."""
+        if not ranked:
+            return []
+        with self.session() as s:
+            rows = {
+                r.DetectionRow.id: r
+                for r in s.execute(
+                    select(DetectionRow, VideoRow.path, VideoRow.camera_id)
+                    .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+                    .where(DetectionRow.id.in_([i for _, i in ranked]))
+                )
+            }
+        out = []
+        for rank, (sim, ident) in enumerate(ranked, start=1):
+            r = rows.get(ident)
+            if r is None:  # deleted between the index search and this read
+                continue
+            d = r.DetectionRow
+            out.append(
+                Hit(
+                    rank=rank,
+                    similarity=sim,
+                    detection_id=d.id,
+                    video_id=d.video_id,
+                    video_path=r.path,
+                    camera_id=r.camera_id,
+                    frame_index=d.frame_index,
+                    timestamp_s=d.timestamp_s,
+                    xyxy=(d.x1, d.y1, d.x2, d.y2),
+                    score=d.score,
+                    track_id=d.track_id,
+                    thumbnail=d.thumbnail,
+                )
+            )
+        return out
+
+    def detection(self, detection_id: int) -> tuple[DetectionRow, VideoRow]:
+        with self.session() as s:
+            row = s.execute(
+                select(DetectionRow, VideoRow)
+                .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+                .where(DetectionRow.id == detection_id)
+            ).first()
+        if row is None:
+            raise QueryError(
+                f"no detection #{detection_id} in the gallery; "
+                "take an id from a previous query's table"
+            )
+        return row[0], row[1]
+
+    # ---------------------------------------------------------------- reporting
+    def stats(self) -> dict[str, Any]:
+        with self.session() as s:
+            videos = []
+            for v in s.scalars(select(VideoRow).order_by(VideoRow.id)):
+                frames = (
+                    s.scalar(
+                        select(func.coalesce(func.sum(RunRow.frames_processed), 0)).where(
+                            RunRow.video_id == v.id
+                        )
+                    )
+                    or 0
+                )
+                dets = (
+                    s.scalar(
+                        select(func.count(DetectionRow.id)).where(DetectionRow.video_id == v.id)
+                    )
+                    or 0
+                )
+                runs = list(s.scalars(select(RunRow.status).where(RunRow.video_id == v.id)))
+                videos.append(
+                    {
+                        "path": v.path,
+                        "camera": v.camera_id,
+                        "fps": v.fps,
+                        "duration_s": v.frame_count / v.fps if v.fps else 0.0,
+                        "frames": v.frame_count,
+                        "frames_processed": int(frames),
+                        "detections": int(dets),
+                        "runs": runs,
+                    }
+                )
+            total = s.scalar(select(func.count(DetectionRow.id))) or 0
+            embedders = []
+            for e in s.scalars(select(EmbedderRow).order_by(EmbedderRow.id)):
+                n = (
+                    s.scalar(
+                        select(func.count(DetectionRow.id)).where(DetectionRow.embedder_id == e.id)
+                    )
+                    or 0
+                )
+                embedded = (
+                    s.scalar(
+                        select(func.count(DetectionRow.id)).where(
+                            DetectionRow.embedder_id == e.id, DetectionRow.embedding.is_not(None)
+                        )
+                    )
+                    or 0
+                )
+                tracks = (
+                    s.scalar(select(func.count(TrackRow.id)).where(TrackRow.embedder_id == e.id))
+                    or 0
+                )
+                path = self.index_path(e.name)
+                embedders.append(
+                    {
+                        "name": e.name,
+                        "dim": e.dim,
+                        "detections": int(n),
+                        "embedded": int(embedded),
+                        "tracks": int(tracks),
+                        "index_type": INDEX_TYPE,
+                        "index_path": str(path),
+                        "index_size": len(self.index_for(e.id)) if n else 0,
+                    }
+                )
+        return {
+            "database": _safe_url(self.url),
+            "videos": videos,
+            "detections": int(total),
+            "embedders": embedders,
+        }
+
+    def track_count(self, run_id: int) -> int:
+        with self.session() as s:
+            return int(
+                s.scalar(select(func.count(TrackRow.id)).where(TrackRow.run_id == run_id)) or 0
+            )
+
+    def detections_per_frame(self, video_id: int) -> dict[int, int]:
+        with self.session() as s:
+            return {
+                int(f): int(n)
+                for f, n in s.execute(
+                    select(DetectionRow.frame_index, func.count(DetectionRow.id))
+                    .where(DetectionRow.video_id == video_id)
+                    .group_by(DetectionRow.frame_index)
+                )
+            }
