@@ -8,18 +8,9 @@ from typing import Protocol
 
 from pipeline.config import DetectorConfig
 from pipeline.types import Detections, Frame
+from pipeline.zoo import names
 
-DETECTOR_NAMES = (
-    "yolov8n",
-    "yolov8s-person",
-    "ssd-mobilenetv2",
-    "hog",
-    "haar-fullbody",
-    "fasterrcnn_resnet50_fpn_v2",
-    "retinanet_resnet50_fpn_v2",
-    "fcos_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
-)
+DETECTOR_NAMES = names("detector")
 
 
 class Detector(Protocol):

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pipeline.assets import TORCHVISION_WEIGHTS, resolve
+from pipeline.assets import resolve
 from pipeline.config import DetectorConfig
 from pipeline.types import Detections, Frame
+from pipeline.zoo import TORCHVISION_WEIGHTS
 
 MODELS = (
     "fasterrcnn_resnet50_fpn_v2",

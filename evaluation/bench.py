@@ -14,13 +14,12 @@ import numpy as np
 from evaluation.datasets import SearchDataset
 from evaluation.runner import (
     CACHE_CONF,
-    EvalOptions,
     build_embedder_checked,
     cached_features,
     detect_dataset,
     make_detector,
-    score,
 )
+from evaluation.scoring import EvalOptions, score
 from pipeline.config import Config
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,16 @@ from numpy.typing import NDArray
 
 from detectors import Detector, build_detector
 from evaluation.datasets import SearchDataset
-from evaluation.metrics import detection_metrics, search_metrics
-from pipeline.config import Config, ReidConfig
+from evaluation.scoring import DetectedDataset, EvalOptions, score
+from evaluation.tracking_eval import track_level
+from pipeline.assets import sha256_of
+from pipeline.config import Config
 from pipeline.crops import crop_boxes
 from pipeline.errors import DatasetError, ProwlError
 from pipeline.stream import batched, prefetch
 from pipeline.types import Frame
 from reid import Embedder, build_embedder
+from reid.batching import CropBatcher
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +35,6 @@ log = logging.getLogger(__name__)
 CACHE_CONF = 0.05
 
 Progress = Callable[[int], object]
-
-
-@dataclass
-class DetectedDataset:
-    detector: str
-    boxes: list[NDArray[np.float32]]
-    scores: list[NDArray[np.float32]]
-    key: str
 
 
 def _frames(ds: SearchDataset) -> Iterator[Frame]:
@@ -64,8 +59,6 @@ def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:
             raise ProwlError(
                 f"'{name}': use gt-jitter or gt-jitter:SIGMA (e.g. gt-jitter:0.2)"
             ) from None
-    from dataclasses import replace
-
     try:
         return build_detector(
             replace(cfg.detector, name=name, conf=min(cfg.detector.conf, CACHE_CONF))
@@ -123,28 +116,19 @@ def embed_boxes(
     batch_crops: int,
     progress: Progress | None = None,
 ) -> list[NDArray[np.float32]]:
-    """Features of every box of every frame, crops batched across frames."""
+    """Features of every box of every frame, crops batched across frames (as ingest does)."""
     feats: list[NDArray[np.float32]] = [np.zeros((0, embedder.dim), np.float32)] * len(boxes)
-    pending: list[tuple[int, NDArray[np.uint8]]] = []
+    batcher = CropBatcher[int](embedder, batch_crops)
 
     def flush() -> None:
-        if not pending:
-            return
-        vecs = embedder.embed([c for _, c in pending])
-        start = 0
-        for frame_i in dict.fromkeys(i for i, _ in pending):
-            n = sum(1 for i, _ in pending if i == frame_i)
-            feats[frame_i] = vecs[start : start + n]
-            start += n
-        pending.clear()
+        for frame_i, _rows, vecs in batcher.flush():
+            feats[frame_i] = vecs
 
     for frame in prefetch(_frames(ds), 8):
-        if len(boxes[frame.index]):
-            pending.extend(
-                (frame.index, np.ascontiguousarray(c))
-                for c in crop_boxes(frame.image, boxes[frame.index])
-            )
-        if len(pending) >= batch_crops:
+        n = len(boxes[frame.index])
+        if n:
+            batcher.add(frame.index, range(n), crop_boxes(frame.image, boxes[frame.index]))
+        if batcher.full:
             flush()
         if progress:
             progress(1)
@@ -172,7 +156,8 @@ def cached_features(
     cache_dir: Path,
     progress: Progress | None = None,
 ) -> tuple[list[NDArray[np.float32]], NDArray[np.float32]]:
-    path = cache_dir / f"emb-{_key(det.key, embedder.name)}.npz"
+    weights = sha256_of(Path(embedder.weights)) if embedder.weights else ""
+    path = cache_dir / f"emb-{_key(det.key, embedder.name, weights)}.npz"
     if path.is_file():
         data = np.load(path)
         feats = list(np.split(data["feats"], np.cumsum([len(b) for b in det.boxes])[:-1]))
@@ -192,60 +177,6 @@ def cached_features(
     return feats, queries
 
 
-@dataclass(frozen=True)
-class EvalOptions:
-    protocol: str = "all"
-    iou: str | float = "variable"
-    det_thresh: float = 0.5
-    cws: bool = False
-
-
-def score(
-    ds: SearchDataset,
-    det: DetectedDataset,
-    feats: list[NDArray[np.float32]],
-    query_feats: NDArray[np.float32],
-    opts: EvalOptions,
-) -> dict[str, Any]:
-    gt = [f.boxes for f in ds.frames]
-    out: dict[str, Any] = {
-        "dataset": ds.name,
-        "detector": det.detector,
-        "frames": len(ds.frames),
-        "queries": len(ds.queries),
-        "protocol": opts.protocol,
-        "iou": opts.iou,
-        "det_thresh": opts.det_thresh,
-        "cws": opts.cws,
-    }
-    for thr in (0.5, 0.7):
-        d = detection_metrics(gt, det.boxes, det.scores, iou_thresh=thr, det_thresh=opts.det_thresh)
-        out[f"det_recall@{thr}"] = d.recall
-        out[f"det_ap@{thr}"] = d.ap
-    kept = [int((s >= opts.det_thresh).sum()) for s in det.scores]
-    out["boxes_per_frame"] = float(np.mean(kept)) if kept else 0.0
-    index = ds.frame_index()
-    s = search_metrics(
-        query_feats,
-        [q.pid for q in ds.queries],
-        [index[q.frame] for q in ds.queries],
-        [q.camera for q in ds.queries],
-        [f.camera for f in ds.frames],
-        gt,
-        [f.pids for f in ds.frames],
-        det.boxes,
-        det.scores,
-        feats,
-        protocol=opts.protocol,
-        iou=opts.iou,
-        det_thresh=opts.det_thresh,
-        cws=opts.cws,
-    )
-    out["mAP"] = s.mAP
-    out.update({f"top{k}": v for k, v in s.top_k.items()})
-    return out
-
-
 def evaluate_pair(
     ds: SearchDataset,
     detector: Detector,
@@ -261,16 +192,12 @@ def evaluate_pair(
     result = score(ds, det, feats, queries, opts)
     result["reid"] = embedder.name
     if tracks:
-        from evaluation.tracking_eval import track_level
-
         result.update(track_level(ds, det, feats, queries, opts, cfg.tracking))
     return result
 
 
 def build_embedder_checked(name: str, cfg: Config) -> Embedder:
     try:
-        return build_embedder(
-            ReidConfig(name=name, batch_crops=cfg.reid.batch_crops, device=cfg.reid.device)
-        )
+        return build_embedder(replace(cfg.reid, name=name))
     except ValueError as exc:
         raise ProwlError(str(exc)) from None

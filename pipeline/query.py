@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,12 +13,16 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.assets import sha256_of
 from pipeline.config import ReidConfig
 from pipeline.crops import box_to_int, to_bgr_uint8
 from pipeline.errors import QueryError
 from reid import Embedder, build_embedder, l2_normalise
+from reid.rerank import rerank_order
 from storage.gallery import Gallery, Hit, SearchFilters
-from storage.tracks import TrackHit, search_tracks
+from storage.models import EmbedderRow, TrackRow, VideoRow
+from storage.search import resolve_videos
+from storage.tracks import Ranker, TrackHit, search_tracks, tracks_of_video
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +94,69 @@ def fuse(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return l2_normalise(l2_normalise(vectors).mean(axis=0, keepdims=True))[0]
 
 
+def embedder_config(
+    row: EmbedderRow, weights: str | None = None, device: str = "cpu"
+) -> ReidConfig:
+    """The configuration that rebuilds exactly the embedder whose vectors ``row`` holds: its
+    name and, for a checkpoint-taking embedder, the same weights file (``weights`` points at
+    a copy elsewhere). A missing or different file is a QueryError naming what is needed."""
+    path = weights or row.weights
+    if row.weights_sha256:
+        need = (
+            f"the gallery's vectors come from {row.name} with weights {row.weights} "
+            f"(sha256 {row.weights_sha256[:12]}…)"
+        )
+        if not path or not Path(path).is_file():
+            raise QueryError(f"{need}, which is not there; pass --reid-weights FILE with it")
+        if sha256_of(Path(path)) != row.weights_sha256:
+            raise QueryError(
+                f"{path} is not the checkpoint the gallery was built with: {need}; "
+                "pass that file with --reid-weights"
+            )
+    return ReidConfig(name=row.name, batch_crops=32, device=device, weights=path)
+
+
 def embedder_for(
-    gallery: Gallery, requested: str | None, device: str = "cpu"
+    gallery: Gallery, requested: str | None, weights: str | None = None, device: str = "cpu"
 ) -> tuple[int, Embedder]:
     row = gallery.embedder_for_query(requested)
-    embedder = build_embedder(ReidConfig(name=row.name, batch_crops=32, device=device))
+    try:
+        embedder = build_embedder(embedder_config(row, weights, device))
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
     if embedder.dim != row.dim:
         raise QueryError(
             f"embedder {row.name} now gives {embedder.dim}-d vectors, the gallery "
             f"holds {row.dim}-d; re-ingest with --force"
         )
     return row.id, embedder
+
+
+def make_ranker(
+    gallery: Gallery,
+    embedder_id: int,
+    query: NDArray[np.float32],
+    filters: SearchFilters | None,
+    rerank_pool: int = 0,
+) -> Ranker:
+    """``depth`` -> the best ``depth`` (similarity, detection id) pairs. With ``rerank_pool``
+    the first that many candidates are put in k-reciprocal order (the rest keep the plain
+    order behind them); similarities stay the cosine ones."""
+
+    def rank(depth: int) -> list[tuple[float, int]]:
+        if not rerank_pool:
+            return gallery.rank(embedder_id, query, depth, filters)
+        ranked = gallery.rank(embedder_id, query, max(depth, rerank_pool), filters)
+        head, tail = ranked[:rerank_pool], ranked[rerank_pool:]
+        index = gallery.index_for(embedder_id)
+        vectors = (
+            np.stack([index.reconstruct(i) for _, i in head])
+            if head
+            else np.zeros((0, len(query)), np.float32)
+        )
+        return ([head[int(j)] for j in rerank_order(query, vectors)] + tail)[:depth]
+
+    return rank
 
 
 def run_query(
@@ -111,6 +168,7 @@ def run_query(
     detection_id: int | None = None,
     rerank: bool = False,
     by: str = "detection",
+    weights: str | None = None,
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
     search. ``rerank`` applies k-reciprocal re-ranking to the top candidates."""
@@ -130,7 +188,7 @@ def run_query(
         if thumb is not None:
             shown.append(np.asarray(thumb, dtype=np.uint8))
     if crops:
-        embedder_id, embedder = embedder_for(gallery, reid)
+        embedder_id, embedder = embedder_for(gallery, reid, weights)
         timings["load_s"] = time.perf_counter() - t
         t = time.perf_counter()
         if detection_id is not None and embedder_id != row.embedder_id:
@@ -150,23 +208,26 @@ def run_query(
     query = fuse(np.stack(vectors))
     timings["embed_s"] = time.perf_counter() - t
 
+    rank = make_ranker(gallery, embedder_id, query, filters, max(100, 4 * k) if rerank else 0)
+    t = time.perf_counter()
     if by == "track":
-        t = time.perf_counter()
-        tracks = search_tracks(gallery, embedder_id, query, k, filters)
+        with gallery.session() as s:
+            tracks = search_tracks(s, rank, k)
         timings["search_and_fetch_s"] = time.perf_counter() - t
         best = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
-        return QueryResult(hits=best, crops=shown, embedder=name, timings_s=timings, tracks=tracks)
-    if rerank:
-        from reid.rerank import rerank as k_reciprocal
-
-        t = time.perf_counter()
-        ranked = k_reciprocal(gallery, embedder_id, query, k, filters)
-        timings["search_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        hits = gallery.hits(ranked)
-        timings["fetch_s"] = time.perf_counter() - t
-    else:
-        hits = gallery.search(embedder_id, query, k, filters, timings=timings)
+        return QueryResult(
+            hits=best,
+            crops=shown,
+            embedder=name,
+            timings_s=timings,
+            reranked=rerank,
+            tracks=tracks,
+        )
+    ranked = rank(k)
+    timings["search_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    hits = gallery.hits(ranked)
+    timings["fetch_s"] = time.perf_counter() - t
     return QueryResult(hits=hits, crops=shown, embedder=name, timings_s=timings, reranked=rerank)
 
 
@@ -177,8 +238,6 @@ def _name(gallery: Gallery, embedder_id: int) -> str:
 def pooled_vector_of(
     gallery: Gallery, track_id: int | None, detection_id: int
 ) -> NDArray[np.float32]:
-    from storage.models import TrackRow
-
     with gallery.session() as s:
         track = s.get(TrackRow, track_id) if track_id is not None else None
     if track is None or track.pooled is None:
@@ -187,3 +246,9 @@ def pooled_vector_of(
             "and no finished track; query one of its track's embedded sightings"
         )
     return np.frombuffer(track.pooled, np.float32)
+
+
+def tracks_of_videos(gallery: Gallery, names: Sequence[str]) -> list[tuple[TrackRow, VideoRow]]:
+    """The tracks of the named videos (paths or file names), by enter time."""
+    with gallery.session() as s:
+        return tracks_of_video(s, resolve_videos(s, names))

@@ -13,6 +13,8 @@ import lap
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.boxes import iou_matrix
+from pipeline.config import TrackingConfig
 from pipeline.types import Detections
 
 UNTRACKED = -1
@@ -28,6 +30,18 @@ class TrackerConfig:
     buffer_frames: int = 30  # a lost track may come back within this many frames
     lost_match_thresh: float = 0.5  # ... if its predicted box overlaps the detection this well
     appearance_weight: float = 0.0  # >0: cost = (1-w)·(1-IoU) + w·(1-cos) when embeddings exist
+
+    @classmethod
+    def from_settings(cls, tc: TrackingConfig, fps: float) -> TrackerConfig:
+        """The tracker ingest and evaluation both run: thresholds from the config, the
+        lost-track buffer converted from seconds to frames at ``fps``."""
+        return cls(
+            tc.high_thresh,
+            tc.low_thresh,
+            tc.new_track_thresh,
+            tc.match_thresh,
+            buffer_frames=max(1, round(tc.buffer_s * max(fps, 1e-6))),
+        )
 
 
 class KalmanXYAH:
@@ -112,12 +126,6 @@ class _Track:
         return _xyxy(self.mean)
 
 
-def _iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
-    from evaluation.metrics import iou_matrix
-
-    return iou_matrix(a, b)
-
-
 def _assign(cost: NDArray[np.float64], limit: float) -> list[tuple[int, int]]:
     if cost.size == 0:
         return []
@@ -142,7 +150,7 @@ class ByteTracker:
         if not tracks or len(rows) == 0:
             return np.zeros((len(tracks), len(rows)))
         boxes = np.stack([t.box() for t in tracks])
-        cost = 1.0 - _iou(boxes, dets.xyxy[rows])
+        cost = 1.0 - iou_matrix(boxes, dets.xyxy[rows])
         w = self.cfg.appearance_weight
         if w > 0 and dets.embeddings is not None and all(t.feature is not None for t in tracks):
             feats = np.stack([t.feature for t in tracks if t.feature is not None])
@@ -228,3 +236,31 @@ class ByteTracker:
 
 def _normalise(v: NDArray[np.float32]) -> NDArray[np.float32]:
     return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+class EmbedCadence:
+    """Which crops get a vector: a track's crop when the track starts, then every ``every``
+    frames, or sooner when its box height changes by ``resize`` (relative). Untracked boxes
+    are always embedded. Ingest and track-level evaluation use this same rule."""
+
+    def __init__(self, every: int, resize: float) -> None:
+        self.every, self.resize = every, resize
+        self.last: dict[int, tuple[int, float]] = {}
+
+    def choose(self, dets: Detections, frame_index: int) -> NDArray[np.bool_]:
+        if dets.track_ids is None:
+            return np.ones(len(dets), bool)
+        mask = np.zeros(len(dets), bool)
+        heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
+        for j, (tid, h) in enumerate(zip(dets.track_ids.tolist(), heights.tolist(), strict=True)):
+            prev = self.last.get(tid)
+            if (
+                tid < 0
+                or prev is None
+                or frame_index - prev[0] >= self.every
+                or (abs(h / max(prev[1], 1e-6) - 1.0) >= self.resize)
+            ):
+                mask[j] = True
+                if tid >= 0:
+                    self.last[tid] = (frame_index, h)
+        return mask

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,12 @@ from pipeline.errors import SourceError
 from pipeline.types import Frame
 
 log = logging.getLogger(__name__)
+
+# FFmpeg (inside OpenCV) prints its own complaints ("moov atom not found", h264 slice errors)
+# straight to stderr; prowl reports a bad source in one line of its own. OpenCV reads this
+# once, at the first capture; a user who wants FFmpeg's words sets it (e.g. 24 = warnings).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_IMAGE_FPS = 25.0
@@ -126,6 +133,8 @@ class DecodeReport:
     frames_yielded: int = 0
     last_index: int = -1
     stopped_early: bool = False
+    stopped_at: int = 0  # with stopped_early: the first frame that could not be read
+    announced: int = 0  # with stopped_early: the frame count the container announces
 
 
 def read_frames(
@@ -217,7 +226,8 @@ def _read_video(
             index += 1
         if info.frame_count and index < info.frame_count and end_s is None:
             rep.stopped_early = True
-            log.warning(
+            rep.stopped_at, rep.announced = index, info.frame_count
+            log.info(  # the caller reports it in its own words
                 "%s: decoding stopped at frame %d of %d the container announces",
                 info.path,
                 index,

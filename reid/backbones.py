@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from pipeline.assets import TORCHVISION_WEIGHTS, resolve
+from pipeline.assets import resolve
 from pipeline.config import ReidConfig
-from reid import l2_normalise, validate_crops
+from pipeline.zoo import TORCHVISION_WEIGHTS
+from reid.base import l2_normalise, validate_crops
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class BackboneEmbedder:
     ) -> None:
         self.name = name
         self.dim = dim
+        self.weights: str | None = None
         self.input_desc = f"{INPUT_HW[0]}×{INPUT_HW[1]} RGB, mean {tuple(round(m) for m in mean)}"
         self._mean = np.asarray(mean, np.float32)
         self._std = np.asarray(std, np.float32)
@@ -124,3 +126,24 @@ def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     body = torch.nn.Sequential(*list(model.children())[:-2])  # up to the last conv block
     return BackboneEmbedder("resnet50-imagenet", 2048, body, cfg, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
+    """An OSNet re-ID checkpoint (torchreid's model zoo or `prowl train`), run by the project's
+    own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output."""
+    from pathlib import Path
+
+    from pipeline.errors import AssetError
+    from reid.osnet import load_osnet
+
+    if not cfg.weights:
+        raise AssetError(
+            f"torchreid:{arch} needs its checkpoint: pass --reid-weights FILE.pth "
+            "(e.g. osnet_x0_25_msmt17.pth from torchreid's model zoo)"
+        )
+    model = load_osnet(arch, Path(cfg.weights))
+    embedder = BackboneEmbedder(
+        f"torchreid:{arch}", model.feature_dim, model, cfg, IMAGENET_MEAN, IMAGENET_STD
+    )
+    embedder.weights = str(Path(cfg.weights).resolve())
+    return embedder

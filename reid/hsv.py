@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from reid import l2_normalise, validate_crops
+from reid.base import l2_normalise, validate_crops
 
 _STRIPES = 6
 _H_BINS, _S_BINS, _V_BINS = 16, 8, 8
@@ -22,6 +22,7 @@ class HSVHistogramEmbedder:
 
     name = "hsv"
     dim = _STRIPES * (_H_BINS + _S_BINS + _V_BINS)
+    weights: str | None = None
     input_desc = "128×64 resize, HSV, 6 stripes × (16 H + 8 S + 8 V) bins"
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:

@@ -1,9 +1,9 @@
 """k-reciprocal re-ranking (Zhong, Zheng, Cao, Li: "Re-ranking Person Re-identification with
-k-reciprocal Encoding", CVPR 2017), applied to the top candidates of one query.
+k-reciprocal Encoding", CVPR 2017) as pure functions over distance matrices and vectors;
+the query layer decides which candidates to re-rank.
 
-Cost: the candidates' vectors are read back from the index and an (N+1)×(N+1) distance
-matrix is re-ranked, O(N²·k1) in numpy; with N = max(100, 4k) that is a few milliseconds to a
-few tens of milliseconds per query. Off by default (``--rerank``).
+Cost: an (N+1)×(N+1) distance matrix is re-ranked, O(N²·k1) in numpy; with N = max(100, 4k)
+candidates that is a few milliseconds to a few tens of milliseconds per query.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from storage.gallery import Gallery, SearchFilters
 
-
-def k_reciprocal_distances(
+def re_ranking(
     q_g: NDArray[np.float32],
     q_q: NDArray[np.float32],
     g_g: NDArray[np.float32],
@@ -66,26 +64,16 @@ def k_reciprocal_distances(
     return np.asarray(final[:n_q, n_q:], dtype=np.float32)
 
 
-def rerank(
-    gallery: Gallery,
-    embedder_id: int,
-    query: NDArray[np.float32],
-    k: int,
-    filters: SearchFilters | None = None,
-    candidates: int | None = None,
-) -> list[tuple[float, int]]:
-    """The top ``k`` of the first ``max(100, 4k)`` candidates after re-ranking, as
-    (cosine similarity, detection id) pairs in re-ranked order."""
-    pool = gallery.rank(embedder_id, query, candidates or max(100, 4 * k), filters)
-    if len(pool) < 2:
-        return pool[:k]
-    index = gallery.index_for(embedder_id)
-    G = np.stack([index.reconstruct(i) for _, i in pool])
+def rerank_order(query: NDArray[np.float32], candidates: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Positions of ``candidates`` (N, D) in k-reciprocal re-ranked order for one ``query``
+    (D,); both L2-normalised, so Euclidean distance is sqrt(2 - 2·cosine)."""
+    if len(candidates) < 2:
+        return np.arange(len(candidates), dtype=np.int64)
     q = query.reshape(1, -1).astype(np.float32)
+    g = np.asarray(candidates, np.float32)
 
     def dist(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.sqrt(np.maximum(2.0 - 2.0 * a @ b.T, 0.0)).astype(np.float32)
 
-    final = k_reciprocal_distances(dist(q, G), dist(q, q), dist(G, G))[0]
-    order = np.argsort(final, kind="stable")[:k]
-    return [pool[int(j)] for j in order]
+    final = re_ranking(dist(q, g), dist(q, q), dist(g, g))[0]
+    return np.argsort(final, kind="stable").astype(np.int64)

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from pipeline.config import ReidConfig
 from pipeline.errors import AssetError
-from reid import l2_normalise, validate_crops
+from reid.base import l2_normalise, validate_crops
 
 
 class TorchreidEmbedder:
@@ -30,6 +30,7 @@ class TorchreidEmbedder:
                 f"torchreid:{arch}"
             ) from None
         self.name = f"torchreid:{arch}"
+        self.weights: str | None = str(Path(cfg.weights).resolve())
         self._extractor = FeatureExtractor(
             model_name=arch, model_path=str(cfg.weights), device=cfg.device
         )

@@ -8,11 +8,8 @@ missing from the index are added from the rows, vectors without a row are droppe
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,22 +17,19 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import GalleryError
-from storage.index import VectorIndex
-from storage.models import Base, DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
-from storage.search import GalleryReads, Hit, SearchFilters, _safe_url
+from storage.database import wipe
+from storage.indexed import IndexedGallery
+from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
+from storage.search import Hit, SearchFilters
+from storage.tracks import rebuild_tracks
 
-__all__ = ["Gallery", "Hit", "NewDetection", "SearchFilters", "wipe"]
+__all__ = ["Gallery", "Hit", "NewDetection", "SearchFilters", "wipe"]  # wipe: re-exported
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 5000
-_SCHEMA_LOCK = 0x70726F776C  # 'prowl'
 
 
 @dataclass(frozen=True)
@@ -49,122 +43,29 @@ class NewDetection:
     track_id: int | None = None
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and vice versa
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; safe with WAL
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def _index_key(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return Path(parsed.database or "memory").stem
-    readable = re.sub(r"[^A-Za-z0-9]+", "_", f"{parsed.host}_{parsed.port}_{parsed.database}")
-    digest = hashlib.sha1(_safe_url(url).encode()).hexdigest()[:8]
-    return f"{parsed.get_backend_name()}_{readable}_{digest}"
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-class Gallery(GalleryReads):
-    """Open (and, unless ``must_exist``, create) the gallery at ``url``; FAISS index files
-    live under ``data_dir/index``."""
-
-    def __init__(self, url: str, data_dir: Path, *, must_exist: bool = False) -> None:
-        self.url = url
-        self.data_dir = Path(data_dir)
-        self._indexes: dict[int, VectorIndex] = {}
-        self._dirty: set[int] = set()
-        try:
-            parsed = make_url(url)
-        except Exception:
-            raise GalleryError(
-                f"'{url}' is not a database URL; use sqlite:///FILE or "
-                "postgresql+psycopg://USER@HOST:PORT/DB"
-            ) from None
-        self.backend = parsed.get_backend_name()
-        if self.backend == "sqlite" and parsed.database:
-            db_file = Path(parsed.database)
-            if must_exist and not db_file.is_file():
-                raise GalleryError(
-                    f"no gallery at {db_file}; run `prowl ingest VIDEO` first "
-                    "or pass --data-dir/--db of an existing gallery"
-                )
-            self._ensure_writable_dir(db_file.parent, read_only_ok=must_exist)
-        if not must_exist:
-            self._ensure_writable_dir(self.data_dir, read_only_ok=False)
-        try:
-            connect_args: dict[str, Any] = {}
-            if self.backend == "postgresql":
-                connect_args["connect_timeout"] = 5
-            self.engine: Engine = create_engine(url, connect_args=connect_args)
-        except Exception as exc:
-            raise GalleryError(
-                f"cannot use database URL {_safe_url(url)}: {exc}".splitlines()[0]
-            ) from None
-        if self.backend == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            if not must_exist:
-                with self.engine.begin() as conn:
-                    if self.backend == "postgresql":
-                        # Two ingests starting at once on a fresh database would both CREATE
-                        # TABLE and one would fail: the lock makes the second wait and see them.
-                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-                    Base.metadata.create_all(conn)
-            else:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("SELECT 1")
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise GalleryError(
-                f"cannot open database {_safe_url(url)}: {reason}; "
-                "check the URL and that the server is running"
-            ) from None
-        if must_exist and not self._has_tables():
-            raise GalleryError(
-                f"database {_safe_url(url)} holds no prowl gallery; "
-                "run `prowl ingest VIDEO` with this --db first"
-            )
-
-    @staticmethod
-    def _ensure_writable_dir(path: Path, read_only_ok: bool) -> None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GalleryError(
-                f"cannot create data directory {path}: {exc.strerror}; choose a writable --data-dir"
-            ) from None
-        if not read_only_ok and not os.access(path, os.W_OK):
-            raise GalleryError(f"data directory {path} is read-only; choose a writable --data-dir")
-
-    def _has_tables(self) -> bool:
-        from sqlalchemy import inspect
-
-        return inspect(self.engine).has_table("detections")
-
-    def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.save_indexes()
-        self.engine.dispose()
+class Gallery(IndexedGallery):
+    """The gallery at ``url`` (created unless ``must_exist``), write side: embedders, videos,
+    ingest runs and their committed frames. Reads and the index upkeep come from the bases."""
 
     # ---------------------------------------------------------------- embedders and videos
-    def embedder_row(self, name: str, dim: int) -> EmbedderRow:
-        """Get or create; safe when two ingests start at once (the loser re-reads)."""
+    def embedder_row(
+        self,
+        name: str,
+        dim: int,
+        weights: str | None = None,
+        weights_sha256: str | None = None,
+    ) -> EmbedderRow:
+        """Get or create; safe when two ingests start at once (the loser re-reads). An
+        embedder that takes a checkpoint is identified by the checkpoint's sha256 too."""
         row: EmbedderRow | None = None
         for _attempt in range(2):
             try:
                 with self.session() as s, s.begin():
                     row = s.scalar(select(EmbedderRow).where(EmbedderRow.name == name))
                     if row is None:
-                        row = EmbedderRow(name=name, dim=dim)
+                        row = EmbedderRow(
+                            name=name, dim=dim, weights=weights, weights_sha256=weights_sha256
+                        )
                         s.add(row)
                         s.flush()
                 break
@@ -176,6 +77,17 @@ class Gallery(GalleryReads):
             raise GalleryError(
                 f"gallery holds embedder '{name}' with dimension {row.dim}, "
                 f"not {dim}; use another --data-dir/--db for this model"
+            )
+        if row.weights_sha256 != weights_sha256:
+            built = (
+                f"weights sha256 {row.weights_sha256[:12]}…"
+                if row.weights_sha256
+                else "no weights file"
+            )
+            now = f"sha256 {weights_sha256[:12]}…" if weights_sha256 else "no weights file"
+            raise GalleryError(
+                f"gallery holds '{name}' built with {built}, not {now}; use the same "
+                "--reid-weights or another --data-dir/--db for this model"
             )
         return row
 
@@ -387,100 +299,9 @@ class Gallery(GalleryReads):
                 .values(status="complete", finished_at=datetime.now(UTC))
             )
         run.status = "complete"
-        from storage.tracks import rebuild_tracks
-
-        rebuild_tracks(self, run)
+        with self.session() as s, s.begin():
+            rebuild_tracks(s, run)
         self.save_indexes()
-
-    # ---------------------------------------------------------------- the index
-    def index_path(self, embedder_name: str) -> Path:
-        return self.data_dir / "index" / f"{_index_key(self.url)}-{_safe_name(embedder_name)}.faiss"
-
-    def _embedder_by_id(self, embedder_id: int) -> EmbedderRow:
-        with self.session() as s:
-            row = s.get(EmbedderRow, embedder_id)
-        if row is None:
-            raise GalleryError(f"embedder #{embedder_id} is not in the gallery")
-        return row
-
-    def index_for(self, embedder_id: int) -> VectorIndex:
-        """The embedder's index, loaded from disk and reconciled with the rows on first use."""
-        if embedder_id in self._indexes:
-            return self._indexes[embedder_id]
-        emb = self._embedder_by_id(embedder_id)
-        path = self.index_path(emb.name)
-        index: VectorIndex | None = None
-        if path.is_file():
-            try:
-                index = VectorIndex.load(path, emb.dim)
-            except ValueError as exc:
-                log.warning("%s; rebuilding it from the database", exc)
-        if index is None:
-            index = VectorIndex(emb.dim)
-        self._indexes[embedder_id] = index
-        self.sync_index(embedder_id)
-        return index
-
-    def sync_index(self, embedder_id: int) -> tuple[int, int]:
-        """Make the index hold exactly the rows' vectors. Returns (added, dropped)."""
-        index = self._indexes[embedder_id]
-        with self.session() as s:
-            db_ids = np.fromiter(
-                s.scalars(
-                    select(DetectionRow.id).where(
-                        DetectionRow.embedder_id == embedder_id, DetectionRow.embedding.is_not(None)
-                    )
-                ),
-                dtype=np.int64,
-            )
-        idx_ids = index.ids()
-        missing = np.setdiff1d(db_ids, idx_ids, assume_unique=False)
-        extra = np.setdiff1d(idx_ids, db_ids, assume_unique=False)
-        if len(idx_ids) != len(np.unique(idx_ids)):  # duplicated vectors: start over
-            index.remove(idx_ids)
-            missing, extra = db_ids, np.zeros(0, np.int64)
-        dropped = index.remove(extra) if len(extra) else 0
-        for ids, vecs in self._vectors(missing):
-            index.add(ids, vecs)
-        if len(missing) or dropped:
-            log.warning(
-                "index %s repaired: %d vectors added from the database, %d without a row dropped",
-                self.index_path(self._embedder_by_id(embedder_id).name).name,
-                len(missing),
-                dropped,
-            )
-            self._dirty.add(embedder_id)
-            self.save_indexes()
-        return len(missing), dropped
-
-    def _vectors(
-        self, ids: NDArray[np.int64]
-    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
-        with self.session() as s:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = [int(i) for i in ids[start : start + _CHUNK]]
-                rows = s.execute(
-                    select(DetectionRow.id, DetectionRow.embedding).where(
-                        DetectionRow.id.in_(chunk)
-                    )
-                ).all()
-                if rows:
-                    yield (
-                        np.asarray([r[0] for r in rows], np.int64),
-                        np.stack([np.frombuffer(r[1] or b"", np.float32) for r in rows]),
-                    )
-
-    def save_indexes(self) -> None:
-        for embedder_id in sorted(self._dirty):
-            emb = self._embedder_by_id(embedder_id)
-            try:
-                self._indexes[embedder_id].save(self.index_path(emb.name))
-            except OSError as exc:
-                raise GalleryError(
-                    f"cannot write index {self.index_path(emb.name)}: {exc.strerror}; "
-                    "the rows are safe and the index is rebuilt on next open"
-                ) from None
-        self._dirty.clear()
 
 
 def _size_of(path: Path) -> int:
@@ -490,14 +311,3 @@ def _size_of(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def wipe(url: str) -> None:
-    """Drop every prowl table (tests and `--force`-style resets of a whole gallery)."""
-    engine = create_engine(url)
-    try:
-        Base.metadata.drop_all(engine)
-    except SQLAlchemyError as exc:  # pragma: no cover
-        raise GalleryError(f"cannot reset {_safe_url(url)}: {exc}") from None
-    finally:
-        engine.dispose()

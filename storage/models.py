@@ -37,6 +37,10 @@ class EmbedderRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     dim: Mapped[int] = mapped_column(Integer)
+    # A checkpoint-taking embedder is its name plus the exact weights file: the query rebuilds
+    # exactly this embedder, or says which file it needs.
+    weights: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

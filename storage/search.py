@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from pipeline.errors import QueryError
+from storage.database import safe_url
 from storage.index import INDEX_TYPE, VectorIndex
 from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
 
@@ -47,13 +47,6 @@ class Hit:
     score: float
     track_id: int | None
     thumbnail: bytes = field(repr=False)
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 class GalleryReads:
@@ -89,7 +82,7 @@ class GalleryReads:
                     )
                 q = q.where(VideoRow.camera_id.in_(filters.cameras))
             if filters.videos:
-                video_ids = self.resolve_videos(filters.videos)
+                video_ids = resolve_videos(s, filters.videos)
                 q = q.where(DetectionRow.video_id.in_(video_ids))
             if filters.from_s is not None:
                 q = q.where(DetectionRow.timestamp_s >= filters.from_s)
@@ -98,20 +91,8 @@ class GalleryReads:
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
     def resolve_videos(self, names: Sequence[str]) -> list[int]:
-        """Video ids for paths or file names; QueryError naming any that is not stored."""
         with self.session() as s:
-            videos = list(s.execute(select(VideoRow.id, VideoRow.path)).all())
-        out = []
-        for name in names:
-            absolute = str(Path(name).resolve())
-            match = [
-                vid for vid, path in videos if path in (name, absolute) or Path(path).name == name
-            ]
-            if not match:
-                have = ", ".join(sorted({Path(p).name for _, p in videos})) or "none"
-                raise QueryError(f"no video '{name}' in the gallery; videos: {have}")
-            out.extend(match)
-        return out
+            return resolve_videos(s, names)
 
     def rank(
         self,
@@ -151,55 +132,43 @@ class GalleryReads:
         return hits
 
     def hits(self, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
-        """Rows for (similarity, detection id) pairs, in the given order."""
-        if not ranked:
-            return []
         with self.session() as s:
-            rows = {
-                r.DetectionRow.id: r
-                for r in s.execute(
-                    select(DetectionRow, VideoRow.path, VideoRow.camera_id)
-                    .join(VideoRow, VideoRow.id == DetectionRow.video_id)
-                    .where(DetectionRow.id.in_([i for _, i in ranked]))
-                )
-            }
-        out = []
-        for rank, (sim, ident) in enumerate(ranked, start=1):
-            r = rows.get(ident)
-            if r is None:  # deleted between the index search and this read
-                continue
-            d = r.DetectionRow
-            out.append(
-                Hit(
-                    rank=rank,
-                    similarity=sim,
-                    detection_id=d.id,
-                    video_id=d.video_id,
-                    video_path=r.path,
-                    camera_id=r.camera_id,
-                    frame_index=d.frame_index,
-                    timestamp_s=d.timestamp_s,
-                    xyxy=(d.x1, d.y1, d.x2, d.y2),
-                    score=d.score,
-                    track_id=d.track_id,
-                    thumbnail=d.thumbnail,
-                )
-            )
-        return out
+            return hits(s, ranked)
 
     def detection(self, detection_id: int) -> tuple[DetectionRow, VideoRow]:
         with self.session() as s:
-            row = s.execute(
-                select(DetectionRow, VideoRow)
-                .join(VideoRow, VideoRow.id == DetectionRow.video_id)
-                .where(DetectionRow.id == detection_id)
-            ).first()
-        if row is None:
-            raise QueryError(
-                f"no detection #{detection_id} in the gallery; "
-                "take an id from a previous query's table"
+            return detection(s, detection_id)
+
+    def sample_person(
+        self, camera_id: str, min_people: int = 3
+    ) -> tuple[str, int, tuple[float, float, float, float]] | None:
+        """(video path, frame index, box) of the most confident person in the middle one of
+        the camera's frames that hold at least ``min_people``; None if there is none."""
+        with self.session() as s:
+            video = s.scalar(
+                select(VideoRow).where(VideoRow.camera_id == camera_id).order_by(VideoRow.id)
             )
-        return row[0], row[1]
+            if video is None:
+                return None
+            frames = list(
+                s.scalars(
+                    select(DetectionRow.frame_index)
+                    .where(DetectionRow.video_id == video.id)
+                    .group_by(DetectionRow.frame_index)
+                    .having(func.count() >= min_people)
+                    .order_by(DetectionRow.frame_index)
+                )
+            )
+            if not frames:
+                return None
+            frame_index = frames[len(frames) // 2]
+            det = s.scalars(
+                select(DetectionRow)
+                .where(DetectionRow.video_id == video.id, DetectionRow.frame_index == frame_index)
+                .order_by(DetectionRow.score.desc())
+            ).first()
+            assert det is not None
+            return video.path, frame_index, (det.x1, det.y1, det.x2, det.y2)
 
     # ---------------------------------------------------------------- reporting
     def stats(self) -> dict[str, Any]:
@@ -259,6 +228,8 @@ class GalleryReads:
                     {
                         "name": e.name,
                         "dim": e.dim,
+                        "weights": e.weights,
+                        "weights_sha256": e.weights_sha256,
                         "detections": int(n),
                         "embedded": int(embedded),
                         "tracks": int(tracks),
@@ -268,7 +239,7 @@ class GalleryReads:
                     }
                 )
         return {
-            "database": _safe_url(self.url),
+            "database": safe_url(self.url),
             "videos": videos,
             "detections": int(total),
             "embedders": embedders,
@@ -290,3 +261,67 @@ class GalleryReads:
                     .group_by(DetectionRow.frame_index)
                 )
             }
+
+
+def resolve_videos(s: Session, names: Sequence[str]) -> list[int]:
+    """Video ids for paths or file names; QueryError naming any that is not stored."""
+    videos = list(s.execute(select(VideoRow.id, VideoRow.path)).all())
+    out = []
+    for name in names:
+        absolute = str(Path(name).resolve())
+        match = [vid for vid, path in videos if path in (name, absolute) or Path(path).name == name]
+        if not match:
+            have = ", ".join(sorted({Path(p).name for _, p in videos})) or "none"
+            raise QueryError(f"no video '{name}' in the gallery; videos: {have}")
+        out.extend(match)
+    return out
+
+
+def hits(s: Session, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
+    """Rows for (similarity, detection id) pairs, in the given order."""
+    if not ranked:
+        return []
+    rows = {
+        r.DetectionRow.id: r
+        for r in s.execute(
+            select(DetectionRow, VideoRow.path, VideoRow.camera_id)
+            .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+            .where(DetectionRow.id.in_([i for _, i in ranked]))
+        )
+    }
+    out = []
+    for rank, (sim, ident) in enumerate(ranked, start=1):
+        r = rows.get(ident)
+        if r is None:  # deleted between the index search and this read
+            continue
+        d = r.DetectionRow
+        out.append(
+            Hit(
+                rank=rank,
+                similarity=sim,
+                detection_id=d.id,
+                video_id=d.video_id,
+                video_path=r.path,
+                camera_id=r.camera_id,
+                frame_index=d.frame_index,
+                timestamp_s=d.timestamp_s,
+                xyxy=(d.x1, d.y1, d.x2, d.y2),
+                score=d.score,
+                track_id=d.track_id,
+                thumbnail=d.thumbnail,
+            )
+        )
+    return out
+
+
+def detection(s: Session, detection_id: int) -> tuple[DetectionRow, VideoRow]:
+    row = s.execute(
+        select(DetectionRow, VideoRow)
+        .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+        .where(DetectionRow.id == detection_id)
+    ).first()
+    if row is None:
+        raise QueryError(
+            f"no detection #{detection_id} in the gallery; take an id from a previous query's table"
+        )
+    return row[0], row[1]

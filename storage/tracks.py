@@ -3,80 +3,82 @@ detections when a run finishes, so they always agree with them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
 
-from storage.gallery import Gallery, Hit, SearchFilters
 from storage.models import DetectionRow, RunRow, TrackRow, VideoRow
+from storage.search import Hit, hits
+
+# depth -> the (similarity, detection id) ranking of that many candidates, best first
+Ranker = Callable[[int], Sequence[tuple[float, int]]]
 
 
-def rebuild_tracks(gallery: Gallery, run: RunRow) -> int:
-    """Recompute the run's track rows from its detections; returns how many."""
-    with gallery.session() as s, s.begin():
-        s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
-        rows = s.execute(
-            select(
-                DetectionRow.id,
-                DetectionRow.track_id,
-                DetectionRow.frame_index,
-                DetectionRow.timestamp_s,
-                DetectionRow.x1,
-                DetectionRow.y1,
-                DetectionRow.x2,
-                DetectionRow.y2,
-                DetectionRow.score,
-                DetectionRow.embedding,
-            )
-            .where(DetectionRow.run_id == run.id, DetectionRow.track_id.is_not(None))
-            .order_by(DetectionRow.track_id, DetectionRow.frame_index)
-        ).all()
-        groups: dict[int, list[Any]] = {}
-        for r in rows:
-            groups.setdefault(int(r.track_id), []).append(r)
-        best_ids = {}
-        new = []
-        for tid, dets in groups.items():
-            vecs = [np.frombuffer(d.embedding, np.float32) for d in dets if d.embedding is not None]
-            pooled = None
-            if vecs:
-                mean = np.mean(vecs, axis=0)
-                pooled = (
-                    (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32).tobytes()
-                )
-            best = max(dets, key=lambda d: (d.x2 - d.x1) * (d.y2 - d.y1) * d.score)
-            best_ids[tid] = best.id
-            new.append(
-                dict(
-                    id=tid,
-                    run_id=run.id,
-                    video_id=run.video_id,
-                    embedder_id=run.embedder_id,
-                    first_frame=dets[0].frame_index,
-                    last_frame=dets[-1].frame_index,
-                    first_s=dets[0].timestamp_s,
-                    last_s=dets[-1].timestamp_s,
-                    detections=len(dets),
-                    embedded=len(vecs),
-                    pooled=pooled,
-                    best_detection_id=best.id,
-                    thumbnail=b"",
-                )
-            )
-        thumbs = dict(
-            s.execute(
-                select(DetectionRow.id, DetectionRow.thumbnail).where(
-                    DetectionRow.id.in_(list(best_ids.values()) or [-1])
-                )
-            ).all()
+def rebuild_tracks(s: Session, run: RunRow) -> int:
+    """Recompute the run's track rows from its detections (inside the caller's transaction);
+    returns how many."""
+    s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
+    rows = s.execute(
+        select(
+            DetectionRow.id,
+            DetectionRow.track_id,
+            DetectionRow.frame_index,
+            DetectionRow.timestamp_s,
+            DetectionRow.x1,
+            DetectionRow.y1,
+            DetectionRow.x2,
+            DetectionRow.y2,
+            DetectionRow.score,
+            DetectionRow.embedding,
         )
-        for t in new:
-            t["thumbnail"] = thumbs[t["best_detection_id"]]
-        if new:
-            s.execute(insert(TrackRow), new)
+        .where(DetectionRow.run_id == run.id, DetectionRow.track_id.is_not(None))
+        .order_by(DetectionRow.track_id, DetectionRow.frame_index)
+    ).all()
+    groups: dict[int, list[Any]] = {}
+    for r in rows:
+        groups.setdefault(int(r.track_id), []).append(r)
+    best_ids = {}
+    new = []
+    for tid, dets in groups.items():
+        vecs = [np.frombuffer(d.embedding, np.float32) for d in dets if d.embedding is not None]
+        pooled = None
+        if vecs:
+            mean = np.mean(vecs, axis=0)
+            pooled = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32).tobytes()
+        best = max(dets, key=lambda d: (d.x2 - d.x1) * (d.y2 - d.y1) * d.score)
+        best_ids[tid] = best.id
+        new.append(
+            dict(
+                id=tid,
+                run_id=run.id,
+                video_id=run.video_id,
+                embedder_id=run.embedder_id,
+                first_frame=dets[0].frame_index,
+                last_frame=dets[-1].frame_index,
+                first_s=dets[0].timestamp_s,
+                last_s=dets[-1].timestamp_s,
+                detections=len(dets),
+                embedded=len(vecs),
+                pooled=pooled,
+                best_detection_id=best.id,
+                thumbnail=b"",
+            )
+        )
+    thumbs = dict(
+        s.execute(
+            select(DetectionRow.id, DetectionRow.thumbnail).where(
+                DetectionRow.id.in_(list(best_ids.values()) or [-1])
+            )
+        ).all()
+    )
+    for t in new:
+        t["thumbnail"] = thumbs[t["best_detection_id"]]
+    if new:
+        s.execute(insert(TrackRow), new)
     return len(new)
 
 
@@ -98,21 +100,15 @@ class TrackHit:
     thumbnail: bytes = field(repr=False)
 
 
-def search_tracks(
-    gallery: Gallery,
-    embedder_id: int,
-    query: np.ndarray,
-    k: int,
-    filters: SearchFilters | None = None,
-) -> list[TrackHit]:
-    """The ``k`` tracks whose best sighting is most similar to ``query``: the detection
-    ranking is searched deeper until ``k`` distinct tracks are found or it is exhausted."""
+def search_tracks(s: Session, ranker: Ranker, k: int) -> list[TrackHit]:
+    """The ``k`` tracks whose best-ranked sighting comes first in ``rank``'s order (the plain
+    similarity ranking, or a re-ranked one): the detection ranking is asked deeper until
+    ``k`` distinct tracks are found or it is exhausted."""
     depth = max(4 * k, 50)
     while True:
-        ranked = gallery.rank(embedder_id, query, depth, filters)
-        hits = gallery.hits(ranked)
+        ranked = ranker(depth)
         best: dict[object, Hit] = {}
-        for h in hits:
+        for h in hits(s, ranked):
             key = h.track_id if h.track_id is not None else ("det", h.detection_id)
             if key not in best:
                 best[key] = h
@@ -122,10 +118,9 @@ def search_tracks(
         depth *= 4
     chosen = list(best.values())[:k]
     track_ids = [h.track_id for h in chosen if h.track_id is not None]
-    with gallery.session() as s:
-        tracks = {
-            t.id: t for t in s.scalars(select(TrackRow).where(TrackRow.id.in_(track_ids or [-1])))
-        }
+    tracks = {
+        t.id: t for t in s.scalars(select(TrackRow).where(TrackRow.id.in_(track_ids or [-1])))
+    }
     out = []
     for rank, h in enumerate(chosen, start=1):
         t = tracks.get(h.track_id) if h.track_id is not None else None
@@ -150,33 +145,58 @@ def search_tracks(
     return out
 
 
-def tracks_of_video(gallery: Gallery, video_ids: Sequence[int]) -> list[tuple[TrackRow, VideoRow]]:
-    with gallery.session() as s:
-        return [
-            (t, v)
-            for t, v in s.execute(
-                select(TrackRow, VideoRow)
-                .join(VideoRow, VideoRow.id == TrackRow.video_id)
-                .where(TrackRow.video_id.in_(list(video_ids)))
-                .order_by(TrackRow.first_s, TrackRow.id)
-            ).all()
-        ]
-
-
-def track_boxes(
-    gallery: Gallery, track_id: int
-) -> list[tuple[int, float, float, float, float, float]]:
-    with gallery.session() as s:
-        rows = s.execute(
-            select(
-                DetectionRow.frame_index,
-                DetectionRow.x1,
-                DetectionRow.y1,
-                DetectionRow.x2,
-                DetectionRow.y2,
-                DetectionRow.score,
-            )
-            .where(DetectionRow.track_id == track_id)
-            .order_by(DetectionRow.frame_index)
+def tracks_of_video(s: Session, video_ids: Sequence[int]) -> list[tuple[TrackRow, VideoRow]]:
+    return [
+        (t, v)
+        for t, v in s.execute(
+            select(TrackRow, VideoRow)
+            .join(VideoRow, VideoRow.id == TrackRow.video_id)
+            .where(TrackRow.video_id.in_(list(video_ids)))
+            .order_by(TrackRow.first_s, TrackRow.id)
         ).all()
+    ]
+
+
+def track_boxes(s: Session, track_id: int) -> list[tuple[int, float, float, float, float, float]]:
+    rows = s.execute(
+        select(
+            DetectionRow.frame_index,
+            DetectionRow.x1,
+            DetectionRow.y1,
+            DetectionRow.x2,
+            DetectionRow.y2,
+            DetectionRow.score,
+        )
+        .where(DetectionRow.track_id == track_id)
+        .order_by(DetectionRow.frame_index)
+    ).all()
     return [(int(f), float(a), float(b), float(c), float(d), float(e)) for f, a, b, c, d, e in rows]
+
+
+def tracked_boxes(
+    s: Session, video_id: int
+) -> list[tuple[int, int, float, float, float, float, float]]:
+    """(frame index, track id, x1, y1, x2, y2, score) of a video's tracked detections, in
+    frame then track order."""
+    rows = s.execute(
+        select(
+            DetectionRow.frame_index,
+            DetectionRow.track_id,
+            DetectionRow.x1,
+            DetectionRow.y1,
+            DetectionRow.x2,
+            DetectionRow.y2,
+            DetectionRow.score,
+        )
+        .where(DetectionRow.video_id == video_id, DetectionRow.track_id.is_not(None))
+        .order_by(DetectionRow.frame_index, DetectionRow.track_id)
+    ).all()
+    return [
+        (int(f), int(t or 0), float(a), float(b), float(c), float(d), float(e))
+        for f, t, a, b, c, d, e in rows
+    ]
+
+
+def video_paths(s: Session) -> dict[int, str]:
+    """Every stored video's id and path."""
+    return {int(i): str(p) for i, p in s.execute(select(VideoRow.id, VideoRow.path)).all()}

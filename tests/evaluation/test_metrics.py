@@ -10,10 +10,10 @@ import pytest
 from evaluation.metrics import (
     average_precision,
     detection_metrics,
-    iou_matrix,
     search_metrics,
     variable_iou,
 )
+from pipeline.boxes import iou_matrix
 
 F = np.float32
 

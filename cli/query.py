@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli.common import load_cfg, open_gallery, parse_time, storage_args
 from pipeline.errors import QueryError
 
 
@@ -32,9 +32,7 @@ def _frame_ref(text: str) -> tuple[Path, int]:
     return Path(video), int(frame)
 
 
-def add_query_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from run_pipeline import _parse_time
-
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("query", help="find where a person appears: crops in, ranked hits out")
     p.add_argument("images", nargs="*", type=Path, help="crop(s) of one person (JPEG/PNG); fused")
     p.add_argument("--detection", type=int, help="query with a detection already in the gallery")
@@ -45,10 +43,15 @@ def add_query_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None
     p.add_argument("--k", type=int, help="number of hits (default from config: 20)")
     p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
     p.add_argument("--video", action="append", default=[], help="only this video (repeatable)")
-    p.add_argument("--from", dest="from_s", type=_parse_time, help="only at/after this time")
-    p.add_argument("--to", dest="to_s", type=_parse_time, help="only at/before this time")
+    p.add_argument("--from", dest="from_s", type=parse_time, help="only at/after this time")
+    p.add_argument("--to", dest="to_s", type=parse_time, help="only at/before this time")
     p.add_argument("--min-similarity", type=float, help="drop hits below this cosine similarity")
     p.add_argument("--reid", help="embedder to search (only when the gallery holds several)")
+    p.add_argument(
+        "--reid-weights",
+        help="the checkpoint the gallery's embedder was built with, when it moved "
+        "(default: the path recorded at ingest)",
+    )
     p.add_argument(
         "--rerank",
         action="store_true",
@@ -64,30 +67,29 @@ def add_query_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None
     p.add_argument("--report", type=Path, help="write a self-contained HTML page of the hits")
     p.add_argument("--json", help="write hits as JSON to FILE, or - for stdout")
     p.add_argument("--csv", type=Path, help="write hits as CSV to FILE")
-    common(p)
+    storage_args(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("tracks", help="list the tracks of a video: who appears when")
     p.add_argument("video", help="a video in the gallery (path or file name)")
     p.add_argument("--min-sightings", type=int, default=1)
-    common(p)
+    storage_args(p)
     p.set_defaults(func=cmd_tracks)
 
     p = sub.add_parser("export-tracks", help="write tracks in MOT Challenge text format")
     p.add_argument("--format", choices=["mot"], default="mot")
     p.add_argument("--video", action="append", default=[], help="only this video (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="folder; one <video>.txt per video")
-    common(p)
+    storage_args(p)
     p.set_defaults(func=cmd_export_tracks)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from pipeline.query import crop_from_frame, read_query_image, run_query
     from pipeline.report import clock, table, track_table, write_csv, write_html, write_json
-    from run_pipeline import _load_cfg, _open_gallery
     from storage.gallery import SearchFilters
 
-    cfg = _load_cfg(args, query={"k": args.k, "rerank": args.rerank})
+    cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank})
     if (args.frame is None) != (args.box is None):
         raise QueryError("--frame VIDEO:FRAME and --box x1,y1,x2,y2 go together")
     if not args.images and args.detection is None and args.frame is None:
@@ -108,8 +110,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         to_s=args.to_s,
         min_similarity=args.min_similarity,
     )
-    gallery = _open_gallery(cfg, must_exist=True)
-    try:
+    with open_gallery(cfg, must_exist=True) as gallery:
         result = run_query(
             gallery,
             crops,
@@ -119,6 +120,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             detection_id=args.detection,
             rerank=cfg.query.rerank,
             by=args.by,
+            weights=args.reid_weights,
         )
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
@@ -150,26 +152,19 @@ def cmd_query(args: argparse.Namespace) -> int:
             path = write_html(result, args.report)
             print(f"report: {path.resolve()}", file=out)
         return 0
-    finally:
-        gallery.close()
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
+    from pipeline.query import tracks_of_videos
     from pipeline.report import clock
-    from run_pipeline import _load_cfg, _open_gallery
-    from storage.tracks import tracks_of_video
 
-    cfg = _load_cfg(args)
-    gallery = _open_gallery(cfg, must_exist=True)
-    try:
-        video_ids = gallery.resolve_videos([args.video])
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
         rows = [
             (t, v)
-            for t, v in tracks_of_video(gallery, video_ids)
+            for t, v in tracks_of_videos(gallery, [args.video])
             if t.detections >= args.min_sightings
         ]
-    finally:
-        gallery.close()
     print(
         f"{'track':>10}  {'enter':12}  {'leave':12}  {'frames':>11}  {'sightings':>9}  "
         f"{'embedded':>8}  camera"
@@ -186,46 +181,11 @@ def cmd_tracks(args: argparse.Namespace) -> int:
 
 def cmd_export_tracks(args: argparse.Namespace) -> int:
     """MOT Challenge results format: frame (1-based), id, x, y, w, h, conf, -1, -1, -1."""
-    from sqlalchemy import select
+    from pipeline.export import export_mot
 
-    from run_pipeline import _load_cfg, _open_gallery
-    from storage.models import DetectionRow, VideoRow
-
-    cfg = _load_cfg(args)
-    gallery = _open_gallery(cfg, must_exist=True)
-    try:
-        with gallery.session() as s:
-            ids = (
-                gallery.resolve_videos(args.video)
-                if args.video
-                else list(s.scalars(select(VideoRow.id)))
-            )
-            args.out.mkdir(parents=True, exist_ok=True)
-            for vid in ids:
-                video = s.get(VideoRow, vid)
-                assert video is not None
-                rows = s.execute(
-                    select(
-                        DetectionRow.frame_index,
-                        DetectionRow.track_id,
-                        DetectionRow.x1,
-                        DetectionRow.y1,
-                        DetectionRow.x2,
-                        DetectionRow.y2,
-                        DetectionRow.score,
-                    )
-                    .where(DetectionRow.video_id == vid, DetectionRow.track_id.is_not(None))
-                    .order_by(DetectionRow.frame_index, DetectionRow.track_id)
-                ).all()
-                path = args.out / f"{Path(video.path).stem}.txt"
-                path.write_text(
-                    "".join(
-                        f"{f + 1},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                        f"{sc:.4f},-1,-1,-1\n"
-                        for f, tid, x1, y1, x2, y2, sc in rows
-                    )
-                )
-                print(f"{path}: {len(rows)} boxes in {len({r[1] for r in rows})} tracks")
-    finally:
-        gallery.close()
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        written = export_mot(gallery, args.video, args.out)
+    for path, boxes, tracks in written:
+        print(f"{path}: {boxes} boxes in {tracks} tracks")
     return 0

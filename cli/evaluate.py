@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli.common import load_cfg
 from pipeline.errors import ProwlError
 
 
@@ -48,11 +48,12 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--query-frame", default="first", choices=["first", "most-visible"], help="MOT query choice"
     )
+    p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
     p.add_argument("--data-dir", type=Path, help="where the detection/embedding cache lives")
     p.add_argument("--config", type=Path)
 
 
-def add_eval_parsers(sub: Any, _common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "eval", help="PRW-style detection and search metrics of one detector × re-ID pair"
     )
@@ -89,12 +90,11 @@ def add_eval_parsers(sub: Any, _common: Callable[[argparse.ArgumentParser], None
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Path]:
     from evaluation.datasets import load_dataset
-    from evaluation.runner import EvalOptions
-    from run_pipeline import _load_cfg
+    from evaluation.scoring import EvalOptions
 
     if not 0 <= args.det_thresh <= 1:
         raise ProwlError("--det-thresh must be within 0..1")
-    cfg = _load_cfg(args)
+    cfg = load_cfg(args, reid={"weights": args.reid_weights})
     ds = load_dataset(args.dataset, args.format, args.min_visibility, args.query_frame)
     if not ds.queries:
         raise ProwlError(f"{args.dataset}: the dataset has no queries")

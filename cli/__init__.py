@@ -1,0 +1,65 @@
+"""prowl's command line: ``prowl SUBCOMMAND ...`` or ``python run_pipeline.py SUBCOMMAND ...``.
+
+This package is the only place that parses arguments, prints for the user and chooses exit
+codes: 0 done, 2 a user-fixable error (one line on stderr), 130 stopped by a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from pipeline.errors import ProwlError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cli import bench, evaluate, ingest, query
+
+    parser = argparse.ArgumentParser(
+        prog="prowl", description="Person retrieval in surveillance video."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (ingest, bench, query, evaluate):
+        module.add_parsers(sub)
+    parser.set_defaults(parser=parser)  # `prowl demo` runs ingest and query through it
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="prowl: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except ProwlError as exc:
+        print(f"prowl: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a full or vanished disk, a permission change mid-run
+        print(
+            f"prowl: error: {exc.strerror or exc} ({exc.filename or 'data directory'}); "
+            "free space or fix permissions, then run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        print(
+            f"prowl: error: database: {reason}; what was committed is kept, run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("prowl: aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED

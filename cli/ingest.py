@@ -1,0 +1,244 @@
+"""`prowl ingest`, `prowl stats` and `prowl demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    StopOnSignal,
+    build,
+    load_cfg,
+    open_gallery,
+    parse_time,
+    storage_args,
+)
+from pipeline.errors import ProwlError
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("ingest", help="detect, embed and store the people in videos")
+    p.add_argument("videos", nargs="+", help="video files or folders of frames")
+    p.add_argument(
+        "--camera", action="append", help="camera id (default: file name); once, or once per video"
+    )
+    p.add_argument("--stride", type=int, help="keep every Nth frame")
+    p.add_argument("--start", type=parse_time, help="start time (seconds or hh:mm:ss)")
+    p.add_argument("--end", type=parse_time, help="end time (seconds or hh:mm:ss)")
+    p.add_argument("--detector", help="detector name (see `prowl models`)")
+    p.add_argument("--reid", help="re-ID embedder name (see `prowl models`)")
+    p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
+    p.add_argument(
+        "--force", action="store_true", help="re-ingest videos already done (replaces their rows)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    storage_args(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("stats", help="what the gallery holds")
+    p.add_argument("--json", action="store_true")
+    storage_args(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("demo", help="ingest (and query) the sample video end to end")
+    p.add_argument("--data-dir", type=Path, help="where the demo gallery goes (default prowl-data)")
+    p.add_argument("--end", type=float, help="only the first END seconds of the sample")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from detectors import build_detector
+    from pipeline.ingest import ingest_video
+    from pipeline.video import probe
+    from reid import build_embedder
+
+    cfg = load_cfg(
+        args,
+        video={"stride": args.stride, "start_s": args.start, "end_s": args.end},
+        detector={"name": args.detector},
+        reid={"name": args.reid, "weights": args.reid_weights},
+    )
+    infos = [probe(Path(v)) for v in args.videos]  # fail on a bad path before loading models
+    if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
+        raise ProwlError("give one --camera for all videos or one per video")
+    with open_gallery(cfg, must_exist=False) as gallery:
+        detector = build(build_detector, cfg.detector)
+        embedder = build(build_embedder, cfg.reid)
+        exit_code = 0
+        with StopOnSignal() as stop:
+            for i, (video, info) in enumerate(zip(args.videos, infos, strict=True)):
+                camera = None
+                if args.camera:
+                    camera = args.camera[0] if len(args.camera) == 1 else args.camera[i]
+                first = int((cfg.video.start_s or 0) * info.fps)
+                last = (
+                    int(cfg.video.end_s * info.fps) + 1
+                    if cfg.video.end_s is not None
+                    else info.frame_count
+                )
+                total = max(
+                    0,
+                    (min(last, info.frame_count) - first + cfg.video.stride - 1)
+                    // cfg.video.stride,
+                )
+                with tqdm(
+                    total=total,
+                    desc=Path(video).name,
+                    unit="frame",
+                    file=sys.stderr,
+                    disable=args.quiet,
+                    dynamic_ncols=True,
+                ) as bar:
+                    people = 0
+
+                    def progress(frames: int, found: int, bar: Any = bar) -> None:
+                        nonlocal people
+                        people += found
+                        bar.update(frames)
+                        bar.set_postfix(people=people, refresh=False)
+
+                    summary = ingest_video(
+                        Path(video),
+                        cfg,
+                        gallery,
+                        detector,
+                        embedder,
+                        camera_id=camera,
+                        force=args.force,
+                        progress=progress,
+                        stop=stop,
+                    )
+                _print_summary(summary, cfg)
+                if summary.status == "interrupted":
+                    cmd = " ".join(sys.argv[1:]) if sys.argv[1:] else "ingest VIDEO"
+                    print(
+                        f"stopped: everything processed is stored; run `prowl {cmd}` "
+                        "again to resume from the last committed frame",
+                        file=sys.stderr,
+                    )
+                    return EXIT_INTERRUPTED
+                if summary.status == "complete" and summary.detections == 0:
+                    print(
+                        f"prowl: note: {video}: no people found in {summary.frames_processed} "
+                        "frames; the video is recorded as processed",
+                        file=sys.stderr,
+                    )
+                if summary.frames_lost:
+                    exit_code = EXIT_USER_ERROR
+                    print(
+                        f"prowl: {video}: decoding stopped at frame {summary.lost_from_frame} "
+                        f"of the {summary.frames_announced} the file announces (damaged or "
+                        "truncated); what was decoded is stored",
+                        file=sys.stderr,
+                    )
+        print(f"gallery: {cfg.db_url}  (index files under {cfg.data_dir / 'index'})")
+        print(
+            f"next: prowl query CROP.jpg --data-dir {cfg.data_dir}"
+            + (f" --db '{cfg.db}'" if cfg.db else "")
+        )
+        return exit_code
+
+
+def _print_summary(s: Any, cfg: Any) -> None:
+    if s.status == "skipped":
+        print(
+            f"{s.video}: already ingested with these settings ({s.frames_processed} frames, "
+            f"{s.detections} people); nothing to do (use --force to re-ingest)"
+        )
+        return
+    resumed = f", resumed at frame {s.resumed_from_frame}" if s.resumed_from_frame else ""
+    print(
+        f"{Path(s.video).name} [camera {s.camera_id}]: {s.frames_read} frames read, "
+        f"{s.frames_processed} processed{resumed}, {s.detections} people detected "
+        f"in {s.tracks} tracks ({s.embedded} crops embedded), "
+        f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
+    )
+    if s.stage_s:
+        parts = ", ".join(
+            f"{k} {v:.1f}s" for k, v in sorted(s.stage_s.items(), key=lambda kv: -kv[1])
+        )
+        print(f"  time by stage: {parts}")
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        stats = gallery.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"database: {stats['database']}")
+    print(f"videos: {len(stats['videos'])}")
+    for v in stats["videos"]:
+        print(
+            f"  {v['path']}  camera={v['camera']}  duration={v['duration_s']:.1f}s  "
+            f"frames={v['frames']}  processed={v['frames_processed']}  people={v['detections']}  "
+            f"runs={','.join(v['runs'])}"
+        )
+    print(f"detections: {stats['detections']}")
+    for e in stats["embedders"]:
+        print(
+            f"embedder: {e['name']} dim={e['dim']} detections={e['detections']} "
+            f"embedded={e['embedded']} tracks={e['tracks']}  "
+            f"index: {e['index_type']} size={e['index_size']} at {e['index_path']}"
+        )
+        if e["weights"]:
+            print(f"  weights: {e['weights']} (sha256 {e['weights_sha256']})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The sample video through the whole pipeline into ./prowl-data (or --data-dir)."""
+    from pipeline.assets import resolve
+
+    video = resolve("vtest.avi")
+    print(f"sample video: {video}")
+    ingest_args = _parser(args).parse_args(
+        ["ingest", str(video), "--camera", "campus"]
+        + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+        + (["--end", str(args.end)] if args.end is not None else [])
+    )
+    code = cmd_ingest(ingest_args)
+    if code != 0:
+        return code
+    return demo_query(args)
+
+
+def demo_query(args: argparse.Namespace) -> int:
+    """Cut one walker out of the sample (the most confident box of a frame in the middle of
+    what was ingested), save it as a JPEG and query the gallery with that file."""
+    import cv2
+
+    from pipeline.query import read_frame
+
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        sample = gallery.sample_person("campus", min_people=3)
+    if sample is None:
+        raise ProwlError("the demo gallery holds no frame with people; run `make demo` again")
+    path, frame_index, box = sample
+    image = read_frame(Path(path), frame_index)
+    x1, y1, x2, y2 = (round(v) for v in box)
+    crop_path = cfg.data_dir / "demo-query.jpg"
+    cv2.imwrite(str(crop_path), image[y1:y2, x1:x2])
+    report = cfg.data_dir / "demo-report.html"
+    print(f"\nquerying with {crop_path} (a walker cut from frame {frame_index}):")
+    query_args = _parser(args).parse_args(
+        ["query", str(crop_path), "--k", "20", "--report", str(report)]
+        + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+    )
+    code = int(query_args.func(query_args))
+    print(f"\nopen {report.resolve()} in a browser to see every sighting with its frame.")
+    return code
+
+
+def _parser(args: argparse.Namespace) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = args.parser  # set by cli.build_parser
+    return parser

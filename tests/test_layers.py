@@ -1,0 +1,129 @@
+"""The layering the README describes, checked on the source: imports run one way down the
+layers, and no two modules import each other (directly or round a longer circle)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("pipeline", "detectors", "reid", "storage", "evaluation", "cli")
+
+# Lower number = lower layer. A module may import its own layer or any lower one.
+CORE_MODULES = {
+    "pipeline",
+    "pipeline.types",
+    "pipeline.boxes",
+    "pipeline.config",
+    "pipeline.errors",
+    "pipeline.assets",
+    "pipeline.zoo",
+    "pipeline.crops",
+    "pipeline.video",
+    "pipeline.stream",
+    "pipeline.tracking",
+}
+LAYERS = {"core": 1, "models": 2, "storage": 3, "stages": 4, "evaluation": 5, "interfaces": 6}
+
+
+def layer_of(module: str) -> str:
+    top = module.split(".")[0]
+    if module in CORE_MODULES:
+        return "core"
+    return {
+        "pipeline": "stages",
+        "detectors": "models",
+        "reid": "models",
+        "storage": "storage",
+        "evaluation": "evaluation",
+        "cli": "interfaces",
+        "run_pipeline": "interfaces",
+    }[top]
+
+
+def project_modules() -> dict[str, Path]:
+    out = {"run_pipeline": ROOT / "run_pipeline.py"}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every project module ``path`` imports, at module level or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            if name in modules:
+                found.add(name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {m: imports_of(p, modules) - {m} for m, p in modules.items()}
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = [
+        f"{m} ({layer_of(m)}) imports {dep} ({layer_of(dep)})"
+        for m, deps in graph().items()
+        for dep in sorted(deps)
+        if LAYERS[layer_of(dep)] > LAYERS[layer_of(m)]
+    ]
+    assert upward == []
+
+
+def test_no_import_circles() -> None:
+    g = graph()
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for dep in sorted(g[m]):
+            if state.get(dep) == 1:
+                circles.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+    assert [" -> ".join(c) for c in circles] == []
+
+
+def test_the_layer_map_covers_every_module() -> None:
+    # A new module must be placed in a layer; a package __init__ importing its own
+    # submodules lazily is the one pattern allowed inside a package (not a circle here,
+    # because submodules never import their package's __init__ back).
+    for m in graph():
+        assert layer_of(m) in LAYERS
+
+
+def test_interfaces_write_no_sql() -> None:
+    """The CLI calls storage functions; only their exception types may come from SQLAlchemy."""
+    offenders = []
+    for m, path in project_modules().items():
+        if layer_of(m) != "interfaces":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.startswith("sqlalchemy") and node.module != "sqlalchemy.exc":
+                    offenders.append(f"{m}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                offenders += [f"{m}: import {a.name}" for a in node.names if a.name == "sqlalchemy"]
+    assert offenders == []
