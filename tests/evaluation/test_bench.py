@@ -131,6 +131,11 @@ def test_eval_tracks_on_mot_layout(tmp_path: Path, capsys) -> None:  # type: ign
     # true boxes of people walking at video pace: the tracker follows nearly everyone
     assert gt["MOTA"] > 0.9 and gt["IDF1"] > 0.75 and gt["ID_switches"] <= 5
     assert jit["MOTA"] < gt["MOTA"]  # worse boxes, worse tracks
+    # Good tracks pool into features that still find people (hsv on these figures: about
+    # 0.86 pooled, 0.85 from the cadence's crops); pooling did replace the per-box features;
+    # tracks built on jittered boxes mix people, and their pooled features show it.
+    assert gt["mAP_pooled"] > 0.75 and gt["mAP_pooled_cadence"] > 0.75
+    assert gt["mAP_pooled"] != gt["mAP"]
+    assert jit["mAP_pooled"] < gt["mAP_pooled"] - 0.3
     for r in (gt, jit):
-        assert 0 <= r["mAP_pooled"] <= 1 and 0 <= r["mAP_pooled_cadence"] <= 1
         assert 0 < r["embedded_fraction_cadence"] < 1  # the cadence skips crops

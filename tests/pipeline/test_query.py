@@ -267,9 +267,62 @@ def test_user_errors_are_one_line_exit_2_and_change_nothing(
     assert _count(gallery) == before
     assert index_file.read_bytes() == index_bytes
 
-    # A damaged index is no error: a warning, a rebuild from the rows, and the answer.
-    index_file.write_bytes(b"\x00garbage")
-    code, out, err = _cli(capsys, "query", str(good), "--k", "3", *d)
+
+def test_a_damaged_index_is_rebuilt_from_the_rows(
+    vtest_gallery, vtest_path, tmp_path, capsys, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Damage a copy of the shared gallery's data directory (its index file; the SQLite file
+    is copied with it, a PostgreSQL database is only read): no error, a warning, a rebuild
+    from the rows and the same answer as the undamaged gallery gives."""
+    cfg, gallery, _s, data_dir = vtest_gallery
+    good = tmp_path / "ok.jpg"
+    cv2.imwrite(str(good), read_frame(vtest_path, 50)[170:270, 560:600])
+    expected = [h.detection_id for h in run_query(gallery, [cv2.imread(str(good))], k=3).hits]
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+    damaged = copy / gallery.index_path("mobilenetv2-imagenet").relative_to(data_dir)
+    damaged.write_bytes(b"\x00garbage")
+    before = _count(gallery)
+    code, out, _err = _cli(
+        capsys, "query", str(good), "--k", "3", "--by", "detection", *where(cfg, copy)
+    )
     assert code == 0 and "rebuilding it from the database" in caplog.text
-    assert len([ln for ln in out.splitlines() if re.match(r"^\d+\s+0\.", ln)]) == 3
+    ids = [int(ln.split()[-1]) for ln in out.splitlines() if re.match(r"^\s*\d+\s+0\.", ln)]
+    assert ids == expected
     assert _count(gallery) == before
+
+
+def test_rerank_reorders_track_results_too(vtest_gallery, vtest_path) -> None:  # type: ignore[no-untyped-def]
+    """--rerank under --by track: tracks come in the order of their first sighting in the
+    re-ranked detection list (the top max(100, 4k) candidates re-ranked, the rest behind), not
+    in the plain similarity order, which is what it silently returned before."""
+    from pipeline.query import embedder_for, make_ranker
+
+    _cfg, gallery, _s, _ = vtest_gallery
+    embedder_id, embedder = embedder_for(gallery, None)
+    rows = _rows(gallery)
+    tracked = {r.id: r.track_id for r in rows}
+    differs = 0
+    for frame_index in (20, 45, 70, 90):
+        row = max(
+            (r for r in rows if r.frame_index == frame_index), key=lambda r: (r.y2 - r.y1) * r.score
+        )
+        img = read_frame(vtest_path, frame_index)
+        crop = img[round(row.y1) : round(row.y2), round(row.x1) : round(row.x2)]
+        k = 4
+        by_track = run_query(gallery, [crop], k=k, rerank=True, by="track")
+        plain = run_query(gallery, [crop], k=k, by="track")
+        reranked = make_ranker(gallery, embedder_id, embedder.embed([crop])[0], None, 100)(2000)
+        expected: list[object] = []
+        for _sim, det_id in reranked:
+            key = tracked[det_id] if tracked[det_id] is not None else ("det", det_id)
+            if key not in expected:
+                expected.append(key)
+        got = [
+            t.track_id if t.track_id is not None else ("det", t.best_detection_id)
+            for t in by_track.tracks
+        ]
+        assert got == expected[:k]
+        assert by_track.reranked
+        differs += [t.track_id for t in plain.tracks] != [t.track_id for t in by_track.tracks]
+    assert differs >= 1, "re-ranking never changed a track order: the test proves nothing"

@@ -70,6 +70,15 @@ def _committed_frames(data_dir: Path) -> int:
         return 0
 
 
+def _run_status(data_dir: Path) -> str | None:
+    try:
+        with sqlite3.connect(data_dir / "gallery.db", timeout=5) as db:
+            row = db.execute("SELECT status FROM ingest_runs").fetchone()
+            return None if row is None else str(row[0])
+    except sqlite3.Error:
+        return None
+
+
 def _same_detections(a: list[tuple], b: list[tuple]) -> None:  # type: ignore[type-arg]
     assert len(a) == len(b)
     assert [r[0] for r in a] == [r[0] for r in b]
@@ -124,8 +133,16 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
             stderr=subprocess.DEVNULL,
         )
         at = _wait_then(proc, data, min_frames, extra)
+        assert proc.poll() is None, f"kill point {i} came after the run had ended"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        # The kill landed mid-run: the run is not complete and (after start-up) some but not
+        # all of the frames were committed, so the resume has real work left.
+        assert _run_status(data) != "complete", f"kill point {i}: the run had finished"
+        committed = _committed_frames(data)
+        if min_frames:
+            assert min_frames <= committed < 61, (i, committed)
         resumed = subprocess.run(
             _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
         )
@@ -137,7 +154,7 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
         saved = VectorIndex.load(index_file, 192)
         assert sorted(saved.ids().tolist()) == _ids(data), "index on disk disagrees with rows"
         survived.append(at)
-    assert len(survived) == len(points)
+    assert all(0 < a < 61 for a in survived[1:]), survived
 
 
 def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -268,6 +285,7 @@ def test_corrupt_and_odd_inputs(vtest_path, tmp_path) -> None:  # type: ignore[n
         "ingest", str(truncated), "--reid", "hsv", "--stride", "10", "--data-dir", str(data), "-q"
     )
     assert r.returncode == 2 and "decoding stopped" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # prowl's line only, no decoder chatter
     with sqlite3.connect(data / "gallery.db") as db:
         kept = db.execute("SELECT count(*), max(frame_index) FROM detections").fetchone()
     assert kept[0] > 0 and 100 < kept[1] < 795  # what decoded is stored, the rest reported
@@ -299,7 +317,10 @@ def test_corrupt_and_odd_inputs(vtest_path, tmp_path) -> None:  # type: ignore[n
     empty_dir = tmp_path / "no-images"
     empty_dir.mkdir()
     (empty_dir / "readme.txt").write_text("x")
+    not_mp4 = tmp_path / "notavideo.mp4"  # FFmpeg's mp4 demuxer complains: "moov atom not found"
+    not_mp4.write_bytes(random.Random(3).randbytes(5000))
     for path, needle in [
+        (not_mp4, "not a video"),
         (bad_header, "not a video"),
         (empty_dir, "no images"),
         (tmp_path / "gone.avi", "no such file"),

@@ -140,12 +140,12 @@ def test_online_only_embedders_fail_offline_with_the_fix(tmp_path, monkeypatch) 
 
     monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    try:
-        emb = build_embedder(ReidConfig(name="resnet50-imagenet", batch_crops=8, device="cpu"))
-    except AssetError as exc:
-        assert "resnet50-0676ba61.pth" in str(exc) and "place it at" in str(exc)
-    else:  # online
-        assert emb.dim == 2048
+    from tests.detectors.test_zoo import _no_network
+
+    _no_network(monkeypatch)
+    with pytest.raises(AssetError) as err:
+        build_embedder(ReidConfig(name="resnet50-imagenet", batch_crops=8, device="cpu"))
+    assert "resnet50-0676ba61.pth" in str(err.value) and "place it at" in str(err.value)
     with pytest.raises(AssetError, match="--reid-weights"):
         build_embedder(ReidConfig(name="torchreid:osnet_x1_0", batch_crops=8, device="cpu"))
     with pytest.raises(ValueError, match="efficientnet-lite0-imagenet"):
