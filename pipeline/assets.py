@@ -318,24 +318,72 @@ def is_present(name: str) -> bool:
     return cached_path(name).is_file()
 
 
+def _acceptable(asset: Asset, digest: str) -> bool:
+    """A digest this asset may have: one of its pinned hashes, or, for an asset with no pinned
+    hash at all, the torchvision-style prefix its file name carries (if any)."""
+    pinned = _accepted_hashes(asset)
+    if pinned:
+        return digest in pinned
+    prefix = _hash_prefix(asset.name)
+    return digest.startswith(prefix) if prefix else True
+
+
+def _verified(asset: Asset, target: Path, marker: Path) -> bool:
+    """Whether the cached file is the asset. The marker beside it records the sha256 the file
+    had when it was fetched or last hashed, with its size and mtime: while those are unchanged
+    the hash is trusted; otherwise the file is hashed again and must be a pinned hash (or the
+    recorded one: an unpinned upstream file that was only touched)."""
+    try:
+        st = target.stat()
+    except OSError:
+        return False
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    recorded = ""
+    try:
+        fields = marker.read_text().split()
+        if len(fields) == 3:  # markers of older prowl versions (2 fields) are not trusted
+            recorded = fields[0]
+            if " ".join(fields[1:]) == stamp:
+                return True
+    except OSError:
+        pass
+    digest = sha256_of(target)
+    if not (_acceptable(asset, digest) or digest == recorded):
+        return False
+    marker.write_text(f"{digest} {stamp}\n")
+    return True
+
+
+def _move_aside(target: Path, marker: Path) -> None:
+    """Keep a rejected file for inspection (``NAME.rejected``) instead of deleting it."""
+    digest = sha256_of(target)
+    rejected = target.with_name(target.name + ".rejected")
+    log.warning(
+        "cached %s is not the expected file (sha256 %s…, %d bytes); moved to %s and fetching "
+        "it again",
+        target,
+        digest[:12],
+        target.stat().st_size,
+        rejected.name,
+    )
+    os.replace(target, rejected)
+    marker.unlink(missing_ok=True)
+
+
 def resolve(name: str) -> Path:
-    """Path of a verified local copy of asset ``name``, fetching it on first use."""
+    """Path of a verified local copy of asset ``name``, fetching it on first use. Every call
+    checks the cached file against the pinned sha256 (re-hashing only when its size or mtime
+    changed); a wrong file is moved aside and fetched again from the routes."""
     assets = known_assets()
     if name not in assets:
         raise AssetError(f"unknown asset '{name}'; known: {', '.join(sorted(assets))}")
     asset = assets[name]
     target = cached_path(name)
     marker = target.with_name(target.name + ".sha256")
-    if target.is_file() and marker.is_file():
-        recorded = marker.read_text().split()
-        if len(recorded) == 2 and recorded[1] == str(target.stat().st_size):
-            return target
     if target.is_file():
-        digest = sha256_of(target)
-        if digest in _accepted_hashes(asset) or marker.is_file():
-            marker.write_text(f"{digest} {target.stat().st_size}\n")
+        if _verified(asset, target, marker):
             return target
-        log.warning("cached %s has an unknown sha256 %s; fetching it again", name, digest)
+        _move_aside(target, marker)
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -365,7 +413,8 @@ def resolve(name: str) -> Path:
                     digest,
                 )
             os.replace(tmp, target)  # atomic: a crash never leaves a half file under the name
-            marker.write_text(f"{digest} {target.stat().st_size}\n")
+            st = target.stat()
+            marker.write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
             log.info("asset %s obtained via %s", name, route.describe())
             return target
         except Exception as exc:
@@ -373,7 +422,9 @@ def resolve(name: str) -> Path:
             log.debug("route %s for %s failed: %s", route.describe(), name, exc)
         finally:
             tmp.unlink(missing_ok=True)
+    pinned = sorted(_accepted_hashes(asset))
+    expected = f" (sha256 {pinned[0]})" if pinned else ""
     raise AssetError(
         f"could not obtain {name}; tried: {'; '.join(tried)}. "
-        f"To supply it by hand, {asset.manual_hint} and place it at {target}"
+        f"To supply it by hand, {asset.manual_hint} and place it at {target}{expected}"
     )

@@ -10,6 +10,7 @@ one transaction's worth of finished rows (embeddings and JPEG thumbnails, no fra
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -206,14 +207,17 @@ def _run_stages(
     from storage.models import TRACK_ID_STRIDE
 
     tc = cfg.tracking
-    tracker = (
-        ByteTracker(
-            TrackerConfig.from_settings(tc, gallery_fps(gallery, run)), next_id=run.next_track_id
-        )
-        if tc.enabled
-        else None
-    )
+    tracker_cfg = TrackerConfig.from_settings(tc, gallery_fps(gallery, run))
     cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
+    # A resumed run continues from the tracker and cadence state committed with its resume
+    # point, so its tracks and embedded crops are those of an uninterrupted run.
+    saved = json.loads(run.tracker_state) if run.tracker_state and run.next_frame > 0 else None
+    tracker: ByteTracker | None = None
+    if tc.enabled and saved is not None:
+        tracker = ByteTracker.from_state(tracker_cfg, saved["tracker"])
+        cadence.restore(saved["cadence"])
+    elif tc.enabled:
+        tracker = ByteTracker(tracker_cfg, next_id=run.next_track_id)
     pending: list[_Pending] = []
     batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)  # crops of pending frames
     processed = run.frames_processed
@@ -257,12 +261,17 @@ def _run_stages(
                     )
                 )
         processed += len(pending)
+        state = None
+        if tracker is not None:
+            alive = {t.track_id for t in tracker.tracks}
+            state = json.dumps({"tracker": tracker.state(), "cadence": cadence.state(alive)})
         gallery.commit_frames(
             run,
             rows,
             next_frame=pending[-1].frame.index + 1,
             frames_processed=processed,
             next_track_id=tracker.next_id if tracker is not None else None,
+            tracker_state=state,
         )
         clock.add("store", t)
         if progress is not None:

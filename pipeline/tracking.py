@@ -8,6 +8,7 @@ Every detection keeps its row: one the tracker does not keep gets track id -1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import lap
 import numpy as np
@@ -144,6 +145,44 @@ class ByteTracker:
         self.next_id = next_id
         self._updates = 0
 
+    def state(self) -> dict[str, Any]:
+        """Everything ``update`` depends on, as JSON-ready values (floats round-trip exactly):
+        a run committed with this state and resumed from it tracks as if never stopped."""
+        return {
+            "next_id": self.next_id,
+            "updates": self._updates,
+            "tracks": [
+                {
+                    "id": t.track_id,
+                    "mean": t.mean.tolist(),
+                    "cov": t.cov.ravel().tolist(),
+                    "confirmed": t.confirmed,
+                    "last_frame": t.last_frame,
+                    "lost": t.lost,
+                    "feature": None if t.feature is None else t.feature.tolist(),
+                }
+                for t in self.tracks
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, cfg: TrackerConfig, state: dict[str, Any]) -> ByteTracker:
+        tracker = cls(cfg, next_id=int(state["next_id"]))
+        tracker._updates = int(state["updates"])
+        tracker.tracks = [
+            _Track(
+                int(t["id"]),
+                np.asarray(t["mean"], np.float64),
+                np.asarray(t["cov"], np.float64).reshape(8, 8),
+                confirmed=bool(t["confirmed"]),
+                last_frame=int(t["last_frame"]),
+                lost=bool(t["lost"]),
+                feature=None if t["feature"] is None else np.asarray(t["feature"], np.float32),
+            )
+            for t in state["tracks"]
+        ]
+        return tracker
+
     def _cost(
         self, tracks: list[_Track], dets: Detections, rows: NDArray[np.int64]
     ) -> NDArray[np.float64]:
@@ -246,6 +285,16 @@ class EmbedCadence:
     def __init__(self, every: int, resize: float) -> None:
         self.every, self.resize = every, resize
         self.last: dict[int, tuple[int, float]] = {}
+
+    def state(self, alive: set[int] | None = None) -> dict[str, list[float]]:
+        """The last embedding (frame, box height) per track; only ``alive`` tracks when given
+        (ids are never reused, so a finished track's entry can never matter again)."""
+        return {
+            str(tid): [f, h] for tid, (f, h) in self.last.items() if alive is None or tid in alive
+        }
+
+    def restore(self, state: dict[str, list[float]]) -> None:
+        self.last = {int(tid): (int(f), float(h)) for tid, (f, h) in state.items()}
 
     def choose(self, dets: Detections, frame_index: int) -> NDArray[np.bool_]:
         if dets.track_ids is None:

