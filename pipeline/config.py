@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,15 +126,80 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+_WHOLE = "a whole number"
+_NUMBER = "a number"
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+# key -> (check of the typed value, what the key accepts); types come from the dataclasses
+_RANGES: dict[str, tuple[Any, str]] = {
+    "video.stride": (lambda v: v >= 1, ">= 1"),
+    "video.start_s": (lambda v: v >= 0, ">= 0 (seconds)"),
+    "video.end_s": (lambda v: v > 0, "> 0 (seconds)"),
+    "video.queue_frames": (lambda v: 1 <= v <= 4096, "within 1..4096"),
+    "detector.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
+    "detector.imgsz_px": (
+        lambda v: 32 <= v <= 8192 and v % 32 == 0,
+        "that is a multiple of 32 within 32..8192",
+    ),
+    "detector.conf": (lambda v: 0 <= v <= 1, "within 0..1"),
+    "detector.iou": (lambda v: 0 < v <= 1, "within (0, 1]"),
+    "detector.batch_frames": (lambda v: 1 <= v <= 1024, "within 1..1024"),
+    "detector.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
+    "reid.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
+    "reid.batch_crops": (lambda v: 1 <= v <= 4096, "within 1..4096"),
+    "reid.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
+    "tracking.embed_every_frames": (lambda v: v >= 1, ">= 1"),
+    "tracking.embed_on_resize": (lambda v: v > 0, "> 0 (a fraction of the box height)"),
+    "tracking.high_thresh": (lambda v: 0 <= v <= 1, "within 0..1"),
+    "tracking.low_thresh": (lambda v: 0 <= v <= 1, "within 0..1"),
+    "tracking.new_track_thresh": (lambda v: 0 <= v <= 1, "within 0..1"),
+    "tracking.match_thresh": (lambda v: 0 < v <= 1, "within (0, 1]"),
+    "tracking.buffer_s": (lambda v: v >= 0, ">= 0 (seconds)"),
+    "storage.commit_frames": (lambda v: v >= 1, ">= 1"),
+    "storage.thumbnail_px": (lambda v: 16 <= v <= 2048, "within 16..2048"),
+    "query.k": (lambda v: 1 <= v <= 100_000, "within 1..100000"),
+}
+
+
+def _kind(hint: str) -> tuple[str, bool]:
+    """('int' | 'float' | 'bool' | 'str', whether None is allowed) of a field annotation."""
+    parts = [p.strip() for p in str(hint).split("|")]
+    return next(p for p in parts if p != "None"), "None" in parts
+
+
+def _typed(key: str, value: Any, hint: str) -> Any:
+    """``value`` as the field's type, or a ConfigError naming the key, the value and what the
+    key accepts. No coercion from text: "2" is not 2, and "no" is not False."""
+    kind, optional = _kind(hint)
+    _check, accepts = _RANGES.get(key, (None, ""))
+    what = {"int": _WHOLE, "float": _NUMBER, "bool": "true or false", "str": "text"}[kind]
+    wanted = (accepts if kind == "str" and accepts else f"{what} {accepts}".strip()) + (
+        ", or null" if optional else ""
+    )
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config key '{key}' is empty; it takes {wanted}")
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[kind]
+    if kind == "float" and ok:
+        value = float(value)
+        ok = math.isfinite(value)
+    if not ok or (_check is not None and not _check(value)):
+        raise ConfigError(f"config key '{key}' is {value!r}; it takes {wanted}")
+    return value
+
+
 def _section(cls: type[Any], values: dict[str, Any], name: str) -> Any:
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        value = values[field.name]
-        kwargs[field.name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # pragma: no cover - the merge already guards names
-        raise ConfigError(f"config section '{name}': {exc}") from None
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    kwargs = {
+        fname: _typed(f"{name}.{fname}", values[fname], str(hint)) for fname, hint in hints.items()
+    }
+    return cls(**kwargs)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -143,7 +210,9 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if overrides:
         data = _merge(data, _drop_none(overrides), "")
     sections = {name: _section(cls, data[name], name) for name, cls in _SECTIONS.items()}
-    cfg = Config(data_dir=Path(data["data_dir"]), db=data["db"], **sections)
+    data_dir = _typed("data_dir", data["data_dir"], "str")
+    db = _typed("db", data["db"], "str | None")
+    cfg = Config(data_dir=Path(data_dir), db=db, **sections)
     _validate(cfg)
     return cfg
 
