@@ -68,9 +68,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     infos = [probe(Path(v)) for v in args.videos]  # fail on a bad path before loading models
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
         raise ProwlError("give one --camera for all videos or one per video")
+    # Models before the gallery: a bad model name or file changes nothing stored.
+    detector = build(build_detector, cfg.detector)
+    embedder = build(build_embedder, cfg.reid)
     with open_gallery(cfg, must_exist=False) as gallery:
-        detector = build(build_detector, cfg.detector)
-        embedder = build(build_embedder, cfg.reid)
         exit_code = 0
         with StopOnSignal() as stop:
             for i, (video, info) in enumerate(zip(args.videos, infos, strict=True)):
@@ -128,6 +129,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     print(
                         f"prowl: note: {video}: no people found in {summary.frames_processed} "
                         "frames; the video is recorded as processed",
+                        file=sys.stderr,
+                    )
+                if summary.unreadable:
+                    exit_code = EXIT_USER_ERROR
+                    n = len(summary.unreadable)
+                    print(
+                        f"prowl: {video}: {n} image{'s' if n > 1 else ''} could not be read "
+                        f"({', '.join(summary.unreadable[:3])}{', ...' if n > 3 else ''}); the "
+                        "other frames are stored",
                         file=sys.stderr,
                     )
                 if summary.frames_lost:

@@ -46,8 +46,20 @@ class UltralyticsDetector:
         SETTINGS.update({"sync": False})
         self.name = name
         self._cfg = cfg
-        self._model = YOLO(str(weights), task="detect")
-        names = {int(k): str(v).lower() for k, v in self._model.names.items()}
+        try:
+            self._model = YOLO(str(weights), task="detect")
+            names = {int(k): str(v).lower() for k, v in self._model.names.items()}
+        except Exception as exc:  # Ultralytics/torch raise anything for a foreign file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise AssetError(
+                f"{weights} is not an Ultralytics detection model ({reason}); pass a .pt "
+                "trained with Ultralytics (e.g. yolov8n.pt) or a name from `prowl models`"
+            ) from None
+        if getattr(self._model, "task", "detect") != "detect":
+            raise AssetError(
+                f"{weights} is an Ultralytics {self._model.task} model, not a detector; "
+                "pass a detection model (e.g. yolov8n.pt)"
+            )
         person = [k for k, v in names.items() if v == "person"]
         self._classes: list[int] | None = person if person else None
         log.info("detector %s: classes kept %s", name, self._classes or "all")

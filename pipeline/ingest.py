@@ -29,7 +29,14 @@ from pipeline.errors import ProwlError, SourceError
 from pipeline.stream import batched, prefetch
 from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections, Frame
-from pipeline.video import DecodeReport, camera_id_for, content_hash, probe, read_frames
+from pipeline.video import (
+    DecodeReport,
+    camera_id_for,
+    content_hash,
+    probe,
+    read_frames,
+    source_size_bytes,
+)
 from reid import Embedder
 from reid.batching import CropBatcher
 from storage.gallery import Gallery, NewDetection
@@ -58,6 +65,7 @@ class IngestSummary:
     frames_lost: bool = False
     lost_from_frame: int = 0  # with frames_lost: decoding stopped here ...
     frames_announced: int = 0  # ... of this many frames the file announces
+    unreadable: list[str] = field(default_factory=list)  # image files of a folder skipped
 
     @property
     def frames_per_s(self) -> float:
@@ -112,10 +120,26 @@ def ingest_video(
     same settings, skips a finished one (unless ``force``, which replaces its rows)."""
     path = Path(path).resolve()
     info = probe(path)
+    duration_s = info.frame_count / info.fps if info.fps > 0 else 0.0
+    if cfg.video.start_s is not None and info.frame_count and cfg.video.start_s >= duration_s:
+        raise SourceError(
+            f"{path}: --start {cfg.video.start_s:g} s is past the end "
+            f"({duration_s:.1f} s, {info.frame_count} frames); choose an earlier start"
+        )
     camera = camera_id or camera_id_for(path)
     video = gallery.upsert_video(
         path, content_hash(path), camera, info.fps, info.width_px, info.height_px, info.frame_count
     )
+    if info.is_image_folder and (
+        video.frame_count != info.frame_count or video.size_bytes != source_size_bytes(path)
+    ):
+        if not force:
+            raise SourceError(
+                f"{path}: the folder changed since it was ingested ({video.frame_count} images "
+                f"then, {info.frame_count} now); pass --force to ingest it again (its rows "
+                "are replaced, never doubled)"
+            )
+        gallery.refresh_video(video, info.frame_count, source_size_bytes(path))
     emb_row = gallery.embedder_row(
         embedder.name,
         embedder.dim,
@@ -132,6 +156,7 @@ def ingest_video(
         return summary
     if run is not None and force:
         gallery.reset_run(run)
+    created = run is None
     if run is None:
         run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
     summary.resumed_from_frame = run.next_frame
@@ -162,6 +187,16 @@ def ingest_video(
             progress,
             stop,
         )
+        if not (stop is not None and stop.is_set()) and run.frames_processed == 0:
+            raise SourceError(
+                f"{path}: no frame could be decoded in the requested range; "
+                "check the file and --start/--end"
+            )
+    except Exception as exc:
+        # A run that failed before committing anything leaves no trace; one that committed
+        # frames keeps them (the same command resumes) and records why it stopped.
+        gallery.abandon_run(run, _first_line(exc), drop=created and run.frames_processed == 0)
+        raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
         summary.stage_s = clock.stage_s
@@ -171,18 +206,19 @@ def ingest_video(
         summary.embedded = run.embedded_count
         summary.frames_lost = report.stopped_early
         summary.lost_from_frame, summary.frames_announced = report.stopped_at, report.announced
+        summary.unreadable = list(report.unreadable)
         gallery.save_indexes()
     if stop is not None and stop.is_set():
         summary.status = "interrupted"
         return summary
-    if report.frames_yielded == 0 and run.frames_processed == 0:
-        raise SourceError(
-            f"{path}: no frame could be decoded in the requested range; "
-            "check the file and --start/--end"
-        )
     gallery.finish_run(run)
     summary.tracks = gallery.track_count(run.id)
     return summary
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
 
 
 def gallery_fps(gallery: Gallery, run: RunRow) -> float:

@@ -8,7 +8,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -73,7 +73,15 @@ def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
             raise SourceError(
                 f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )
-        first = _read_image(files[0])
+        first = None
+        for file in files[:50]:  # size the frames by the first readable image
+            try:
+                first = _read_image(file)
+                break
+            except SourceError:
+                continue
+        if first is None:
+            raise SourceError(f"{path}: none of the first images is readable; check the folder")
         return SourceInfo(path, True, image_fps, len(files), first.shape[1], first.shape[0])
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty; it is not a video")
@@ -102,16 +110,27 @@ def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
     return SourceInfo(path, False, fps, max(count, 0), width, height)
 
 
+def source_size_bytes(path: Path) -> int:
+    """Bytes of a video file, or of all files in an image folder (0 if unreadable)."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def content_hash(path: Path, chunk_bytes: int = 4 << 20) -> str:
     """A fast identity for a source: sha256 over its size and its first, middle and last
-    4 MiB (whole file when smaller). For a folder: over the sorted file names and sizes.
+    4 MiB (whole file when smaller). For a folder: over its absolute path.
     Two files that differ only outside those windows would collide; for camera footage
     (timestamps burnt into every frame, different lengths) that does not happen in practice."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
-        for p in _image_files(path):
-            digest.update(f"{p.name}:{p.stat().st_size}\n".encode())
+        # A folder is identified by where it is: its images may be added to, or a broken one
+        # removed, and it must stay the same source (ingest notices the change itself).
+        digest.update(str(path.resolve()).encode())
         return "dir:" + digest.hexdigest()
     size = path.stat().st_size
     digest.update(str(size).encode())
@@ -134,6 +153,7 @@ class DecodeReport:
     last_index: int = -1
     stopped_early: bool = False
     stopped_at: int = 0  # with stopped_early: the first frame that could not be read
+    unreadable: list[str] = field(default_factory=list)  # image files of a folder skipped
     announced: int = 0  # with stopped_early: the frame count the container announces
 
 
@@ -179,9 +199,15 @@ def _read_folder(
         if not _keep(index, stride, start_index):
             continue
         rep.frames_read += 1
+        try:
+            image = _read_image(file)
+        except SourceError:  # a broken image is a lost frame, as in a damaged video
+            rep.unreadable.append(file.name)
+            log.info("%s: not a readable image; skipped", file)
+            continue
         rep.last_index = index
         rep.frames_yielded += 1
-        yield Frame(_read_image(file), index, ts, cam)
+        yield Frame(image, index, ts, cam)
 
 
 def _read_video(

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import GalleryError
+from pipeline.video import source_size_bytes
 from storage.database import wipe
 from storage.indexed import IndexedGallery
 from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
@@ -164,13 +165,23 @@ class Gallery(IndexedGallery):
                     width_px=width_px,
                     height_px=height_px,
                     frame_count=frame_count,
-                    size_bytes=_size_of(path),
+                    size_bytes=source_size_bytes(path),
                 )
                 s.add(row)
                 s.flush()
             elif row.path != str(path):
                 row.path = str(path)  # the same footage moved: keep its rows, follow the file
             return row
+
+    def refresh_video(self, video: VideoRow, frame_count: int, size_bytes: int) -> None:
+        """Record that a source (an image folder) now holds other frames."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(VideoRow)
+                .where(VideoRow.id == video.id)
+                .values(frame_count=frame_count, size_bytes=size_bytes)
+            )
+        video.frame_count, video.size_bytes = frame_count, size_bytes
 
     # ---------------------------------------------------------------- ingest runs
     def find_run(self, video_id: int, settings_key: str) -> RunRow | None:
@@ -202,6 +213,9 @@ class Gallery(IndexedGallery):
 
     def reset_run(self, run: RunRow) -> None:
         """Drop a run's detections (rows, then vectors) so it can be ingested again cleanly."""
+        # Load (and reconcile) the index while it still agrees with the rows; loaded after the
+        # delete, it would report a false "repair" of the vectors removed here on purpose.
+        index = self.index_for(run.embedder_id)
         with self.session() as s, s.begin():
             ids = np.fromiter(
                 s.scalars(select(DetectionRow.id).where(DetectionRow.run_id == run.id)),
@@ -225,8 +239,7 @@ class Gallery(IndexedGallery):
                     finished_at=None,
                 )
             )
-        index = self._indexes.get(run.embedder_id)
-        if index is not None and len(ids):
+        if len(ids):
             index.remove(ids)
             self._dirty.add(run.embedder_id)
         run.status, run.next_frame, run.frames_processed, run.detections_count = "running", 0, 0, 0
@@ -298,23 +311,35 @@ class Gallery(IndexedGallery):
             run.tracker_state = tracker_state
         return id_arr
 
+    def abandon_run(self, run: RunRow, why: str, drop: bool) -> None:
+        """After a failed ingest: ``drop`` removes a run that committed nothing (and its video
+        row when no other run uses it); otherwise the run keeps its rows and resume point and
+        records ``why``. Never raises: the caller is already reporting the first error."""
+        try:
+            with self.session() as s, s.begin():
+                if drop:
+                    s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
+                    s.execute(delete(DetectionRow).where(DetectionRow.run_id == run.id))
+                    s.execute(delete(RunRow).where(RunRow.id == run.id))
+                    others = s.scalar(
+                        select(func.count(RunRow.id)).where(RunRow.video_id == run.video_id)
+                    )
+                    if not others:
+                        s.execute(delete(VideoRow).where(VideoRow.id == run.video_id))
+                else:
+                    s.execute(update(RunRow).where(RunRow.id == run.id).values(error=why))
+        except Exception as exc:  # the database itself may be what failed
+            log.debug("could not record the failed run %s: %s", run.id, exc)
+        run.error = why
+
     def finish_run(self, run: RunRow) -> None:
         with self.session() as s, s.begin():
             s.execute(
                 update(RunRow)
                 .where(RunRow.id == run.id)
-                .values(status="complete", finished_at=datetime.now(UTC))
+                .values(status="complete", error=None, finished_at=datetime.now(UTC))
             )
         run.status = "complete"
         with self.session() as s, s.begin():
             rebuild_tracks(s, run)
         self.save_indexes()
-
-
-def _size_of(path: Path) -> int:
-    try:
-        if path.is_dir():
-            return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-        return path.stat().st_size
-    except OSError:
-        return 0

@@ -3,6 +3,7 @@ inner product is the cosine similarity) keyed by detection primary key (``IndexI
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -23,7 +24,14 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
-        """Read ``path``; raises ValueError if it is unreadable or of another dimension."""
+        """Read ``path``; raises ValueError if it is unreadable, of another dimension, or not
+        the file its content digest (``<file>.sha256``, written by ``save``) describes: damage
+        that keeps the file's size and shape would otherwise shift ranks silently."""
+        digest_file = _digest_path(path)
+        if digest_file.is_file():
+            recorded = digest_file.read_text().strip()
+            if recorded != _sha256(path):
+                raise ValueError(f"FAISS index {path} does not match its content digest")
         try:
             index = faiss.read_index(str(path))
         except Exception as exc:  # faiss raises RuntimeError with a C++ trace
@@ -96,6 +104,27 @@ class VectorIndex:
             faiss.write_index(self._index, str(tmp))
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            digest = _sha256(tmp)
+            # An index without a digest file is read unchecked, so the old digest goes before
+            # the index is replaced and the new one after: whatever a crash interrupts, the
+            # disk holds a complete index with its own digest or with none.
+            digest_tmp = tmp.with_name(tmp.name + ".sha256")
+            digest_tmp.write_text(digest + "\n")
+            _digest_path(path).unlink(missing_ok=True)
             os.replace(tmp, path)
+            os.replace(digest_tmp, _digest_path(path))
         finally:
             tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".sha256").unlink(missing_ok=True)
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -81,14 +81,20 @@ class IndexedGallery(GalleryReads):
                 index = VectorIndex.load(path, emb.dim)
             except ValueError as exc:
                 log.warning("%s; rebuilding it from the database", exc)
+        fresh = index is None
         if index is None:
             index = VectorIndex(emb.dim)
         self._indexes[embedder_id] = index
-        self.sync_index(embedder_id)
+        self.sync_index(embedder_id, fresh=fresh)
         return index
 
-    def sync_index(self, embedder_id: int) -> tuple[int, int]:
-        """Make the index hold exactly the rows' vectors. Returns (added, dropped)."""
+    def sync_index(self, embedder_id: int, fresh: bool = False) -> tuple[int, int]:
+        """Make the index hold exactly the rows' vectors. Returns (added, dropped).
+
+        Only a disagreement that means damage is a warning: an index built anew (``fresh``: no
+        file, or an unreadable one already warned about), or one that only lacks rows newer
+        than all it holds (committed by another ingest, or after a kill), is caught up quietly.
+        """
         index = self._indexes[embedder_id]
         with self.session() as s:
             db_ids = np.fromiter(
@@ -109,12 +115,20 @@ class IndexedGallery(GalleryReads):
         for ids, vecs in self._vectors(missing):
             index.add(ids, vecs)
         if len(missing) or dropped:
-            log.warning(
-                "index %s repaired: %d vectors added from the database, %d without a row dropped",
-                self.index_path(self._embedder_by_id(embedder_id).name).name,
-                len(missing),
-                dropped,
+            name = self.index_path(self._embedder_by_id(embedder_id).name).name
+            newer_only = not dropped and (
+                len(idx_ids) == 0 or int(missing.min()) > int(idx_ids.max())
             )
+            if fresh or newer_only:
+                log.info("index %s: %d vectors added from the database", name, len(missing))
+            else:
+                log.warning(
+                    "index %s repaired: %d vectors added from the database, %d without a row "
+                    "dropped",
+                    name,
+                    len(missing),
+                    dropped,
+                )
             self._dirty.add(embedder_id)
             self.save_indexes()
         return len(missing), dropped

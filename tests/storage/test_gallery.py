@@ -1,6 +1,7 @@
 """Gallery behaviour on both backends: rows and index agree, repairs, exact filtered search.
 Vectors here are random unit vectors: the gallery is under test, not an embedder."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +86,76 @@ def test_index_repaired_after_loss_or_damage(
     path = g.index_path("fake")
     g.close()
 
-    path.unlink()  # lost index: rebuilt from the rows
+    caplog.set_level(logging.INFO)
+    path.unlink()  # lost index (or a new data dir): built from the rows, no alarm
     g = Gallery(db_url, tmp_path, must_exist=True)
     assert len(g.index_for(emb.id)) == 120
     assert "120 vectors added" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     g.close()
 
-    path.write_bytes(b"garbage")  # unreadable index: rebuilt with a warning, not an error
+    path.write_bytes(b"garbage")  # damaged index: rebuilt with a warning, not an error
+    g = Gallery(db_url, tmp_path, must_exist=True)
+    assert len(g.index_for(emb.id)) == 120
+    assert "does not match its content digest" in caplog.text
+    g.close()
+
+    path.write_bytes(b"garbage")  # and without its digest file (an older prowl's index)
+    path.with_name(path.name + ".sha256").unlink()
     g = Gallery(db_url, tmp_path, must_exist=True)
     assert len(g.index_for(emb.id)) == 120
     assert "unreadable FAISS index" in caplog.text
     g.close()
+
+
+def test_damage_that_keeps_the_index_size_is_caught_by_its_digest(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(4)
+    g = Gallery(db_url, tmp_path)
+    emb = _fill(g, rng)["embedder"]
+    query = _unit(rng, 1)[0]
+    truth = [h.detection_id for h in g.search(emb.id, query, k=10)]
+    path = g.index_path("fake")
+    g.close()
+    raw = bytearray(path.read_bytes())
+    size = len(raw)
+    vec_bytes = 120 * DIM * 4
+    start = size - vec_bytes - 120 * 8 - 200  # inside the stored vectors, before the id map
+    for pos in range(start, start + 400, 7):
+        raw[pos] ^= 0x55
+    path.write_bytes(bytes(raw))
+    assert path.stat().st_size == size
+    g = Gallery(db_url, tmp_path, must_exist=True)
+    assert [h.detection_id for h in g.search(emb.id, query, k=10)] == truth
+    assert "does not match its content digest" in caplog.text
+    g.close()
+
+
+def test_no_false_repair_warning_on_force_or_newer_rows(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(5)
+    g = Gallery(db_url, tmp_path)
+    emb = _fill(g, rng, cameras=("north",))["embedder"]
+    g.close()
+    # Rows committed by another writer after this index file was saved: caught up quietly.
+    other = Gallery(db_url, tmp_path)
+    video = other.upsert_video(Path("/footage/late.avi"), "hash-late", "late", 10.0, 64, 48, 5)
+    run = other.start_run(video, emb, "det", "key-late", 1)
+    batch = [NewDetection(0, 0.0, (0.0, 0.0, 8.0, 20.0), 0.9, _unit(rng, 1)[0], b"jpeg")]
+    ids = other.commit_frames(run, batch, next_frame=1, frames_processed=1)
+    other._dirty.clear()  # it dies before saving its index
+    other.engine.dispose()
+    g = Gallery(db_url, tmp_path, must_exist=True)
+    assert int(ids[0]) in set(g.index_for(emb.id).ids().tolist())
+    # --force on a finished run: its vectors leave the index on purpose.
+    g.reset_run(run)
+    g.close()
+    g = Gallery(db_url, tmp_path, must_exist=True)
+    assert int(ids[0]) not in set(g.index_for(emb.id).ids().tolist())
+    g.close()
+    assert "repaired" not in caplog.text
 
 
 def test_vectors_without_rows_are_dropped(db_url: str, tmp_path: Path) -> None:
