@@ -54,12 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        print(
-            f"prowl: error: database: {reason}; what was committed is kept, run the same "
-            "command again to resume",
-            file=sys.stderr,
+        damaged = any(w in reason for w in ("not a database", "malformed", "corrupt"))
+        advice = (
+            "the database file is damaged; restore it from a backup or use another --data-dir"
+            if damaged
+            else "what was committed is kept; run the same command again to resume"
         )
+        print(f"prowl: error: database: {reason}; {advice}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        sys.stderr.close()
+        return 141
     except KeyboardInterrupt:
         print("prowl: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED

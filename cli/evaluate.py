@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.common import load_cfg
 from pipeline.errors import ProwlError
+from pipeline.outputs import write_text
 
 
 def _iou(text: str) -> str | float:
@@ -147,7 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"{r['embedded_fraction_cadence']:.0%} of crops embedded"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
+        write_text(Path(args.json), json.dumps(r, indent=2) + "\n")
     return 0
 
 

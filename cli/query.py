@@ -144,6 +144,8 @@ def cmd_query(args: argparse.Namespace) -> int:
                     f"seen on camera(s) {', '.join(cams)} between "
                     f"{clock(min(a for a, _, _ in spans))} and {clock(max(b for _, b, _ in spans))}"
                 )
+        for note in result.notes:
+            print(f"prowl: note: {note}", file=sys.stderr)
         if args.json:
             write_json(result, args.json)
         if args.csv:
@@ -160,11 +162,10 @@ def cmd_tracks(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery:
-        rows = [
-            (t, v)
-            for t, v in tracks_of_videos(gallery, [args.video])
-            if t.detections >= args.min_sightings
-        ]
+        tracks, notes = tracks_of_videos(gallery, [args.video])
+    rows = [(t, v) for t, v in tracks if t.detections >= args.min_sightings]
+    for note in notes:
+        print(f"prowl: note: {note}", file=sys.stderr)
     print(
         f"{'track':>10}  {'enter':12}  {'leave':12}  {'frames':>11}  {'sightings':>9}  "
         f"{'embedded':>8}  camera"

@@ -3,7 +3,6 @@ pair, sweep the detection threshold, and write results.csv, results.md and PNG p
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from evaluation.runner import (
 )
 from evaluation.scoring import EvalOptions, score
 from pipeline.config import Config
+from pipeline.outputs import make_dir, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def run_bench(
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     n = len(ds.frames)
     total = len(detectors) * n + len(detectors) * len(reids) * n
     rows: list[dict[str, Any]] = []
@@ -87,11 +87,7 @@ def _fmt(v: Any) -> str:
 def _write_tables(
     rows: list[dict[str, Any]], out_dir: Path, ds: SearchDataset, opts: EvalOptions
 ) -> None:
-    with open(out_dir / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(r[k]) for k in COLUMNS})
+    write_csv(out_dir / "results.csv", COLUMNS, ({k: _fmt(r[k]) for k in COLUMNS} for r in rows))
     head = "| " + " | ".join(COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(_fmt(r[k]) for k in COLUMNS) + " |" for r in rows]

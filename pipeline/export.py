@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.outputs import make_dir, write_text
 from storage.gallery import Gallery
 from storage.search import resolve_videos
 from storage.tracks import tracked_boxes, video_paths
@@ -20,16 +21,17 @@ def export_mot(
     with gallery.session() as s:
         paths = video_paths(s)
         ids = resolve_videos(s, videos) if videos else sorted(paths)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(out_dir)
         for vid in ids:
             rows = tracked_boxes(s, vid)
             path = out_dir / f"{Path(paths[vid]).stem}.txt"
-            path.write_text(
+            write_text(
+                path,
                 "".join(
                     f"{f + 1},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
                     f"{sc:.4f},-1,-1,-1\n"
                     for f, tid, x1, y1, x2, y2, sc in rows
-                )
+                ),
             )
             written.append((path, len(rows), len({r[1] for r in rows})))
     return written

@@ -210,6 +210,7 @@ def ingest_video(
         gallery.save_indexes()
     if stop is not None and stop.is_set():
         summary.status = "interrupted"
+        summary.tracks = gallery.rebuild_run_tracks(run)  # the committed part, until resumed
         return summary
     gallery.finish_run(run)
     summary.tracks = gallery.track_count(run.id)

@@ -37,6 +37,7 @@ class QueryResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     reranked: bool = False
     tracks: list[TrackHit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. videos whose ingest is incomplete
 
 
 def check_crop(crop: NDArray[np.uint8], what: str) -> NDArray[np.uint8]:
@@ -51,6 +52,8 @@ def check_crop(crop: NDArray[np.uint8], what: str) -> NDArray[np.uint8]:
 
 def read_query_image(path: Path) -> NDArray[np.uint8]:
     path = Path(path)
+    if path.is_dir():
+        raise QueryError(f"query image {path} is a folder; pass a JPEG/PNG crop of the person")
     if not path.is_file():
         raise QueryError(f"query image {path} does not exist; pass a JPEG/PNG crop of the person")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -222,13 +225,21 @@ def run_query(
             timings_s=timings,
             reranked=rerank,
             tracks=tracks,
+            notes=gallery.incomplete_runs(),
         )
     ranked = rank(k)
     timings["search_s"] = time.perf_counter() - t
     t = time.perf_counter()
     hits = gallery.hits(ranked)
     timings["fetch_s"] = time.perf_counter() - t
-    return QueryResult(hits=hits, crops=shown, embedder=name, timings_s=timings, reranked=rerank)
+    return QueryResult(
+        hits=hits,
+        crops=shown,
+        embedder=name,
+        timings_s=timings,
+        reranked=rerank,
+        notes=gallery.incomplete_runs(),
+    )
 
 
 def _name(gallery: Gallery, embedder_id: int) -> str:
@@ -248,7 +259,12 @@ def pooled_vector_of(
     return np.frombuffer(track.pooled, np.float32)
 
 
-def tracks_of_videos(gallery: Gallery, names: Sequence[str]) -> list[tuple[TrackRow, VideoRow]]:
-    """The tracks of the named videos (paths or file names), by enter time."""
+def tracks_of_videos(
+    gallery: Gallery, names: Sequence[str]
+) -> tuple[list[tuple[TrackRow, VideoRow]], list[str]]:
+    """The tracks of the named videos (paths or file names), by enter time, and a note for
+    each of them whose ingest is incomplete."""
     with gallery.session() as s:
-        return tracks_of_video(s, resolve_videos(s, names))
+        ids = resolve_videos(s, names)
+        tracks = tracks_of_video(s, ids)
+    return tracks, gallery.incomplete_runs(ids)

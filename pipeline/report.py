@@ -4,7 +4,6 @@ HTML page (images inlined as data URIs; opens offline from a file, no scripts)."
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import logging
@@ -15,6 +14,7 @@ from typing import Any
 
 import cv2
 
+from pipeline import outputs
 from pipeline.crops import encode_jpeg
 from pipeline.query import QueryResult
 from storage.gallery import Hit
@@ -123,7 +123,7 @@ def write_json(result: QueryResult, target: str) -> None:
     if target == "-":
         print(text)
     else:
-        Path(target).write_text(text + "\n")
+        outputs.write_text(Path(target), text + "\n")
 
 
 def write_csv(result: QueryResult, target: Path) -> None:
@@ -167,11 +167,7 @@ def write_csv(result: QueryResult, target: Path) -> None:
             x1, y1, x2, y2 = rec.pop("xyxy")
             rec.update(x1=x1, y1=y1, x2=x2, y2=y2)
             records.append(rec)
-    with open(target, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for rec in records:
-            writer.writerow({k: rec[k] for k in fields})
+    outputs.write_csv(target, fields, records)
 
 
 def _data_uri(jpeg: bytes) -> str:
@@ -371,7 +367,4 @@ def _track_sections(tracks: list[TrackHit], frames: dict[int, bytes]) -> list[st
 
 
 def write_html(result: QueryResult, target: Path, title: str = "prowl query") -> Path:
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(result, title), encoding="utf-8")
-    return target
+    return outputs.write_text(Path(target), render_html(result, title))

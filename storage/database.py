@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import GalleryError
 from storage.models import Base
@@ -114,6 +114,12 @@ def open_engine(url: str, data_dir: Path, must_exist: bool) -> tuple[Engine, str
         raise GalleryError(
             f"cannot open database {safe_url(url)}: {reason}; "
             "check the URL and that the server is running"
+        ) from None
+    except DatabaseError as exc:  # SQLite: "file is not a database", "malformed"
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise GalleryError(
+            f"database {safe_url(url)} is damaged or not a gallery ({reason}); restore it from "
+            "a backup, or choose another --data-dir/--db"
         ) from None
     if must_exist and not inspect(engine).has_table("detections"):
         raise GalleryError(

@@ -328,9 +328,15 @@ class Gallery(IndexedGallery):
                         s.execute(delete(VideoRow).where(VideoRow.id == run.video_id))
                 else:
                     s.execute(update(RunRow).where(RunRow.id == run.id).values(error=why))
+                    rebuild_tracks(s, run)
         except Exception as exc:  # the database itself may be what failed
             log.debug("could not record the failed run %s: %s", run.id, exc)
         run.error = why
+
+    def rebuild_run_tracks(self, run: RunRow) -> int:
+        """Tracks of what a run has committed so far (an interrupted run shows its people)."""
+        with self.session() as s, s.begin():
+            return rebuild_tracks(s, run)
 
     def finish_run(self, run: RunRow) -> None:
         with self.session() as s, s.begin():

@@ -189,7 +189,10 @@ class GalleryReads:
                     )
                     or 0
                 )
-                runs = list(s.scalars(select(RunRow.status).where(RunRow.video_id == v.id)))
+                runs = [
+                    r.status if r.status == "complete" else f"incomplete({r.frames_processed})"
+                    for r in s.scalars(select(RunRow).where(RunRow.video_id == v.id))
+                ]
                 videos.append(
                     {
                         "path": v.path,
@@ -245,6 +248,26 @@ class GalleryReads:
             "embedders": embedders,
         }
 
+    def incomplete_runs(self, video_ids: Sequence[int] | None = None) -> list[str]:
+        """One sentence per ingest run that has not finished (interrupted, killed, failed, or
+        still running elsewhere), saying how far it got and how to finish it."""
+        with self.session() as s:
+            q = select(RunRow, VideoRow).join(VideoRow, VideoRow.id == RunRow.video_id)
+            q = q.where(RunRow.status != "complete")
+            if video_ids is not None:
+                q = q.where(RunRow.video_id.in_(list(video_ids)))
+            rows = s.execute(q.order_by(RunRow.id)).all()
+        out = []
+        for run, video in rows:
+            why = f" (stopped: {run.error})" if run.error else ""
+            out.append(
+                f"the ingest of {Path(video.path).name} [camera {video.camera_id}] is incomplete: "
+                f"{run.frames_processed} frames stored, up to frame {run.next_frame} of "
+                f"{video.frame_count}{why}; its tracks cover that part. Run the same "
+                "`prowl ingest` command to finish it"
+            )
+        return out
+
     def track_count(self, run_id: int) -> int:
         with self.session() as s:
             return int(
@@ -269,7 +292,9 @@ def resolve_videos(s: Session, names: Sequence[str]) -> list[int]:
     out = []
     for name in names:
         absolute = str(Path(name).resolve())
-        match = [vid for vid, path in videos if path in (name, absolute) or Path(path).name == name]
+        match = [vid for vid, path in videos if path in (name, absolute)]
+        if not match:  # a file name, or the same file reached by another path
+            match = [vid for vid, path in videos if Path(path).name == Path(name).name]
         if not match:
             have = ", ".join(sorted({Path(p).name for _, p in videos})) or "none"
             raise QueryError(f"no video '{name}' in the gallery; videos: {have}")

@@ -16,6 +16,7 @@ CORE_MODULES = {
     "pipeline.boxes",
     "pipeline.config",
     "pipeline.errors",
+    "pipeline.outputs",
     "pipeline.assets",
     "pipeline.zoo",
     "pipeline.crops",

@@ -207,6 +207,12 @@ def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) 
     assert 8 <= committed < 61
     index_file = next((data / "index").glob("*.faiss"))
     assert sorted(VectorIndex.load(index_file, 192).ids().tolist()) == _ids(data)  # index written
+    # Until it is resumed, the gallery says the video is incomplete, and shows the tracks of
+    # the part that is stored.
+    listed = _cli("tracks", "vtest.avi", "--data-dir", str(data))
+    assert listed.returncode == 0 and "is incomplete" in listed.stderr
+    assert f"up to frame {committed} of 795" in listed.stderr
+    assert int(listed.stdout.strip().splitlines()[-1].split()[0]) >= 3  # "N tracks"
 
     again = subprocess.run(
         _ingest(vtest_path, data, cfg), cwd=ROOT, capture_output=True, text=True, timeout=600
