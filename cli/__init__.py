@@ -55,10 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         damaged = any(w in reason for w in ("not a database", "malformed", "corrupt"))
+        full = "full" in reason or "No space" in reason
         advice = (
             "the database file is damaged; restore it from a backup or use another --data-dir"
             if damaged
-            else "what was committed is kept; run the same command again to resume"
+            else "what was committed is kept; "
+            + ("free space, then " if full else "")
+            + "run the same command again to resume"
         )
         print(f"prowl: error: database: {reason}; {advice}", file=sys.stderr)
         return EXIT_USER_ERROR

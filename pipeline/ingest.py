@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,7 +208,8 @@ def ingest_video(
         summary.frames_lost = report.stopped_early
         summary.lost_from_frame, summary.frames_announced = report.stopped_at, report.announced
         summary.unreadable = list(report.unreadable)
-        gallery.save_indexes()
+        if sys.exc_info()[0] is None:
+            gallery.save_indexes()
     if stop is not None and stop.is_set():
         summary.status = "interrupted"
         summary.tracks = gallery.rebuild_run_tracks(run)  # the committed part, until resumed

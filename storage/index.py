@@ -3,6 +3,7 @@ inner product is the cosine similarity) keyed by detection primary key (``IndexI
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -101,7 +102,15 @@ class VectorIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            faiss.write_index(self._index, str(tmp))
+            try:
+                faiss.write_index(self._index, str(tmp))
+            except RuntimeError as exc:  # FAISS reports a full disk as a C++ assertion
+                full = "No space left" in str(exc)
+                raise OSError(
+                    errno.ENOSPC if full else errno.EIO,
+                    "No space left on device" if full else "FAISS could not write the index",
+                    str(path),
+                ) from None
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             digest = _sha256(tmp)

@@ -48,8 +48,17 @@ class IndexedGallery(GalleryReads):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Already failing: the first error is the one to report; the index, if it cannot be
+        # saved now, is rebuilt from the rows on next open.
+        try:
+            self.save_indexes()
+        except Exception as exc:
+            log.debug("index not saved while failing: %s", exc)
+        self.engine.dispose()
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
