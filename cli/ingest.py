@@ -65,7 +65,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         detector={"name": args.detector},
         reid={"name": args.reid, "weights": args.reid_weights},
     )
-    infos = [probe(Path(v)) for v in args.videos]  # fail on a bad path before loading models
+    for v in args.videos:  # fail on a bad path before loading models
+        probe(Path(v))
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
         raise ProwlError("give one --camera for all videos or one per video")
     # Models before the gallery: a bad model name or file changes nothing stored.
@@ -74,23 +75,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with open_gallery(cfg, must_exist=False) as gallery:
         exit_code = 0
         with StopOnSignal() as stop:
-            for i, (video, info) in enumerate(zip(args.videos, infos, strict=True)):
+            for i, video in enumerate(args.videos):
                 camera = None
                 if args.camera:
                     camera = args.camera[0] if len(args.camera) == 1 else args.camera[i]
-                first = int((cfg.video.start_s or 0) * info.fps)
-                last = (
-                    int(cfg.video.end_s * info.fps) + 1
-                    if cfg.video.end_s is not None
-                    else info.frame_count
-                )
-                total = max(
-                    0,
-                    (min(last, info.frame_count) - first + cfg.video.stride - 1)
-                    // cfg.video.stride,
-                )
                 with tqdm(
-                    total=total,
+                    total=None,  # set once the ingest knows which frames are not done yet
                     desc=Path(video).name,
                     unit="frame",
                     file=sys.stderr,
@@ -114,7 +104,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         camera_id=camera,
                         force=args.force,
                         progress=progress,
-                        stop=stop,
+                        stop_event=stop,
+                        planned=bar.reset,
                     )
                 _print_summary(summary, cfg)
                 if summary.status == "interrupted":
@@ -166,7 +157,9 @@ def _print_summary(s: Any, cfg: Any) -> None:
     resumed = f", resumed at frame {s.resumed_from_frame}" if s.resumed_from_frame else ""
     print(
         f"{Path(s.video).name} [camera {s.camera_id}]: {s.frames_read} frames read, "
-        f"{s.frames_processed} processed{resumed}, {s.detections} people detected "
+        f"{s.frames_new} processed"
+        + (f" ({s.frames_processed} in all)" if s.frames_processed != s.frames_new else "")
+        + f"{resumed}, {s.detections} people detected "
         f"in {s.tracks} tracks ({s.embedded} crops embedded), "
         f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
     )

@@ -29,11 +29,11 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     from storage.gallery import Gallery
 
     info = probe(video)
-    end_s = (frames - 0.5) / info.fps if frames else None
+    end_s = frames / info.fps if frames else None  # the window [0, end) holds `frames`
     cfg = replace(cfg, video=replace(cfg.video, start_s=None, end_s=end_s, stride=1))
     detector = build_detector(cfg.detector)
     embedder = build_embedder(cfg.reid)
-    warm = list(read_frames(video, end_s=0.0))
+    warm = list(read_frames(video, stop_index=1))
     detector.detect(warm)
     embedder.embed([warm[0].image[:128, :64]])
 

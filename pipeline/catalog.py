@@ -53,7 +53,7 @@ def measure(
     from pipeline.video import read_frames
     from reid import build_embedder
 
-    sample = list(read_frames(video, end_s=(frames - 0.5) / 10.0))[:frames]
+    sample = list(read_frames(video, stop_index=frames))
     speeds = load_speeds()
     machine = f"{platform.machine()} {platform.processor() or ''} cores={_cores()}".strip()
     crops: list[Any] = []

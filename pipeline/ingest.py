@@ -31,9 +31,11 @@ from pipeline.stream import batched, prefetch
 from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections, Frame
 from pipeline.video import (
+    NO_END,
     DecodeReport,
     camera_id_for,
     content_hash,
+    frame_window,
     probe,
     read_frames,
     source_size_bytes,
@@ -56,7 +58,8 @@ class IngestSummary:
     camera_id: str
     status: str  # complete | skipped | interrupted
     frames_read: int = 0
-    frames_processed: int = 0
+    frames_processed: int = 0  # by the run so far, all windows and earlier attempts included
+    frames_new: int = 0  # by this call
     detections: int = 0
     embedded: int = 0
     tracks: int = 0
@@ -70,16 +73,49 @@ class IngestSummary:
 
     @property
     def frames_per_s(self) -> float:
-        return self.frames_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.frames_new / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
-    """The settings that shape a video's detections: same key = same rows."""
+    """The settings that shape a video's detections: same key = same rows. The time window
+    is not part of it: windows of one run add up, and a frame is never stored twice."""
     d, v = cfg.detector, cfg.video
     return (
         f"det={detector_name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
-        f"reid={embedder_name};stride={v.stride};start={v.start_s};end={v.end_s}"
+        f"reid={embedder_name};stride={v.stride}"
     )
+
+
+Ranges = list[tuple[int, int]]
+
+
+def merge_ranges(ranges: Ranges) -> Ranges:
+    """Sorted, non-overlapping, non-touching half-open ranges covering the same frames."""
+    out: Ranges = []
+    for a, b in sorted(r for r in ranges if r[1] > r[0]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def missing_ranges(want: tuple[int, int], done: Ranges) -> Ranges:
+    """The parts of ``want`` not covered by ``done``."""
+    gaps, cursor = [], want[0]
+    for a, b in merge_ranges(done):
+        if b <= cursor or a >= want[1]:
+            continue
+        if a > cursor:
+            gaps.append((cursor, min(a, want[1])))
+        cursor = max(cursor, b)
+    if cursor < want[1]:
+        gaps.append((cursor, want[1]))
+    return gaps
+
+
+def _load_ranges(text: str | None) -> Ranges:
+    return [(int(a), int(b)) for a, b in json.loads(text)] if text else []
 
 
 @dataclass
@@ -115,10 +151,13 @@ def ingest_video(
     camera_id: str | None = None,
     force: bool = False,
     progress: ProgressFn | None = None,
-    stop: threading.Event | None = None,
+    stop_event: threading.Event | None = None,
+    planned: Callable[[int], None] | None = None,
 ) -> IngestSummary:
-    """Detect, embed and store every kept frame of ``path``; resumes an unfinished run of the
-    same settings, skips a finished one (unless ``force``, which replaces its rows)."""
+    """Detect, embed and store every kept frame of ``path`` in the configured time window that
+    the run of these settings has not stored yet: a new window adds to it, an interrupted one
+    resumes, a finished one is skipped (``force`` replaces the run's rows instead).
+    ``planned`` is told how many frames will be processed, before the work starts."""
     path = Path(path).resolve()
     info = probe(path)
     duration_s = info.frame_count / info.fps if info.fps > 0 else 0.0
@@ -150,45 +189,58 @@ def ingest_video(
     key = settings_key(cfg, detector.name, embedder.name)
     run = gallery.find_run(video.id, key)
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
-    if run is not None and run.status == "complete" and not force:
+    if run is not None and force:
+        gallery.reset_run(run)
+    first, stop = frame_window(info.fps, cfg.video.start_s, cfg.video.end_s)
+    if info.frame_count and stop == NO_END:
+        stop = info.frame_count
+    done = _load_ranges(run.done_ranges) if run is not None else []
+    gaps = missing_ranges((first, stop), done)
+    if run is not None and not gaps:
         summary.status = "skipped"
         summary.frames_processed = run.frames_processed
         summary.detections = run.detections_count
         return summary
-    if run is not None and force:
-        gallery.reset_run(run)
     created = run is None
     if run is None:
         run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
-    summary.resumed_from_frame = run.next_frame
-    if run.next_frame > 0:
+    if gaps[0][0] == run.next_frame > 0:
+        summary.resumed_from_frame = run.next_frame
         log.info("resuming %s from frame %d", path.name, run.next_frame)
+    if planned is not None:
+        planned(sum(_kept(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps))
 
     report = DecodeReport()
-    frames = read_frames(
-        path,
-        camera,
-        cfg.video.stride,
-        cfg.video.start_s,
-        cfg.video.end_s,
-        first_index=run.next_frame,
-        report=report,
-    )
     clock = _Clock()
     started = time.perf_counter()
+    yielded, before = 0, run.frames_processed
     try:
-        _run_stages(
-            prefetch(frames, cfg.video.queue_frames),
-            cfg,
-            gallery,
-            run,
-            detector,
-            embedder,
-            clock,
-            progress,
-            stop,
-        )
-        if not (stop is not None and stop.is_set()) and run.frames_processed == 0:
+        for a, b in gaps:
+            gap_report = DecodeReport()
+            frames = read_frames(
+                path, camera, cfg.video.stride, first_index=a, stop_index=b, report=gap_report
+            )
+            _run_stages(
+                prefetch(frames, cfg.video.queue_frames),
+                cfg,
+                gallery,
+                run,
+                detector,
+                embedder,
+                clock,
+                progress,
+                stop_event,
+                gap_start=a,
+            )
+            _add_report(report, gap_report)
+            yielded += gap_report.frames_yielded
+            if stop_event is not None and stop_event.is_set():
+                break
+            # The whole gap is done, also past its last kept frame (or the source's end).
+            reached = b if not gap_report.stopped_early else gap_report.end_index
+            done = merge_ranges([*_load_ranges(run.done_ranges), (a, reached)])
+            gallery.set_done_ranges(run, json.dumps(done))
+        if not (stop_event is not None and stop_event.is_set()) and yielded == 0:
             raise SourceError(
                 f"{path}: no frame could be decoded in the requested range; "
                 "check the file and --start/--end"
@@ -203,6 +255,7 @@ def ingest_video(
         summary.stage_s = clock.stage_s
         summary.frames_read = report.frames_read
         summary.frames_processed = run.frames_processed
+        summary.frames_new = run.frames_processed - before
         summary.detections = run.detections_count
         summary.embedded = run.embedded_count
         summary.frames_lost = report.stopped_early
@@ -210,13 +263,27 @@ def ingest_video(
         summary.unreadable = list(report.unreadable)
         if sys.exc_info()[0] is None:
             gallery.save_indexes()
-    if stop is not None and stop.is_set():
+    if stop_event is not None and stop_event.is_set():
         summary.status = "interrupted"
         summary.tracks = gallery.rebuild_run_tracks(run)  # the committed part, until resumed
         return summary
     gallery.finish_run(run)
     summary.tracks = gallery.track_count(run.id)
     return summary
+
+
+def _kept(a: int, b: int, stride: int) -> int:
+    """How many frames of [a, b) a stride keeps (those with index % stride == 0)."""
+    return max(0, (b - 1) // stride - (a - 1) // stride) if b > a else 0
+
+
+def _add_report(total: DecodeReport, part: DecodeReport) -> None:
+    total.frames_read += part.frames_read
+    total.frames_yielded += part.frames_yielded
+    total.unreadable.extend(part.unreadable)
+    if part.stopped_early and not total.stopped_early:
+        total.stopped_early = True
+        total.stopped_at, total.announced = part.stopped_at, part.announced
 
 
 def _first_line(exc: BaseException) -> str:
@@ -242,7 +309,10 @@ def _run_stages(
     clock: _Clock,
     progress: ProgressFn | None,
     stop: threading.Event | None,
+    gap_start: int = 0,
 ) -> None:
+    """Detect, track, embed and commit ``frames``, the frames of one gap of the run's window
+    that starts at frame ``gap_start``."""
     from storage.models import TRACK_ID_STRIDE
 
     tc = cfg.tracking
@@ -250,7 +320,8 @@ def _run_stages(
     cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
     # A resumed run continues from the tracker and cadence state committed with its resume
     # point, so its tracks and embedded crops are those of an uninterrupted run.
-    saved = json.loads(run.tracker_state) if run.tracker_state and run.next_frame > 0 else None
+    continues = run.tracker_state and run.next_frame > 0 and gap_start == run.next_frame
+    saved = json.loads(run.tracker_state) if continues and run.tracker_state else None
     tracker: ByteTracker | None = None
     if tc.enabled and saved is not None:
         tracker = ByteTracker.from_state(tracker_cfg, saved["tracker"])
@@ -304,13 +375,16 @@ def _run_stages(
         if tracker is not None:
             alive = {t.track_id for t in tracker.tracks}
             state = json.dumps({"tracker": tracker.state(), "cadence": cadence.state(alive)})
+        next_frame = pending[-1].frame.index + 1
+        done = merge_ranges([*_load_ranges(run.done_ranges), (gap_start, next_frame)])
         gallery.commit_frames(
             run,
             rows,
-            next_frame=pending[-1].frame.index + 1,
+            next_frame=next_frame,
             frames_processed=processed,
             next_track_id=tracker.next_id if tracker is not None else None,
             tracker_state=state,
+            done_ranges=json.dumps(done),
         )
         clock.add("store", t)
         if progress is not None:

@@ -154,6 +154,7 @@ class DecodeReport:
     stopped_early: bool = False
     stopped_at: int = 0  # with stopped_early: the first frame that could not be read
     unreadable: list[str] = field(default_factory=list)  # image files of a folder skipped
+    end_index: int = 0  # frames before this index were read (or are past the source's end)
     announced: int = 0  # with stopped_early: the frame count the container announces
 
 
@@ -166,18 +167,34 @@ def read_frames(
     first_index: int = 0,
     image_fps: float = DEFAULT_IMAGE_FPS,
     report: DecodeReport | None = None,
+    stop_index: int | None = None,
 ) -> Iterator[Frame]:
     """Frames of a video file or image folder, keeping every ``stride``-th frame (counted from
-    frame 0, so resumed runs keep the same frames), within [start_s, end_s], and skipping
-    indices below ``first_index`` (used to resume)."""
+    frame 0, so resumed runs keep the same frames) in the half-open window
+    [``start_s``, ``end_s``): frame i belongs to it when start_s <= i / fps < end_s, so two
+    windows that meet (``--end 10``, then ``--start 10``) never share a frame. Indices below
+    ``first_index`` and from ``stop_index`` on are skipped (resume, and gaps of a window)."""
     info = probe(path, image_fps)
     cam = camera_id or camera_id_for(Path(path))
     rep = report if report is not None else DecodeReport()
-    start_index = max(first_index, math.ceil((start_s or 0.0) * info.fps - 1e-9))
+    start_index, stop = frame_window(info.fps, start_s, end_s)
+    start_index = max(first_index, start_index)
+    if stop_index is not None:
+        stop = min(stop, stop_index)
     if info.is_image_folder:
-        yield from _read_folder(info, cam, stride, start_index, end_s, rep)
+        yield from _read_folder(info, cam, stride, start_index, stop, rep)
     else:
-        yield from _read_video(info, cam, stride, start_index, end_s, rep)
+        yield from _read_video(info, cam, stride, start_index, stop, rep)
+
+
+NO_END = 2**62  # a window's end when none is given: the source's own end
+
+
+def frame_window(fps: float, start_s: float | None, end_s: float | None) -> tuple[int, int]:
+    """The frame indices [first, stop) of the time window [start_s, end_s) at ``fps``."""
+    first = math.ceil((start_s or 0.0) * fps - 1e-9)
+    stop = NO_END if end_s is None else math.ceil(end_s * fps - 1e-9)
+    return max(0, first), max(0, stop)
 
 
 def _keep(index: int, stride: int, start_index: int) -> bool:
@@ -189,12 +206,14 @@ def _read_folder(
     cam: str,
     stride: int,
     start_index: int,
-    end_s: float | None,
+    stop: int,
     rep: DecodeReport,
 ) -> Iterator[Frame]:
-    for index, file in enumerate(_image_files(info.path)):
+    files = _image_files(info.path)
+    rep.end_index = min(stop, len(files))
+    for index, file in enumerate(files):
         ts = index / info.fps
-        if end_s is not None and ts > end_s:
+        if index >= stop:
             return
         if not _keep(index, stride, start_index):
             continue
@@ -215,7 +234,7 @@ def _read_video(
     cam: str,
     stride: int,
     start_index: int,
-    end_s: float | None,
+    stop: int,
     rep: DecodeReport,
 ) -> Iterator[Frame]:
     cap = cv2.VideoCapture(str(info.path))
@@ -231,15 +250,13 @@ def _read_video(
             index = pos
         else:
             index = 0
-        while True:
+        while index < stop:
             keep = _keep(index, stride, start_index)
             ok = cap.grab()
             if not ok:
                 break
             ts_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
             ts = ts_ms / 1000.0 if ts_ms > 0 or index == 0 else index / info.fps
-            if end_s is not None and ts > end_s + 1e-9:
-                break
             rep.frames_read += 1
             if keep:
                 ok, image = cap.retrieve()
@@ -250,7 +267,8 @@ def _read_video(
                     rep.frames_yielded += 1
                     yield Frame(to_bgr_uint8(image), index, ts, cam)
             index += 1
-        if info.frame_count and index < info.frame_count and end_s is None:
+        rep.end_index = index
+        if info.frame_count and index < min(info.frame_count, stop):
             rep.stopped_early = True
             rep.stopped_at, rep.announced = index, info.frame_count
             log.info(  # the caller reports it in its own words

@@ -24,6 +24,7 @@ _ADDED_COLUMNS = (
     ("embedders", "weights_sha256", "VARCHAR(64)"),
     ("ingest_runs", "tracker_state", "TEXT"),
     ("ingest_runs", "error", "TEXT"),
+    ("ingest_runs", "done_ranges", "TEXT"),
 )
 
 

@@ -8,7 +8,9 @@ missing from the index are added from the rows, vectors without a row are droppe
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,12 +187,33 @@ class Gallery(IndexedGallery):
 
     # ---------------------------------------------------------------- ingest runs
     def find_run(self, video_id: int, settings_key: str) -> RunRow | None:
-        with self.session() as s:
-            return s.scalar(
+        """The video's run with these settings. A run of an older prowl, whose key also held
+        its time window (``...;start=S;end=E``), is adopted under the new key."""
+        with self.session() as s, s.begin():
+            run = s.scalar(
                 select(RunRow).where(
                     RunRow.video_id == video_id, RunRow.settings_key == settings_key
                 )
             )
+            if run is not None:
+                return run
+            legacy = s.scalar(
+                select(RunRow)
+                .where(
+                    RunRow.video_id == video_id,
+                    RunRow.settings_key.startswith(settings_key + ";start=", autoescape=True),
+                )
+                .order_by(RunRow.id)
+            )
+            if legacy is not None:
+                start = legacy.settings_key.rsplit(";start=", 1)[1].split(";", 1)[0]
+                video = s.get(VideoRow, video_id)
+                fps = video.fps if video is not None else 25.0
+                first = 0 if start == "None" else math.ceil(float(start) * fps - 1e-9)
+                done = [[first, legacy.next_frame]] if legacy.next_frame > first else []
+                legacy.settings_key = settings_key
+                legacy.done_ranges = json.dumps(done)
+            return legacy
 
     def start_run(
         self, video: VideoRow, embedder: EmbedderRow, detector: str, settings_key: str, stride: int
@@ -235,6 +258,7 @@ class Gallery(IndexedGallery):
                     next_track_id=1,
                     tracker_state=None,
                     error=None,
+                    done_ranges=None,
                     started_at=datetime.now(UTC),
                     finished_at=None,
                 )
@@ -244,6 +268,7 @@ class Gallery(IndexedGallery):
             self._dirty.add(run.embedder_id)
         run.status, run.next_frame, run.frames_processed, run.detections_count = "running", 0, 0, 0
         run.embedded_count, run.next_track_id, run.tracker_state = 0, 1, None
+        run.done_ranges = None
 
     def commit_frames(
         self,
@@ -253,6 +278,7 @@ class Gallery(IndexedGallery):
         frames_processed: int,
         next_track_id: int | None = None,
         tracker_state: str | None = None,
+        done_ranges: str | None = None,
     ) -> NDArray[np.int64]:
         """One transaction: the detections of whole frames plus the run's resume point. The
         vectors enter the index only after the commit. Returns the new primary keys."""
@@ -294,6 +320,8 @@ class Gallery(IndexedGallery):
                 values["next_track_id"] = next_track_id
             if tracker_state is not None:
                 values["tracker_state"] = tracker_state
+            if done_ranges is not None:
+                values["done_ranges"] = done_ranges
             s.execute(update(RunRow).where(RunRow.id == run.id).values(**values))
         id_arr = np.asarray(ids, dtype=np.int64)
         embedded = [k for k, d in enumerate(detections) if d.embedding is not None]
@@ -309,7 +337,16 @@ class Gallery(IndexedGallery):
             run.next_track_id = next_track_id
         if tracker_state is not None:
             run.tracker_state = tracker_state
+        if done_ranges is not None:
+            run.done_ranges = done_ranges
         return id_arr
+
+    def set_done_ranges(self, run: RunRow, done_ranges: str) -> None:
+        """Record frames as done that produced no rows (a window's tail past its last kept
+        frame, or past the source's end)."""
+        with self.session() as s, s.begin():
+            s.execute(update(RunRow).where(RunRow.id == run.id).values(done_ranges=done_ranges))
+        run.done_ranges = done_ranges
 
     def abandon_run(self, run: RunRow, why: str, drop: bool) -> None:
         """After a failed ingest: ``drop`` removes a run that committed nothing (and its video

@@ -72,7 +72,7 @@ class RunRow(Base):
     detector: Mapped[str] = mapped_column(String(500))
     settings_key: Mapped[str] = mapped_column(String(1000))
     stride: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))  # running | complete
+    status: Mapped[str] = mapped_column(String(20))  # running | complete (its last window)
     next_frame: Mapped[int] = mapped_column(Integer, default=0)
     frames_processed: Mapped[int] = mapped_column(Integer, default=0)
     detections_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -81,6 +81,9 @@ class RunRow(Base):
     # JSON of the tracker and embedding cadence after frame next_frame - 1, committed with it
     tracker_state: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last attempt failed
+    # JSON [[first, stop), ...] of frame indices whose work is committed: a later window of the
+    # same settings only processes what is not done yet, so no frame is ever stored twice.
+    done_ranges: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -77,7 +77,7 @@ def vtest_gallery(request, cfg_default, yolo, mobilenet, vtest_path, tmp_path_fa
     # every detection embedded (cadence 1): per-detection retrieval is tested on its own
     cfg = replace(
         cfg_default,
-        video=replace(cfg_default.video, end_s=10.0),
+        video=replace(cfg_default.video, end_s=10.05),  # [0, 10.05 s): frames 0-100
         tracking=replace(cfg_default.tracking, embed_every_frames=1),
     )
     data_dir = tmp_path_factory.mktemp(f"vtest-gallery-{request.param}")

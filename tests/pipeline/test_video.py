@@ -26,9 +26,12 @@ def test_all_frames_with_timestamps_and_camera(tmp_path: Path) -> None:
 
 def test_stride_start_end_and_resume(tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.avi", frames=40, fps=10)
+    # [1 s, 3 s) at 10 fps: frames 10-29, of which stride 3 (counted from frame 0) keeps these
     kept = list(read_frames(video, camera_id="cam9", stride=3, start_s=1.0, end_s=3.0))
-    assert [f.index for f in kept] == [12, 15, 18, 21, 24, 27, 30]
-    assert [_marker(f.image) for f in kept] == [12, 15, 18, 21, 24, 27, 30]
+    assert [f.index for f in kept] == [12, 15, 18, 21, 24, 27]
+    assert [_marker(f.image) for f in kept] == [12, 15, 18, 21, 24, 27]
+    nxt = list(read_frames(video, stride=3, start_s=3.0, end_s=4.0))  # windows that meet
+    assert [f.index for f in nxt] == [30, 33, 36, 39]
     assert {f.source_id for f in kept} == {"cam9"}
     resumed = list(read_frames(video, stride=3, first_index=20))
     assert [f.index for f in resumed] == [21, 24, 27, 30, 33, 36, 39]
