@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from pipeline.errors import ProwlError
@@ -17,12 +18,17 @@ from pipeline.errors import ProwlError
 __all__ = ["build_parser", "main"]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as prowl's one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"prowl: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cli import bench, evaluate, ingest, query
 
-    parser = argparse.ArgumentParser(
-        prog="prowl", description="Person retrieval in surveillance video."
-    )
+    parser = _OneLineParser(prog="prowl", description="Person retrieval in surveillance video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (ingest, bench, query, evaluate):

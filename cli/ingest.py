@@ -79,22 +79,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 camera = None
                 if args.camera:
                     camera = args.camera[0] if len(args.camera) == 1 else args.camera[i]
-                with tqdm(
-                    total=None,  # set once the ingest knows which frames are not done yet
-                    desc=Path(video).name,
-                    unit="frame",
-                    file=sys.stderr,
-                    disable=args.quiet,
-                    dynamic_ncols=True,
-                ) as bar:
-                    people = 0
+                # The bar appears once the ingest knows which frames are not done yet, so
+                # input refused before that prints nothing but its error line.
+                bars: list[Any] = []
+                people = 0
 
-                    def progress(frames: int, found: int, bar: Any = bar) -> None:
-                        nonlocal people
-                        people += found
-                        bar.update(frames)
-                        bar.set_postfix(people=people, refresh=False)
+                def planned(
+                    total: int, name: str = Path(video).name, bars: list[Any] = bars
+                ) -> None:
+                    bars.append(
+                        tqdm(
+                            total=total,
+                            desc=name,
+                            unit="frame",
+                            file=sys.stderr,
+                            disable=args.quiet,
+                            dynamic_ncols=True,
+                        )
+                    )
 
+                def progress(frames: int, found: int, bars: list[Any] = bars) -> None:
+                    nonlocal people
+                    people += found
+                    if bars:
+                        bars[0].update(frames)
+                        bars[0].set_postfix(people=people, refresh=False)
+
+                try:
                     summary = ingest_video(
                         Path(video),
                         cfg,
@@ -105,8 +116,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         force=args.force,
                         progress=progress,
                         stop_event=stop,
-                        planned=bar.reset,
+                        planned=planned,
                     )
+                finally:
+                    for bar in bars:
+                        bar.close()
                 _print_summary(summary, cfg)
                 if summary.status == "interrupted":
                     cmd = " ".join(sys.argv[1:]) if sys.argv[1:] else "ingest VIDEO"

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.errors import DatasetError
+
 
 @dataclass(frozen=True)
 class _Person:
@@ -86,6 +88,11 @@ def write_synthetic(
     through 2 cameras (so cross-camera search has positives), 3-8 frames in each."""
     if fmt not in ("prw", "mot"):
         raise ValueError(f"unknown format '{fmt}'; use prw or mot")
+    if frames_per_camera < 4 or identities < 1 or cameras < 1:
+        raise DatasetError(
+            "a synthetic dataset needs --frames >= 4 (people walk 3 or more frames), "
+            "--identities >= 1 and --cameras >= 1"
+        )
     rng = np.random.default_rng(seed)
     shirts, trousers = _palette(rng, identities), _palette(rng, identities)[::-1]
     people = [

@@ -10,7 +10,6 @@ first layers (``osnet_ibn_x1_0``).
 
 from __future__ import annotations
 
-import pickle
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -188,7 +187,7 @@ def read_checkpoint(path: Path) -> OrderedDict[str, torch.Tensor]:
         raise AssetError(f"re-ID checkpoint {path} does not exist; pass --reid-weights FILE")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):
+    except Exception:  # any unpickling failure: torch raises many kinds for a foreign file
         try:  # torchreid's old checkpoints hold numpy scalars beside the weights
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:

@@ -1,0 +1,284 @@
+"""Bad input, table-driven: every case exits with code 2, prints exactly one line on stderr
+(``prowl: error: ...``; no traceback, no warning, no decoder chatter), and changes nothing
+stored: the row counts of every table, the runs' resume points and the index files are the
+same before and after. Cases that touch storage run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from cli import main
+from evaluation.synthetic import write_synthetic
+from pipeline.query import read_frame
+from tests.conftest import fresh_pg_database
+
+pytestmark = pytest.mark.slow
+
+SHARED_CKPT = Path(__file__).resolve().parents[2] / "shared" / "models" / "osnet_x0_25_msmt17.pth"
+
+
+@dataclass
+class Gallery:
+    data: Path
+    db: str | None
+    files: Path  # bad and good input files
+
+    @property
+    def flags(self) -> list[str]:
+        return ["--data-dir", str(self.data)] + (["--db", self.db] if self.db else [])
+
+    @property
+    def url(self) -> str:
+        return self.db or f"sqlite:///{self.data / 'gallery.db'}"
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def gallery(request, vtest_path: Path, tmp_path_factory) -> Iterator[Gallery]:  # type: ignore[no-untyped-def]
+    """A small real gallery (vtest.avi, first second, hsv) and a folder of input files."""
+    root = tmp_path_factory.mktemp(f"bad-input-{request.param}")
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_pg_database()) if request.param == "postgresql" else None
+        g = Gallery(root / "data", db, root / "files")
+        g.files.mkdir()
+        code = main(["ingest", str(vtest_path), "--end", "1", "--reid", "hsv", "-q", *g.flags])
+        assert code == 0
+        _make_files(g.files, vtest_path)
+        yield g
+
+
+def _make_files(d: Path, vtest: Path) -> None:
+    cv2.imwrite(str(d / "walker.jpg"), read_frame(vtest, 5)[170:270, 560:600])
+    cv2.imwrite(str(d / "tiny.png"), np.zeros((3, 2, 3), np.uint8))
+    (d / "notes.jpg").write_text("not a picture")
+    (d / "empty.avi").write_bytes(b"")
+    (d / "text.avi").write_text("hello, I am not a video")
+    (d / "junk.mp4").write_bytes(random.Random(1).randbytes(5000))
+    (d / "junk.pt").write_bytes(random.Random(2).randbytes(3000))
+    (d / "no-images").mkdir()
+    (d / "no-images" / "readme.txt").write_text("x")
+    (d / "bad.yaml").write_text("[1, 2\n")
+    (d / "unknown-key.yaml").write_text("detector:\n  confidence: 0.4\n")
+    (d / "stride.yaml").write_text("video:\n  stride: 2.5\n")
+    (d / "enabled.yaml").write_text('tracking:\n  enabled: "no"\n')
+    (d / "k.yaml").write_text("query:\n  k: ten\n")
+    (d / "a-file").write_text("x")
+    (d / "not-a-dataset").mkdir()
+    write_synthetic(d / "syn", "prw", identities=3, cameras=2, frames_per_camera=6, seed=0)
+
+
+# (name, argv with {v} = the sample video, {f} = the files folder, needle in the message,
+#  whether the case needs the gallery's flags)
+CASES: list[tuple[str, list[str], str]] = [
+    # ingest
+    ("missing video", ["ingest", "{f}/gone.avi"], "no such file"),
+    ("empty video", ["ingest", "{f}/empty.avi"], "empty"),
+    ("text as video", ["ingest", "{f}/text.avi"], "not a video"),
+    ("junk mp4", ["ingest", "{f}/junk.mp4"], "not a video"),
+    ("folder without images", ["ingest", "{f}/no-images"], "no images"),
+    ("start past the end", ["ingest", "{v}", "--start", "500", "--reid", "hsv"], "past the end"),
+    ("end before start", ["ingest", "{v}", "--start", "5", "--end", "2"], "after --start"),
+    ("stride 0", ["ingest", "{v}", "--stride", "0"], "video.stride"),
+    ("stride text", ["ingest", "{v}", "--stride", "abc"], "--stride"),
+    ("time text", ["ingest", "{v}", "--start", "soon"], "not a time"),
+    ("unknown detector", ["ingest", "{v}", "--detector", "nope"], "unknown detector"),
+    ("junk detector file", ["ingest", "{v}", "--detector", "{f}/junk.pt"], "not an Ultralytics"),
+    ("unknown embedder", ["ingest", "{v}", "--reid", "nope"], "unknown re-ID embedder"),
+    ("checkpoint missing", ["ingest", "{v}", "--reid", "torchreid:osnet_x0_25"], "--reid-weights"),
+    (
+        "checkpoint not there",
+        ["ingest", "{v}", "--reid", "torchreid:osnet_x0_25", "--reid-weights", "{f}/no.pth"],
+        "does not exist",
+    ),
+    (
+        "checkpoint is junk",
+        ["ingest", "{v}", "--reid", "torchreid:osnet_x0_25", "--reid-weights", "{f}/junk.pt"],
+        "not a PyTorch checkpoint",
+    ),
+    (
+        "checkpoint of another architecture",
+        ["ingest", "{v}", "--reid", "torchreid:osnet_x1_0", "--reid-weights", str(SHARED_CKPT)],
+        "not a osnet_x1_0 checkpoint",
+    ),
+    ("config missing", ["ingest", "{v}", "--config", "{f}/missing.yaml"], "does not exist"),
+    ("config not yaml", ["ingest", "{v}", "--config", "{f}/bad.yaml"], "not valid YAML"),
+    ("config unknown key", ["ingest", "{v}", "--config", "{f}/unknown-key.yaml"], "confidence"),
+    ("config stride 2.5", ["ingest", "{v}", "--config", "{f}/stride.yaml"], "video.stride"),
+    ("config enabled no", ["ingest", "{v}", "--config", "{f}/enabled.yaml"], "tracking.enabled"),
+    (
+        "cameras mismatch",
+        ["ingest", "{v}", "{v}", "--camera", "a", "--camera", "b", "--camera", "c"],
+        "--camera",
+    ),
+    # query
+    ("query image missing", ["query", "{f}/gone.jpg"], "does not exist"),
+    ("query image text", ["query", "{f}/notes.jpg"], "not an image"),
+    ("query image folder", ["query", "{f}"], "is a folder"),
+    ("query image tiny", ["query", "{f}/tiny.png"], "at least 8x8"),
+    ("frame without box", ["query", "--frame", "{v}:5"], "go together"),
+    ("box outside", ["query", "--frame", "{v}:5", "--box", "900,700,990,800"], "outside"),
+    ("box empty", ["query", "--frame", "{v}:5", "--box", "10,10,5,50"], "empty"),
+    ("box text", ["query", "--frame", "{v}:5", "--box", "a,b,c,d"], "not a box"),
+    ("frame past the end", ["query", "--frame", "{v}:99999", "--box", "1,1,50,90"], "no frame"),
+    ("unknown camera", ["query", "{f}/walker.jpg", "--camera", "lobby"], "no camera lobby"),
+    ("unknown video", ["query", "{f}/walker.jpg", "--video", "x.mp4"], "no video 'x.mp4'"),
+    ("unknown detection", ["query", "--detection", "99999999"], "no detection #99999999"),
+    (
+        "other embedder",
+        ["query", "{f}/walker.jpg", "--reid", "mobilenetv2-imagenet"],
+        "built with hsv",
+    ),
+    ("k zero", ["query", "{f}/walker.jpg", "--k", "0"], "query.k"),
+    ("k text", ["query", "{f}/walker.jpg", "--k", "ten"], "--k"),
+    ("similarity 2", ["query", "{f}/walker.jpg", "--min-similarity", "2"], "-1..1"),
+    ("to before from", ["query", "{f}/walker.jpg", "--from", "5", "--to", "1"], "before --from"),
+    ("csv into a folder", ["query", "{f}/walker.jpg", "--csv", "{f}"], "is a folder"),
+    (
+        "json under a file",
+        ["query", "{f}/walker.jpg", "--json", "{f}/a-file/x.json"],
+        "cannot write",
+    ),
+    ("nothing to query", ["query"], "nothing to query"),
+    ("config k text", ["query", "{f}/walker.jpg", "--config", "{f}/k.yaml"], "query.k"),
+    # tracks, export, stats
+    ("tracks unknown video", ["tracks", "x.mp4"], "no video 'x.mp4'"),
+    ("export under a file", ["export-tracks", "--out", "{f}/a-file/mot"], "cannot create folder"),
+    ("unknown subcommand flag", ["stats", "--colour"], "unrecognized arguments"),
+]
+
+EVAL_CASES: list[tuple[str, list[str], str]] = [
+    (
+        "synthetic too short",
+        ["make-synthetic", "{f}/s3", "--format", "prw", "--frames", "3"],
+        "--frames >= 4",
+    ),
+    ("dataset missing", ["eval", "{f}/nowhere", "--format", "prw"], "no such dataset"),
+    (
+        "dataset in no layout",
+        ["eval", "{f}/not-a-dataset", "--format", "prw"],
+        "{f}/not-a-dataset",
+    ),
+    ("unknown format", ["eval", "{f}/syn", "--format", "coco"], "--format"),
+    ("det-thresh 2", ["eval", "{f}/syn", "--format", "prw", "--det-thresh", "2"], "--det-thresh"),
+    ("iou 1.5", ["eval", "{f}/syn", "--format", "prw", "--iou", "1.5"], "--iou"),
+    (
+        "eval unknown detector",
+        ["eval", "{f}/syn", "--format", "prw", "--detector", "nope"],
+        "unknown detector",
+    ),
+    (
+        "eval unknown embedder",
+        ["eval", "{f}/syn", "--format", "prw", "--detector", "gt", "--reid", "nope"],
+        "unknown re-ID",
+    ),
+    (
+        "bench without names",
+        [
+            "bench",
+            "{f}/syn",
+            "--format",
+            "prw",
+            "--detectors",
+            ",",
+            "--reids",
+            "hsv",
+            "--out",
+            "{f}/b",
+        ],
+        "at least one",
+    ),
+]
+
+
+def _state(g: Gallery) -> tuple[object, ...]:
+    """Everything a user would lose or see change: row counts, resume points, index files."""
+    engine = create_engine(g.url)
+    try:
+        with engine.connect() as conn:
+            counts = tuple(
+                conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                for t in ("videos", "ingest_runs", "detections", "tracks", "embedders")
+            )
+            runs = conn.execute(
+                text("SELECT id, status, next_frame, frames_processed FROM ingest_runs ORDER BY id")
+            ).all()
+    finally:
+        engine.dispose()
+    index = tuple(
+        (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted((g.data / "index").glob("*"))
+    )
+    return counts, tuple(tuple(r) for r in runs), index
+
+
+def _run(
+    argv: list[str],
+    g: Gallery,
+    vtest: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[int, str]:
+    args = [a.replace("{v}", str(vtest)).replace("{f}", str(g.files)) for a in argv]
+    caplog.clear()
+    capfd.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    err = capfd.readouterr().err
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    return code, err + "".join(f"(logged) {w}\n" for w in warnings)
+
+
+@pytest.mark.parametrize("name,argv,needle", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    gallery: Gallery,
+    vtest_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    argv: list[str],
+    needle: str,
+) -> None:
+    if "torchreid:osnet_x1_0" in argv and not SHARED_CKPT.is_file():
+        pytest.skip("the OSNet development checkpoint (../shared/models) is not here")
+    before = _state(gallery)
+    code, err = _run([*argv, *gallery.flags], gallery, vtest_path, capfd, caplog)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("prowl: error: "), err
+    assert needle.replace("{f}", str(gallery.files)) in err, err
+    assert _state(gallery) == before
+
+
+@pytest.mark.parametrize("name,argv,needle", EVAL_CASES, ids=[c[0] for c in EVAL_CASES])
+def test_bad_evaluation_input_is_one_line_exit_2(
+    tmp_path: Path,
+    vtest_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    argv: list[str],
+    needle: str,
+) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    _make_files(files, vtest_path)
+    g = Gallery(tmp_path / "data", None, files)
+    extra = [] if argv[0] == "make-synthetic" else ["--data-dir", str(g.data)]
+    code, err = _run([*argv, *extra], g, vtest_path, capfd, caplog)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("prowl: error: "), err
+    assert needle.replace("{f}", str(files)) in err, err
+    assert not (g.data / "gallery.db").exists()  # evaluation never creates a gallery
