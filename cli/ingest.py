@@ -28,8 +28,18 @@ def add_parsers(sub: Any) -> None:
         "--camera", action="append", help="camera id (default: file name); once, or once per video"
     )
     p.add_argument("--stride", type=int, help="keep every Nth frame")
-    p.add_argument("--start", type=parse_time, help="start time (seconds or hh:mm:ss)")
-    p.add_argument("--end", type=parse_time, help="end time (seconds or hh:mm:ss)")
+    p.add_argument("--start", type=parse_time, help="window start, seconds or hh:mm:ss (inclusive)")
+    p.add_argument("--end", type=parse_time, help="window end, seconds or hh:mm:ss (exclusive)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        help="image folders: frames per second (default: times in file names or EXIF, else 25)",
+    )
+    p.add_argument(
+        "--start-time",
+        help="wall-clock time of the first frame, ISO 8601 (default: from the file name, "
+        "else an MP4/MOV's creation time)",
+    )
     p.add_argument("--detector", help="detector name (see `prowl models`)")
     p.add_argument("--reid", help="re-ID embedder name (see `prowl models`)")
     p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
@@ -61,7 +71,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(
         args,
-        video={"stride": args.stride, "start_s": args.start, "end_s": args.end},
+        video={
+            "stride": args.stride,
+            "start_s": args.start,
+            "end_s": args.end,
+            "fps": args.fps,
+            "start_time": args.start_time,
+        },
         detector={"name": args.detector},
         reid={"name": args.reid, "weights": args.reid_weights},
     )
@@ -196,7 +212,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for v in stats["videos"]:
         print(
             f"  {v['path']}  camera={v['camera']}  duration={v['duration_s']:.1f}s  "
-            f"frames={v['frames']}  processed={v['frames_processed']}  people={v['detections']}  "
+            + (f"start={v['start_time']}  " if v.get("start_time") else "")
+            + f"frames={v['frames']}  processed={v['frames_processed']}  people={v['detections']}  "
             f"runs={','.join(v['runs'])}"
         )
     print(f"detections: {stats['detections']}")

@@ -158,7 +158,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_tracks(args: argparse.Namespace) -> int:
     from pipeline.query import tracks_of_videos
-    from pipeline.report import clock
+    from pipeline.timeline import shown
 
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery:
@@ -172,7 +172,8 @@ def cmd_tracks(args: argparse.Namespace) -> int:
     )
     for t, v in rows:
         print(
-            f"{t.id:>10}  {clock(t.first_s)}  {clock(t.last_s)}  "
+            f"{t.id:>10}  {shown(v.start_time, t.first_s):>12}  "
+            f"{shown(v.start_time, t.last_s):>12}  "
             f"{t.first_frame:>5}-{t.last_frame:<5}  "
             f"{t.detections:>9}  {t.embedded:>8}  {v.camera_id}"
         )

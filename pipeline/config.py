@@ -25,6 +25,8 @@ class VideoConfig:
     start_s: float | None
     end_s: float | None
     queue_frames: int
+    fps: float | None = None  # image folders: frames per second (None: from names/EXIF, or 25)
+    start_time: str | None = None  # ISO 8601 wall-clock time of the first frame (overrides)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _is_iso(text: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.strip())
+        return True
+    except ValueError:
+        return False
+
+
 _WHOLE = "a whole number"
 _NUMBER = "a number"
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -136,6 +148,8 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "video.start_s": (lambda v: v >= 0, ">= 0 (seconds)"),
     "video.end_s": (lambda v: v > 0, "> 0 (seconds)"),
     "video.queue_frames": (lambda v: 1 <= v <= 4096, "within 1..4096"),
+    "video.fps": (lambda v: 0 < v <= 1000, "within (0, 1000] (frames per second)"),
+    "video.start_time": (_is_iso, "an ISO 8601 time such as 2026-11-25T15:44:33"),
     "detector.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
     "detector.imgsz_px": (
         lambda v: 32 <= v <= 8192 and v % 32 == 0,

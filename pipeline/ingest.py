@@ -159,8 +159,8 @@ def ingest_video(
     resumes, a finished one is skipped (``force`` replaces the run's rows instead).
     ``planned`` is told how many frames will be processed, before the work starts."""
     path = Path(path).resolve()
-    info = probe(path)
-    duration_s = info.frame_count / info.fps if info.fps > 0 else 0.0
+    info = probe(path, cfg.video.fps)
+    duration_s = info.duration_s
     if cfg.video.start_s is not None and info.frame_count and cfg.video.start_s >= duration_s:
         raise SourceError(
             f"{path}: --start {cfg.video.start_s:g} s is past the end "
@@ -168,7 +168,15 @@ def ingest_video(
         )
     camera = camera_id or camera_id_for(path)
     video = gallery.upsert_video(
-        path, content_hash(path), camera, info.fps, info.width_px, info.height_px, info.frame_count
+        path,
+        content_hash(path),
+        camera,
+        info.fps,
+        info.width_px,
+        info.height_px,
+        info.frame_count,
+        cfg.video.start_time or info.start_time,
+        given=cfg.video.start_time is not None,
     )
     if info.is_image_folder and (
         video.frame_count != info.frame_count or video.size_bytes != source_size_bytes(path)
@@ -191,7 +199,7 @@ def ingest_video(
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
     if run is not None and force:
         gallery.reset_run(run)
-    first, stop = frame_window(info.fps, cfg.video.start_s, cfg.video.end_s)
+    first, stop = frame_window(info, cfg.video.start_s, cfg.video.end_s)
     if info.frame_count and stop == NO_END:
         stop = info.frame_count
     done = _load_ranges(run.done_ranges) if run is not None else []
@@ -218,7 +226,13 @@ def ingest_video(
         for a, b in gaps:
             gap_report = DecodeReport()
             frames = read_frames(
-                path, camera, cfg.video.stride, first_index=a, stop_index=b, report=gap_report
+                path,
+                camera,
+                cfg.video.stride,
+                first_index=a,
+                stop_index=b,
+                report=gap_report,
+                image_fps=cfg.video.fps,
             )
             _run_stages(
                 prefetch(frames, cfg.video.queue_frames),

@@ -17,6 +17,7 @@ import cv2
 from pipeline import outputs
 from pipeline.crops import encode_jpeg
 from pipeline.query import QueryResult
+from pipeline.timeline import offset_clock, shown, wall_time
 from storage.gallery import Hit
 from storage.tracks import TrackHit
 
@@ -25,13 +26,7 @@ log = logging.getLogger(__name__)
 FRAME_WIDTH_PX = 640  # full frames are embedded at this width
 
 
-def clock(seconds: float) -> str:
-    """hh:mm:ss.mmm"""
-    ms = round(seconds * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+clock = offset_clock  # hh:mm:ss.mmm from the start of a video
 
 
 def _box(h: Hit) -> str:
@@ -42,6 +37,7 @@ def hit_record(h: Hit) -> dict[str, Any]:
     rec = asdict(h)
     rec.pop("thumbnail")
     rec["timestamp"] = clock(h.timestamp_s)
+    rec["wall_time"] = wall_time(h.video_start, h.timestamp_s)
     rec["xyxy"] = [round(v, 1) for v in h.xyxy]
     rec["similarity"] = round(h.similarity, 5)
     rec["score"] = round(h.score, 4)
@@ -57,7 +53,7 @@ def table(hits: list[Hit]) -> str:
             h.camera_id,
             Path(h.video_path).name,
             str(h.frame_index),
-            clock(h.timestamp_s),
+            shown(h.video_start, h.timestamp_s),
             _box(h),
             f"{h.score:.2f}",
             str(h.detection_id),
@@ -74,6 +70,8 @@ def track_record(t: TrackHit) -> dict[str, Any]:
     rec.update(
         enter=clock(t.first_s),
         leave=clock(t.last_s),
+        enter_wall=wall_time(t.video_start, t.first_s),
+        leave_wall=wall_time(t.video_start, t.last_s),
         similarity=round(t.similarity, 5),
         best_xyxy=[round(v, 1) for v in t.best_xyxy],
     )
@@ -98,8 +96,8 @@ def track_table(tracks: list[TrackHit]) -> str:
             f"{t.similarity:.4f}",
             t.camera_id,
             Path(t.video_path).name,
-            clock(t.first_s),
-            clock(t.last_s),
+            shown(t.video_start, t.first_s),
+            shown(t.video_start, t.last_s),
             str(t.sightings),
             "-" if t.track_id is None else str(t.track_id),
             str(t.best_detection_id),
@@ -135,6 +133,8 @@ def write_csv(result: QueryResult, target: Path) -> None:
             "video_path",
             "enter",
             "leave",
+            "enter_wall",
+            "leave_wall",
             "first_s",
             "last_s",
             "first_frame",
@@ -153,6 +153,7 @@ def write_csv(result: QueryResult, target: Path) -> None:
             "frame_index",
             "timestamp_s",
             "timestamp",
+            "wall_time",
             "x1",
             "y1",
             "x2",
@@ -237,7 +238,7 @@ def _hit_card(h: Hit, has_frame: bool) -> str:
     return (
         f'<div class="hit" id="hit{h.rank}">{link}<div class="meta">'
         f'<span class="sim">#{h.rank} · {h.similarity:.3f}</span><br>'
-        f"camera {html.escape(h.camera_id)}<br>{clock(h.timestamp_s)}<br>"
+        f"camera {html.escape(h.camera_id)}<br>{shown(h.video_start, h.timestamp_s)}<br>"
         f"frame {h.frame_index}</div></div>"
     )
 
@@ -275,7 +276,10 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
         by_video[(h.camera_id, h.video_path)].append(h)
     for (camera, path), group in sorted(by_video.items()):
         group.sort(key=lambda h: h.timestamp_s)
-        span = f"{clock(group[0].timestamp_s)} – {clock(group[-1].timestamp_s)}"
+        span = (
+            f"{shown(group[0].video_start, group[0].timestamp_s)} – "
+            f"{shown(group[-1].video_start, group[-1].timestamp_s)}"
+        )
         parts.append(
             f"<h3>camera {html.escape(camera)} · {html.escape(Path(path).name)} · "
             f"{len(group)} sightings · {span}</h3>"
@@ -292,7 +296,7 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
                 else "<em>video not available</em>"
             )
             parts.append(
-                f"<tr><td>{clock(h.timestamp_s)}</td><td>{h.rank}</td>"
+                f"<tr><td>{shown(h.video_start, h.timestamp_s)}</td><td>{h.rank}</td>"
                 f"<td>{h.similarity:.3f}</td><td><img alt='crop' src='{_data_uri(h.thumbnail)}'>"
                 f"</td><td>{frame}</td></tr>"
             )
@@ -311,7 +315,8 @@ def _lightboxes(hits: list[Hit], frames: dict[int, bytes]) -> list[str]:
                 f'<div class="lightbox" id="f{h.detection_id}"><a href="#hit{h.rank}">'
                 f'<img alt="frame" src="{_data_uri(frames[h.detection_id])}"></a>'
                 f'<div class="cap">#{h.rank} · camera {html.escape(h.camera_id)} · '
-                f"{clock(h.timestamp_s)} · frame {h.frame_index} · click to close</div></div>"
+                f"{shown(h.video_start, h.timestamp_s)} · frame {h.frame_index} · click to close"
+                "</div></div>"
             )
     return parts
 
@@ -328,7 +333,8 @@ def _track_sections(tracks: list[TrackHit], frames: dict[int, bytes]) -> list[st
         parts.append(
             f'<div class="hit" id="hit{t.rank}">{link}<div class="meta">'
             f'<span class="sim">#{t.rank} · {t.similarity:.3f}</span><br>'
-            f"camera {html.escape(t.camera_id)}<br>{clock(t.first_s)}<br>– {clock(t.last_s)}<br>"
+            f"camera {html.escape(t.camera_id)}<br>{shown(t.video_start, t.first_s)}<br>"
+            f"– {shown(t.video_start, t.last_s)}<br>"
             f"{t.sightings} sightings</div></div>"
         )
     parts.append("</div><h2>Timeline per camera</h2>")
@@ -355,7 +361,8 @@ def _track_sections(tracks: list[TrackHit], frames: dict[int, bytes]) -> list[st
                 f'<a href="#hit{t.rank}"><rect x="{x:.1f}" y="{y}" width="{w:.1f}" '
                 f'height="{row_h - 6}" fill="rgb({shade},{shade},230)">'
                 f"<title>#{t.rank} similarity {t.similarity:.3f}, "
-                f"{clock(t.first_s)} – {clock(t.last_s)}, {t.sightings} sightings"
+                f"{shown(t.video_start, t.first_s)} – {shown(t.video_start, t.last_s)}, "
+                f"{t.sightings} sightings"
                 "</title></rect></a>"
             )
         svg.append(

@@ -3,12 +3,15 @@ as PRW and MOT ship their frames). Both yield ``Frame`` objects."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import logging
 import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import cv2
@@ -16,6 +19,7 @@ import numpy as np
 
 from pipeline.crops import to_bgr_uint8
 from pipeline.errors import SourceError
+from pipeline.timeline import exif_time, mp4_creation_time, stamp_in_name
 from pipeline.types import Frame
 
 log = logging.getLogger(__name__)
@@ -40,10 +44,21 @@ class SourceInfo:
     frame_count: int  # as the container claims it; may be wrong for damaged files
     width_px: int
     height_px: int
+    # An image folder's own timeline (seconds from its first image), from the times in its
+    # file names or EXIF; None: frames are 1/fps apart.
+    timestamps_s: tuple[float, ...] | None = None
+    start_time: str | None = None  # ISO 8601 wall-clock time of frame 0, when the source says
 
     @property
     def duration_s(self) -> float:
+        if self.timestamps_s:
+            return self.timestamps_s[-1] + 1.0 / self.fps
         return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+    def timestamp_of(self, index: int) -> float:
+        if self.timestamps_s is not None and index < len(self.timestamps_s):
+            return self.timestamps_s[index]
+        return index / self.fps
 
 
 def camera_id_for(path: Path) -> str:
@@ -62,8 +77,35 @@ def _read_image(path: Path) -> np.ndarray:
     return to_bgr_uint8(img)
 
 
-def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
-    """What a source holds, without decoding it all. Raises SourceError for unusable input."""
+def _folder_timeline(
+    files: list[Path], image_fps: float | None
+) -> tuple[float, tuple[float, ...] | None, str | None]:
+    """(fps, per-frame seconds or None, start time) of a folder of frames: ``image_fps`` when
+    given; else the times in the file names, or in the images' EXIF, when every image has one
+    and they never go back; else 25 fps."""
+    if image_fps is not None:
+        return image_fps, None, None
+    for read in (lambda p: stamp_in_name(p.name), exif_time):
+        if read(files[0]) is None:
+            continue
+        times = [read(p) for p in files]
+        if any(t is None for t in times):
+            continue
+        t0 = times[0]
+        assert t0 is not None
+        offsets = tuple((t - t0).total_seconds() for t in times if t is not None)
+        if any(b < a for a, b in itertools.pairwise(offsets)):
+            continue
+        span = offsets[-1]
+        fps = (len(offsets) - 1) / span if span > 0 else DEFAULT_IMAGE_FPS
+        return fps, offsets, t0.isoformat()
+    return DEFAULT_IMAGE_FPS, None, None
+
+
+def probe(path: Path, image_fps: float | None = None) -> SourceInfo:
+    """What a source holds, without decoding it all. Raises SourceError for unusable input.
+    ``image_fps`` sets an image folder's frame rate (default: its file names' or EXIF times,
+    else 25 fps)."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder; check the path")
@@ -82,7 +124,8 @@ def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
                 continue
         if first is None:
             raise SourceError(f"{path}: none of the first images is readable; check the folder")
-        return SourceInfo(path, True, image_fps, len(files), first.shape[1], first.shape[0])
+        fps, times, start = _folder_timeline(files, image_fps)
+        return SourceInfo(path, True, fps, len(files), first.shape[1], first.shape[0], times, start)
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty; it is not a video")
     cap = cv2.VideoCapture(str(path))
@@ -107,7 +150,14 @@ def probe(path: Path, image_fps: float = DEFAULT_IMAGE_FPS) -> SourceInfo:
             f"{path}: frames of {width}x{height} exceed {MAX_FRAME_PIXELS} pixels; "
             "downscale it first"
         )
-    return SourceInfo(path, False, fps, max(count, 0), width, height)
+    # A camera's or recorder's own label of the start comes first; a container's creation
+    # time is often when the file was exported or transcoded, not recorded.
+    named = stamp_in_name(path.name)
+    start = named.isoformat() if named else None
+    if start is None and path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        created = mp4_creation_time(path)
+        start = created.replace(tzinfo=UTC).isoformat() if created else None
+    return SourceInfo(path, False, fps, max(count, 0), width, height, None, start)
 
 
 def source_size_bytes(path: Path) -> int:
@@ -165,19 +215,19 @@ def read_frames(
     start_s: float | None = None,
     end_s: float | None = None,
     first_index: int = 0,
-    image_fps: float = DEFAULT_IMAGE_FPS,
+    image_fps: float | None = None,
     report: DecodeReport | None = None,
     stop_index: int | None = None,
 ) -> Iterator[Frame]:
     """Frames of a video file or image folder, keeping every ``stride``-th frame (counted from
     frame 0, so resumed runs keep the same frames) in the half-open window
-    [``start_s``, ``end_s``): frame i belongs to it when start_s <= i / fps < end_s, so two
+    [``start_s``, ``end_s``): frame i belongs to it when start_s <= its time < end_s, so two
     windows that meet (``--end 10``, then ``--start 10``) never share a frame. Indices below
     ``first_index`` and from ``stop_index`` on are skipped (resume, and gaps of a window)."""
     info = probe(path, image_fps)
     cam = camera_id or camera_id_for(Path(path))
     rep = report if report is not None else DecodeReport()
-    start_index, stop = frame_window(info.fps, start_s, end_s)
+    start_index, stop = frame_window(info, start_s, end_s)
     start_index = max(first_index, start_index)
     if stop_index is not None:
         stop = min(stop, stop_index)
@@ -190,10 +240,16 @@ def read_frames(
 NO_END = 2**62  # a window's end when none is given: the source's own end
 
 
-def frame_window(fps: float, start_s: float | None, end_s: float | None) -> tuple[int, int]:
-    """The frame indices [first, stop) of the time window [start_s, end_s) at ``fps``."""
-    first = math.ceil((start_s or 0.0) * fps - 1e-9)
-    stop = NO_END if end_s is None else math.ceil(end_s * fps - 1e-9)
+def frame_window(info: SourceInfo, start_s: float | None, end_s: float | None) -> tuple[int, int]:
+    """The frame indices [first, stop) whose time t satisfies start_s <= t < end_s: on the
+    source's own timeline for a folder with timed file names, else at i / fps."""
+    if info.timestamps_s is not None:
+        ts = info.timestamps_s
+        first = bisect.bisect_left(ts, (start_s or 0.0) - 1e-9)
+        stop = NO_END if end_s is None else bisect.bisect_left(ts, end_s - 1e-9)
+        return first, stop
+    first = math.ceil((start_s or 0.0) * info.fps - 1e-9)
+    stop = NO_END if end_s is None else math.ceil(end_s * info.fps - 1e-9)
     return max(0, first), max(0, stop)
 
 
@@ -212,7 +268,7 @@ def _read_folder(
     files = _image_files(info.path)
     rep.end_index = min(stop, len(files))
     for index, file in enumerate(files):
-        ts = index / info.fps
+        ts = info.timestamp_of(index)
         if index >= stop:
             return
         if not _keep(index, stride, start_index):

@@ -25,6 +25,7 @@ _ADDED_COLUMNS = (
     ("ingest_runs", "tracker_state", "TEXT"),
     ("ingest_runs", "error", "TEXT"),
     ("ingest_runs", "done_ranges", "TEXT"),
+    ("videos", "start_time", "VARCHAR(64)"),
 )
 
 

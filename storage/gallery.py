@@ -137,11 +137,23 @@ class Gallery(IndexedGallery):
         width_px: int,
         height_px: int,
         frame_count: int,
+        start_time: str | None = None,
+        given: bool = False,
     ) -> VideoRow:
+        """The video's row, created on first sight. ``start_time`` (ISO 8601 wall-clock time
+        of frame 0) is recorded when none is; ``given`` (the user said so) replaces one."""
         for attempt in range(2):
             try:
                 return self._upsert_video_once(
-                    path, content_hash, camera_id, fps, width_px, height_px, frame_count
+                    path,
+                    content_hash,
+                    camera_id,
+                    fps,
+                    width_px,
+                    height_px,
+                    frame_count,
+                    start_time,
+                    given,
                 )
             except IntegrityError:  # the same footage registered by a concurrent ingest
                 if attempt:
@@ -151,7 +163,7 @@ class Gallery(IndexedGallery):
     def _upsert_video_once(
         self, path: Path, content_hash: str, camera_id: str, *meta: Any
     ) -> VideoRow:
-        fps, width_px, height_px, frame_count = meta
+        fps, width_px, height_px, frame_count, start_time, given = meta
         with self.session() as s, s.begin():
             row = s.scalar(
                 select(VideoRow).where(
@@ -168,11 +180,15 @@ class Gallery(IndexedGallery):
                     height_px=height_px,
                     frame_count=frame_count,
                     size_bytes=source_size_bytes(path),
+                    start_time=start_time,
                 )
                 s.add(row)
                 s.flush()
-            elif row.path != str(path):
+                return row
+            if row.path != str(path):
                 row.path = str(path)  # the same footage moved: keep its rows, follow the file
+            if start_time is not None and (given or row.start_time is None):
+                row.start_time = start_time
             return row
 
     def refresh_video(self, video: VideoRow, frame_count: int, size_bytes: int) -> None:

@@ -57,6 +57,8 @@ class VideoRow(Base):
     height_px: Mapped[int] = mapped_column(Integer)
     frame_count: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # ISO 8601 wall-clock time of frame 0 (file name, container or the user), as known
+    start_time: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -47,6 +47,7 @@ class Hit:
     score: float
     track_id: int | None
     thumbnail: bytes = field(repr=False)
+    video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
 
 
 class GalleryReads:
@@ -197,6 +198,7 @@ class GalleryReads:
                     {
                         "path": v.path,
                         "camera": v.camera_id,
+                        "start_time": v.start_time,
                         "fps": v.fps,
                         "duration_s": v.frame_count / v.fps if v.fps else 0.0,
                         "frames": v.frame_count,
@@ -309,7 +311,7 @@ def hits(s: Session, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
     rows = {
         r.DetectionRow.id: r
         for r in s.execute(
-            select(DetectionRow, VideoRow.path, VideoRow.camera_id)
+            select(DetectionRow, VideoRow.path, VideoRow.camera_id, VideoRow.start_time)
             .join(VideoRow, VideoRow.id == DetectionRow.video_id)
             .where(DetectionRow.id.in_([i for _, i in ranked]))
         )
@@ -334,6 +336,7 @@ def hits(s: Session, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
                 score=d.score,
                 track_id=d.track_id,
                 thumbnail=d.thumbnail,
+                video_start=r.start_time,
             )
         )
     return out

@@ -98,6 +98,7 @@ class TrackHit:
     best_xyxy: tuple[float, float, float, float]
     best_frame: int
     thumbnail: bytes = field(repr=False)
+    video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
 
 
 def search_tracks(s: Session, ranker: Ranker, k: int) -> list[TrackHit]:
@@ -140,6 +141,7 @@ def search_tracks(s: Session, ranker: Ranker, k: int) -> list[TrackHit]:
                 best_xyxy=h.xyxy,
                 best_frame=h.frame_index,
                 thumbnail=t.thumbnail if t else h.thumbnail,
+                video_start=h.video_start,
             )
         )
     return out

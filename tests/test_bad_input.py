@@ -93,6 +93,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("stride 0", ["ingest", "{v}", "--stride", "0"], "video.stride"),
     ("stride text", ["ingest", "{v}", "--stride", "abc"], "--stride"),
     ("time text", ["ingest", "{v}", "--start", "soon"], "not a time"),
+    ("start time text", ["ingest", "{v}", "--start-time", "yesterday"], "video.start_time"),
+    ("fps zero", ["ingest", "{v}", "--fps", "0"], "video.fps"),
     ("unknown detector", ["ingest", "{v}", "--detector", "nope"], "unknown detector"),
     ("junk detector file", ["ingest", "{v}", "--detector", "{f}/junk.pt"], "not an Ultralytics"),
     ("unknown embedder", ["ingest", "{v}", "--reid", "nope"], "unknown re-ID embedder"),

@@ -1,0 +1,144 @@
+"""Wall-clock time of footage: where a source's start time comes from (a file name, EXIF, an
+MP4/MOV container, or the user) and how an offset in seconds becomes a time of day.
+
+Times are kept as ISO 8601 text exactly as known: with a UTC offset when the source or the
+user gave one, without when a camera labels its files in local time. Nothing is converted
+between time zones; an analyst compares cameras in the time they were labelled with."""
+
+from __future__ import annotations
+
+import re
+import struct
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+# 2026-11-25T15:44:33.123, 20261125_154433, cam3-20261125-154433-250, 2026-11-25 15.44.33 ...
+_STAMP = re.compile(
+    r"(?<!\d)(?P<y>(?:19|20)\d\d)[-_.]?(?P<mo>[01]\d)[-_.]?(?P<d>[0-3]\d)"
+    r"[T_\- ]?(?P<h>[0-2]\d)[-_.:h]?(?P<mi>[0-5]\d)[-_.:m]?(?P<s>[0-5]\d)"
+    r"(?:[.,_-](?P<frac>\d{1,6}))?(?!\d)"
+)
+_MP4_EPOCH = datetime(1904, 1, 1)
+
+
+def stamp_in_name(name: str) -> datetime | None:
+    """The date and time written in a file name, if there is one (naive: as labelled)."""
+    m = _STAMP.search(Path(name).stem)
+    if not m:
+        return None
+    frac = m["frac"] or "0"
+    try:
+        return datetime(
+            int(m["y"]),
+            int(m["mo"]),
+            int(m["d"]),
+            int(m["h"]),
+            int(m["mi"]),
+            int(m["s"]),
+            int(frac.ljust(6, "0")[:6]),
+        )
+    except ValueError:  # 2026-13-45 and the like: digits, not a time
+        return None
+
+
+def exif_time(path: Path) -> datetime | None:
+    """EXIF DateTimeOriginal (+ SubsecTimeOriginal) of an image, if it has one."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            exif = img.getexif().get_ifd(0x8769)  # the Exif sub-IFD
+        text = exif.get(36867)  # DateTimeOriginal, "YYYY:MM:DD HH:MM:SS"
+        if not text:
+            return None
+        when = datetime.strptime(str(text).strip(), "%Y:%m:%d %H:%M:%S")
+        sub = str(exif.get(37521) or "").strip()  # SubsecTimeOriginal, digits
+        if sub.isdigit():
+            when += timedelta(microseconds=int(sub.ljust(6, "0")[:6]))
+        return when
+    except Exception:  # no PIL, not an image PIL reads, no or odd EXIF: no time
+        return None
+
+
+def mp4_creation_time(path: Path) -> datetime | None:
+    """The creation time an MP4/MOV container records (moov/mvhd, UTC), if it is set."""
+    try:
+        with open(path, "rb") as fh:
+            size = Path(path).stat().st_size
+            pos = 0
+            while pos + 8 <= size:
+                fh.seek(pos)
+                box_size, kind = struct.unpack(">I4s", fh.read(8))
+                header = 8
+                if box_size == 1:
+                    box_size = struct.unpack(">Q", fh.read(8))[0]
+                    header = 16
+                elif box_size == 0:
+                    box_size = size - pos
+                if box_size < header:
+                    return None
+                if kind == b"moov":
+                    return _mvhd_time(fh, pos + header, pos + box_size)
+                pos += box_size
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _mvhd_time(fh: object, start: int, end: int) -> datetime | None:
+    pos = start
+    read = fh.read  # type: ignore[attr-defined]
+    seek = fh.seek  # type: ignore[attr-defined]
+    while pos + 8 <= end:
+        seek(pos)
+        box_size, kind = struct.unpack(">I4s", read(8))
+        if box_size < 8:
+            return None
+        if kind == b"mvhd":
+            version = read(4)[0]
+            raw = read(8 if version == 1 else 4)
+            seconds = int.from_bytes(raw, "big")
+            if seconds == 0:  # not set, as many encoders leave it
+                return None
+            return _MP4_EPOCH + timedelta(seconds=seconds)
+        pos += box_size
+    return None
+
+
+def parse_start_time(text: str) -> str:
+    """A user's ``--start-time``: ISO 8601, normalised; a ConfigError says what is expected."""
+    try:
+        return datetime.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ConfigError(
+            f"start time '{text}' is not ISO 8601; use e.g. 2026-11-25T15:44:33 or "
+            "2026-11-25T15:44:33+01:00"
+        ) from None
+
+
+def wall_time(start_iso: str | None, offset_s: float) -> str | None:
+    """The time of day ``offset_s`` seconds after a source's start, ISO 8601 to the
+    millisecond (with the start's UTC offset if it has one); None when the start is unknown."""
+    if not start_iso:
+        return None
+    when = datetime.fromisoformat(start_iso) + timedelta(seconds=offset_s)
+    return when.isoformat(timespec="milliseconds")
+
+
+def shown(start_iso: str | None, offset_s: float) -> str:
+    """What a table shows for a moment: the time of day when known, else the offset."""
+    text = wall_time(start_iso, offset_s)
+    if text is None:
+        return offset_clock(offset_s)
+    return text.replace("T", " ")
+
+
+def offset_clock(seconds: float) -> str:
+    """hh:mm:ss.mmm from the start of a source."""
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
