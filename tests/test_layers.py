@@ -17,6 +17,7 @@ CORE_MODULES = {
     "pipeline.config",
     "pipeline.errors",
     "pipeline.outputs",
+    "pipeline.timeline",
     "pipeline.assets",
     "pipeline.zoo",
     "pipeline.crops",
