@@ -129,6 +129,10 @@ def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_pat
     assert run_pipeline.main(["tracks", "vtest.avi", "--min-sightings", "20", *d]) == 0
     listing = capsys.readouterr().out
     assert str(walker.id) in listing
+    # The same video named by another path to it (a copy, a mount): found by its file name
+    elsewhere = tmp_path / "copy" / "vtest.avi"
+    assert run_pipeline.main(["tracks", str(elsewhere), "--min-sightings", "20", *d]) == 0
+    assert capsys.readouterr().out == listing
     assert (
         run_pipeline.main(["export-tracks", "--format", "mot", "--out", str(tmp_path / "mot"), *d])
         == 0
