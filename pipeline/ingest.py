@@ -27,6 +27,7 @@ from pipeline.assets import sha256_of
 from pipeline.config import Config
 from pipeline.crops import crop_boxes, encode_jpeg
 from pipeline.errors import ProwlError, SourceError
+from pipeline.frameranges import Ranges, kept_frames, merge_ranges, missing_ranges
 from pipeline.stream import batched, prefetch
 from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections, Frame
@@ -84,34 +85,6 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
         f"det={detector_name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
         f"reid={embedder_name};stride={v.stride}"
     )
-
-
-Ranges = list[tuple[int, int]]
-
-
-def merge_ranges(ranges: Ranges) -> Ranges:
-    """Sorted, non-overlapping, non-touching half-open ranges covering the same frames."""
-    out: Ranges = []
-    for a, b in sorted(r for r in ranges if r[1] > r[0]):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def missing_ranges(want: tuple[int, int], done: Ranges) -> Ranges:
-    """The parts of ``want`` not covered by ``done``."""
-    gaps, cursor = [], want[0]
-    for a, b in merge_ranges(done):
-        if b <= cursor or a >= want[1]:
-            continue
-        if a > cursor:
-            gaps.append((cursor, min(a, want[1])))
-        cursor = max(cursor, b)
-    if cursor < want[1]:
-        gaps.append((cursor, want[1]))
-    return gaps
 
 
 def _load_ranges(text: str | None) -> Ranges:
@@ -216,7 +189,9 @@ def ingest_video(
         summary.resumed_from_frame = run.next_frame
         log.info("resuming %s from frame %d", path.name, run.next_frame)
     if planned is not None:
-        planned(sum(_kept(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps))
+        planned(
+            sum(kept_frames(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps)
+        )
 
     report = DecodeReport()
     clock = _Clock()
@@ -284,11 +259,6 @@ def ingest_video(
     gallery.finish_run(run)
     summary.tracks = gallery.track_count(run.id)
     return summary
-
-
-def _kept(a: int, b: int, stride: int) -> int:
-    """How many frames of [a, b) a stride keeps (those with index % stride == 0)."""
-    return max(0, (b - 1) // stride - (a - 1) // stride) if b > a else 0
 
 
 def _add_report(total: DecodeReport, part: DecodeReport) -> None:

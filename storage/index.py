@@ -4,7 +4,6 @@ inner product is the cosine similarity) keyed by detection primary key (``IndexI
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 from numpy.typing import NDArray
+
+from pipeline.assets import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class VectorIndex:
         digest_file = _digest_path(path)
         if digest_file.is_file():
             recorded = digest_file.read_text().strip()
-            if recorded != _sha256(path):
+            if recorded != sha256_of(path):
                 raise ValueError(f"FAISS index {path} does not match its content digest")
         try:
             index = faiss.read_index(str(path))
@@ -113,7 +114,7 @@ class VectorIndex:
                 ) from None
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
-            digest = _sha256(tmp)
+            digest = sha256_of(tmp)
             # An index without a digest file is read unchecked, so the old digest goes before
             # the index is replaced and the new one after: whatever a crash interrupts, the
             # disk holds a complete index with its own digest or with none.
@@ -129,11 +130,3 @@ class VectorIndex:
 
 def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

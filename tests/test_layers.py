@@ -18,6 +18,7 @@ CORE_MODULES = {
     "pipeline.errors",
     "pipeline.outputs",
     "pipeline.timeline",
+    "pipeline.frameranges",
     "pipeline.assets",
     "pipeline.zoo",
     "pipeline.crops",
