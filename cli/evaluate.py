@@ -79,9 +79,27 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("make-synthetic", help="write a synthetic PRW- or MOT-layout dataset")
+    p = sub.add_parser("eval-reid", help="re-ID benchmark: CMC rank-1/5/10 and mAP of an embedder")
+    p.add_argument("dataset", type=Path, help="dataset root folder")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "prw"],
+        help="layout (mars: tracklets, mean-pooled; prw: its labeled boxes cropped)",
+    )
+    p.add_argument("--reid", default="mobilenetv2-imagenet", help="embedder (see `prowl models`)")
+    p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
+    p.add_argument("--json", help="write the metrics as JSON to FILE (- for stdout)")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_eval_reid)
+
+    p = sub.add_parser(
+        "make-synthetic", help="write a synthetic dataset (PRW, MOT or a re-ID layout)"
+    )
     p.add_argument("out", type=Path)
-    p.add_argument("--format", required=True, choices=["prw", "mot"])
+    p.add_argument(
+        "--format", required=True, choices=["prw", "mot", "market1501", "msmt17", "mars"]
+    )
     p.add_argument("--identities", type=int, default=10)
     p.add_argument("--cameras", type=int, default=3)
     p.add_argument("--frames", type=int, default=16, help="frames per camera")
@@ -169,11 +187,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_reid(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evaluation.reid_datasets import load_reid_dataset
+    from evaluation.reid_runner import evaluate_reid
+    from evaluation.runner import build_embedder_checked
+
+    cfg = load_cfg(args, reid={"weights": args.reid_weights})
+    ds = load_reid_dataset(args.dataset, args.format)
+    embedder = build_embedder_checked(args.reid, cfg)
+    with tqdm(
+        total=len(ds.query) + len(ds.gallery),
+        desc=f"eval-reid {embedder.name}",
+        unit="sample",
+        file=sys.stderr,
+    ) as bar:
+        r = evaluate_reid(ds, embedder, cfg.reid.batch_crops, bar.update)
+    if args.json == "-":
+        print(json.dumps(r, indent=2))
+        return 0
+    kind = "tracklets" if r["tracklets"] else "images"
+    print(
+        f"{r['dataset']}: {r['queries']} query and {r['gallery']} gallery {kind} "
+        f"({r['valid_queries']} queries with a cross-camera match); {r['reid']}"
+    )
+    print(
+        f"  mAP {r['mAP']:.3f}  rank-1 {r['rank1']:.3f}  rank-5 {r['rank5']:.3f}  "
+        f"rank-10 {r['rank10']:.3f}"
+    )
+    if args.json:
+        write_text(Path(args.json), json.dumps(r, indent=2) + "\n")
+    return 0
+
+
 def cmd_make_synthetic(args: argparse.Namespace) -> int:
     from evaluation.synthetic import write_synthetic
 
     if args.out.exists() and any(args.out.iterdir()):
         raise ProwlError(f"{args.out} is not empty; choose a new folder")
+    if args.format in ("market1501", "msmt17", "mars"):
+        from evaluation.reid_synthetic import write_reid_synthetic
+
+        nq, ng = write_reid_synthetic(
+            args.out, args.format, args.identities, args.cameras, seed=args.seed
+        )
+        print(f"wrote {nq} query and {ng} gallery samples to {args.out} ({args.format} layout)")
+        return 0
     truth = write_synthetic(
         args.out, args.format, args.identities, args.cameras, args.frames, seed=args.seed
     )

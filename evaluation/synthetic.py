@@ -16,7 +16,7 @@ from pipeline.errors import DatasetError
 
 
 @dataclass(frozen=True)
-class _Person:
+class Person:
     pid: int  # >= 1; -2 for unlabeled passers-by
     shirt: tuple[int, int, int]
     trousers: tuple[int, int, int]
@@ -32,7 +32,7 @@ class SyntheticTruth:
     queries: int
 
 
-def _palette(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
+def palette(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
     hues = (np.arange(n) * 180 / n + rng.uniform(0, 180 / n)) % 180
     out = []
     for h in hues:
@@ -44,8 +44,8 @@ def _palette(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _draw(
-    img: NDArray[np.uint8], p: _Person, x: float, y: float
+def draw_person(
+    img: NDArray[np.uint8], p: Person, x: float, y: float
 ) -> tuple[float, float, float, float]:
     """Draw person ``p`` with its feet centred at (x, y); returns its box xyxy."""
     h = 110 * p.scale
@@ -94,14 +94,14 @@ def write_synthetic(
             "--identities >= 1 and --cameras >= 1"
         )
     rng = np.random.default_rng(seed)
-    shirts, trousers = _palette(rng, identities), _palette(rng, identities)[::-1]
+    shirts, trousers = palette(rng, identities), palette(rng, identities)[::-1]
     people = [
-        _Person(i + 1, shirts[i], trousers[(i * 3) % identities], float(rng.uniform(0.9, 1.3)))
+        Person(i + 1, shirts[i], trousers[(i * 3) % identities], float(rng.uniform(0.9, 1.3)))
         for i in range(identities)
     ]
     w, h = size_wh
     # plan: per camera, per frame, list of (person, x, y)
-    plan: dict[int, dict[int, list[tuple[_Person, float, float]]]] = {
+    plan: dict[int, dict[int, list[tuple[Person, float, float]]]] = {
         c: {f: [] for f in range(frames_per_camera)} for c in range(cameras)
     }
     for p in people:
@@ -130,7 +130,7 @@ def write_synthetic(
             rows = []
             entries = list(plan[cam][f])
             for _ in range(unlabeled_per_frame):
-                stranger = _Person(
+                stranger = Person(
                     -2,
                     tuple(int(v) for v in rng.integers(0, 255, 3)),  # type: ignore[arg-type]
                     tuple(int(v) for v in rng.integers(0, 255, 3)),  # type: ignore[arg-type]
@@ -141,7 +141,7 @@ def write_synthetic(
                 )
             entries.sort(key=lambda e: e[2])  # farther (higher up) people drawn first
             for person, x, y in entries:
-                x1, y1, x2, y2 = _draw(img, person, x, y)
+                x1, y1, x2, y2 = draw_person(img, person, x, y)
                 rows.append((person.pid, x1, y1, x2 - x1, y2 - y1))
                 labeled += person.pid > 0
                 unlabeled += person.pid < 0

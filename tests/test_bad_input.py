@@ -162,6 +162,12 @@ CASES: list[tuple[str, list[str], str]] = [
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
     (
+        "reid set in no layout",
+        ["eval-reid", "{f}/not-a-dataset", "--format", "market1501"],
+        "expects",
+    ),
+    ("reid set missing", ["eval-reid", "{f}/nowhere", "--format", "mars"], "no such dataset"),
+    (
         "synthetic too short",
         ["make-synthetic", "{f}/s3", "--format", "prw", "--frames", "3"],
         "--frames >= 4",
@@ -278,7 +284,7 @@ def test_bad_evaluation_input_is_one_line_exit_2(
     files.mkdir()
     _make_files(files, vtest_path)
     g = Gallery(tmp_path / "data", None, files)
-    extra = [] if argv[0] == "make-synthetic" else ["--data-dir", str(g.data)]
+    extra = [] if argv[0] in ("make-synthetic", "eval-reid") else ["--data-dir", str(g.data)]
     code, err = _run([*argv, *extra], g, vtest_path, capfd, caplog)
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("prowl: error: "), err

@@ -173,3 +173,32 @@ def test_perfect_detector_and_features_give_map_one_and_order_does_not_matter() 
         query_frames=[int(inv[f]) for _, f in queries],
     )
     assert search_metrics(**shuffled).mAP == pytest.approx(r.mAP)
+
+
+def test_reid_metrics_by_hand() -> None:
+    """Two queries, five gallery samples. Query 0 (pid 1, cam 0): its same-camera sample g0
+    is removed; in distance order g1 (pid 2), g2 (pid 1, cam 1), g3 (pid 1, cam 2), g4 (pid 3)
+    the true matches sit at ranks 2 and 3: AP = (1/2 + 2/3) / 2, found from rank 2.
+    Query 1 (pid 3, cam 1): g4 is first: AP 1. Query 2 (pid 9) has no match and is skipped."""
+    from evaluation.metrics import reid_metrics
+
+    g_pids, g_cams = [1, 2, 1, 1, 3], [0, 0, 1, 2, 0]
+    dist = np.array(
+        [
+            [0.0, 0.1, 0.2, 0.3, 0.4],
+            [0.5, 0.6, 0.7, 0.8, 0.1],
+            [0.1, 0.2, 0.3, 0.4, 0.5],
+        ]
+    )
+    r = reid_metrics(dist, [1, 3, 9], g_pids, [0, 1, 0], g_cams, max_rank=3)
+    assert r.queries == 2
+    assert r.mAP == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1.0) / 2)
+    assert r.cmc.tolist() == pytest.approx([0.5, 1.0, 1.0])
+
+
+def test_reid_metrics_same_camera_same_identity_never_counts() -> None:
+    from evaluation.metrics import reid_metrics
+
+    # the only other sample of pid 1 is from the query's camera: no valid match at all
+    r = reid_metrics(np.array([[0.0, 1.0]]), [1], [1, 2], [0], [0, 1])
+    assert r.queries == 0 and r.mAP == 0.0
