@@ -76,6 +76,16 @@ def add_parsers(sub: Any) -> None:
     storage_args(p)
     p.set_defaults(func=cmd_tracks)
 
+    p = sub.add_parser(
+        "export-reid-set",
+        help="the gallery's long tracks as a re-ID set (Market-1501 layout, tracker labels)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="a new folder")
+    p.add_argument("--min-sightings", type=int, default=20, help="shortest track to use")
+    p.add_argument("--per-track", type=int, default=8, help="gallery images per identity")
+    storage_args(p)
+    p.set_defaults(func=cmd_export_reid_set)
+
     p = sub.add_parser("export-tracks", help="write tracks in MOT Challenge text format")
     p.add_argument("--format", choices=["mot"], default="mot")
     p.add_argument("--video", action="append", default=[], help="only this video (repeatable)")
@@ -154,6 +164,26 @@ def cmd_query(args: argparse.Namespace) -> int:
             path = write_html(result, args.report)
             print(f"report: {path.resolve()}", file=out)
         return 0
+
+
+def cmd_export_reid_set(args: argparse.Namespace) -> int:
+    from pipeline.export import export_reid_set
+
+    cfg = load_cfg(args)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise QueryError(f"{args.out} is not empty; choose a new folder")
+    with open_gallery(cfg, must_exist=True) as gallery:
+        ids, nq, ng = export_reid_set(gallery, args.out, args.min_sightings, args.per_track)
+    if ids < 2:
+        raise QueryError(
+            f"only {ids} track(s) with >= {args.min_sightings} sightings; lower --min-sightings "
+            "or ingest more footage"
+        )
+    print(
+        f"wrote {ids} identities ({nq} query, {ng} gallery images) to {args.out} in the "
+        f"Market-1501 layout; try: prowl eval-reid {args.out} --format market1501"
+    )
+    return 0
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.outputs import make_dir, write_text
 from storage.gallery import Gallery
 from storage.search import resolve_videos
@@ -35,3 +37,34 @@ def export_mot(
             )
             written.append((path, len(rows), len({r[1] for r in rows})))
     return written
+
+
+def export_reid_set(
+    gallery: Gallery, out_dir: Path, min_sightings: int = 20, per_track: int = 8
+) -> tuple[int, int, int]:
+    """The gallery's own people as a re-ID set in the Market-1501 layout, from its stored
+    thumbnails: each track with at least ``min_sightings`` boxes is an identity; one query
+    from the first third of the track (as camera 1) and up to ``per_track`` gallery images
+    from its last third (as camera 2), so the protocol only scores matches across a time gap.
+    Labels come from the tracker, not from people: a switched track is a wrong label.
+    Returns (identities, query images, gallery images)."""
+    from storage.tracks import track_crops
+
+    make_dir(out_dir / "query")
+    make_dir(out_dir / "bounding_box_test")
+    identities = nq = ng = 0
+    with gallery.session() as s:
+        for pid, crops in enumerate(track_crops(s, min_sightings), start=1):
+            third = max(1, len(crops) // 3)
+            first, last = crops[:third], crops[-third:]
+            picks = np.linspace(0, len(last) - 1, min(per_track, len(last))).round().astype(int)
+            q_frame, q_jpeg = first[len(first) // 2]
+            (out_dir / "query" / f"{pid:04d}_c1s1_{q_frame:06d}_00.jpg").write_bytes(q_jpeg)
+            for j in sorted(set(picks.tolist())):
+                frame, jpeg = last[j]
+                (out_dir / "bounding_box_test" / f"{pid:04d}_c2s1_{frame:06d}_00.jpg").write_bytes(
+                    jpeg
+                )
+                ng += 1
+            identities, nq = identities + 1, nq + 1
+    return identities, nq, ng

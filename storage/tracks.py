@@ -202,3 +202,22 @@ def tracked_boxes(
 def video_paths(s: Session) -> dict[int, str]:
     """Every stored video's id and path."""
     return {int(i): str(p) for i, p in s.execute(select(VideoRow.id, VideoRow.path)).all()}
+
+
+def track_crops(s: Session, min_sightings: int) -> list[list[tuple[int, bytes]]]:
+    """(frame index, JPEG thumbnail) of every box of each track with at least
+    ``min_sightings`` boxes, in frame order; tracks in id order."""
+    ids = list(
+        s.scalars(
+            select(TrackRow.id).where(TrackRow.detections >= min_sightings).order_by(TrackRow.id)
+        )
+    )
+    out = []
+    for tid in ids:
+        rows = s.execute(
+            select(DetectionRow.frame_index, DetectionRow.thumbnail)
+            .where(DetectionRow.track_id == tid)
+            .order_by(DetectionRow.frame_index)
+        ).all()
+        out.append([(int(f), bytes(t)) for f, t in rows])
+    return out

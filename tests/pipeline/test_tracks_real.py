@@ -143,3 +143,29 @@ def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_pat
     assert len(mine) == walker.detections
     assert int(mine[0][0]) == walker.first_frame + 1  # MOT frames count from 1
     assert all(float(p[4]) > 0 and float(p[5]) > 0 for p in mine)
+
+
+def test_export_reid_set_from_the_gallerys_tracks(vtest_gallery, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Long tracks become identities: a query from early in the track, gallery images from
+    late in it (a time gap the protocol scores across), readable by eval-reid."""
+    from evaluation.reid_datasets import load_reid_dataset
+
+    cfg, _gallery, _s, data_dir = vtest_gallery
+    out = tmp_path / "reid-set"
+    d = where(cfg, data_dir)
+    assert (
+        run_pipeline.main(["export-reid-set", "--out", str(out), "--min-sightings", "30", *d]) == 0
+    )
+    assert "Market-1501 layout" in capsys.readouterr().out
+    ds = load_reid_dataset(out, "market1501")
+    assert len(ds.query) >= 4 and len(ds.gallery) >= 4 * len(ds.query)
+    frame = {p: int(p.stem.split("_")[2]) for s in ds.query + ds.gallery for p in s.paths}
+    for q in ds.query:
+        later = [g for g in ds.gallery if g.pid == q.pid]
+        assert later and all(frame[g.paths[0]] > frame[q.paths[0]] for g in later)
+    assert (
+        run_pipeline.main(["eval-reid", str(out), "--format", "market1501", "--reid", "hsv"]) == 0
+    )
+    assert "mAP" in capsys.readouterr().out
+    code = run_pipeline.main(["export-reid-set", "--out", str(out), *d])  # not empty now
+    assert code == 2
