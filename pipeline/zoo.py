@@ -16,6 +16,17 @@ TORCHVISION_WEIGHTS = {
 }
 
 
+# torchreid model-zoo OSNet checkpoints prowl names (trained on MSMT17): architecture ->
+# (upstream URL, sha256 of the file or None where this project has not seen it)
+OSNET_ZOO: dict[str, tuple[str, str | None]] = {
+    "osnet_x0_25": (
+        "https://drive.google.com/uc?id=1sSwXSUlj4_tHZequ_iZ8w_Jh0VaRQMqF",
+        "6f57607fed9f502b9efed546108132ee715df5a5b6e6932c6269bacb47f59f99",
+    ),
+    "osnet_x1_0": ("https://drive.google.com/uc?id=1IosIFlLiulGIjwW3H8uMRmx3MzPwf86x", None),
+}
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -131,6 +142,20 @@ ENTRIES = (
         (),
         "128×64 HSV",
         "192",
+    ),
+    *(
+        Entry(
+            f"{arch}_msmt17",
+            "embedder",
+            f"OSNet {arch.split('_', 1)[1].replace('_', '.')} trained for re-ID on MSMT17 "
+            "(torchreid model zoo), run by prowl's own OSNet",
+            "torchreid model zoo when online; the checkpoint file placed in the cache",
+            "MIT (torchreid); MSMT17 is a research dataset",
+            (f"{arch}_msmt17.pth",),
+            "256×128 RGB, ImageNet mean/std",
+            "512",
+        )
+        for arch in OSNET_ZOO
     ),
     Entry(
         "torchreid:<arch>",

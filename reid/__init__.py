@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pipeline.config import ReidConfig
-from pipeline.zoo import names
+from pipeline.zoo import OSNET_ZOO, names
 from reid.base import Embedder, l2_normalise, validate_crops
 
 __all__ = ["EMBEDDER_NAMES", "Embedder", "build_embedder", "l2_normalise", "validate_crops"]
@@ -30,6 +30,17 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
             from reid.hsv import HSVHistogramEmbedder
 
             return HSVHistogramEmbedder()
+        case _ if cfg.name.endswith("_msmt17") and cfg.name.removesuffix("_msmt17") in OSNET_ZOO:
+            from dataclasses import replace
+
+            from pipeline.assets import resolve
+            from reid.backbones import osnet_checkpoint
+
+            arch = cfg.name.removesuffix("_msmt17")
+            named = osnet_checkpoint(arch, replace(cfg, weights=str(resolve(f"{cfg.name}.pth"))))
+            named.name = cfg.name
+            named.weights = None  # pinned by the asset resolver: the name is the identity
+            return named
         case _ if cfg.name.startswith("torchreid:"):
             from reid.osnet import ARCHS
 

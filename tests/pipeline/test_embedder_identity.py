@@ -148,3 +148,27 @@ def test_osnet_brings_a_walker_closer_to_himself_than_to_others(
     same = (v[:, 0] * v[:, 1]).sum(-1)
     different = (v[:, 0] * v[:, 2]).sum(-1)
     assert (same > different).mean() >= 0.8, (same.round(3), different.round(3))
+
+
+def test_named_osnet_is_the_checkpoint_through_the_resolver(
+    checkpoint: Path, vtest_path: Path
+) -> None:
+    """`--reid osnet_x0_25_msmt17` resolves the pinned file (here from the development copy
+    beside the repository) and embeds exactly as the same checkpoint given by path."""
+    from pipeline.assets import resolve, sha256_of
+    from pipeline.config import ReidConfig
+    from reid import build_embedder
+
+    named = build_embedder(ReidConfig(name="osnet_x0_25_msmt17", batch_crops=8, device="cpu"))
+    by_path = build_embedder(
+        ReidConfig(
+            name="torchreid:osnet_x0_25", batch_crops=8, device="cpu", weights=str(checkpoint)
+        )
+    )
+    assert named.name == "osnet_x0_25_msmt17" and named.dim == 512 and named.weights is None
+    assert sha256_of(resolve("osnet_x0_25_msmt17.pth")) == sha256_of(checkpoint)
+    crops = [
+        read_frame(vtest_path, 30)[170:270, 560:600],
+        read_frame(vtest_path, 60)[100:220, 300:360],
+    ]
+    assert np.allclose(named.embed(crops), by_path.embed(crops), atol=1e-5)
