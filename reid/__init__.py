@@ -41,6 +41,10 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
             named.name = cfg.name
             named.weights = None  # pinned by the asset resolver: the name is the identity
             return named
+        case _ if cfg.name.startswith("prowl:"):
+            from reid.backbones import trained_checkpoint
+
+            return trained_checkpoint(cfg.weights or cfg.name.split(":", 1)[1], cfg)
         case _ if cfg.name.startswith("torchreid:"):
             from reid.osnet import ARCHS
 

