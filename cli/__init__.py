@@ -26,12 +26,12 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import bench, evaluate, ingest, query, train
+    from cli import bench, evaluate, ingest, query, reembed, train
 
     parser = _OneLineParser(prog="prowl", description="Person retrieval in surveillance video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (ingest, bench, query, evaluate, train):
+    for module in (ingest, bench, query, evaluate, train, reembed):
         module.add_parsers(sub)
     parser.set_defaults(parser=parser)  # `prowl demo` runs ingest and query through it
     return parser
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProwlError as exc:
         print(f"prowl: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        sys.stderr.close()
+        return 141
     except OSError as exc:  # a full or vanished disk, a permission change mid-run
         print(
             f"prowl: error: {exc.strerror or exc} ({exc.filename or 'data directory'}); "
@@ -71,9 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"prowl: error: database: {reason}; {advice}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
-        sys.stderr.close()
-        return 141
     except KeyboardInterrupt:
         print("prowl: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -118,8 +118,8 @@ class Gallery(IndexedGallery):
                     return e
             have = ", ".join(e.name for e, _ in filled)
             raise GalleryError(
-                f"the gallery was built with {have}, not '{requested}'; "
-                f"drop --reid or pass --reid {filled[0][0].name}"
+                f"the gallery was built with {have}, not '{requested}'; drop --reid, pass "
+                f"--reid {filled[0][0].name}, or re-embed it: prowl reembed --reid {requested}"
             )
         if len(filled) > 1:
             names = ", ".join(e.name for e, _ in filled)

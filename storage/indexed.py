@@ -159,6 +159,14 @@ class IndexedGallery(GalleryReads):
                         np.stack([np.frombuffer(r[1] or b"", np.float32) for r in rows]),
                     )
 
+    def drop_index(self, embedder_id: int) -> None:
+        """Forget an embedder's index and delete its files (its vectors are gone)."""
+        path = self.index_path(self._embedder_by_id(embedder_id).name)
+        self._indexes.pop(embedder_id, None)
+        self._dirty.discard(embedder_id)
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+
     def save_indexes(self) -> None:
         for embedder_id in sorted(self._dirty):
             emb = self._embedder_by_id(embedder_id)

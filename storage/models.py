@@ -139,3 +139,15 @@ class TrackRow(Base):
     pooled: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     best_detection_id: Mapped[int] = mapped_column(BigInteger)  # largest, most confident box
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PendingVectorRow(Base):
+    """A detection's vector from another embedder, computed by `prowl reembed` while the
+    gallery keeps answering with the old one; moved into ``detections`` when all are done."""
+
+    __tablename__ = "reembed_vectors"
+    detection_id: Mapped[int] = mapped_column(
+        ForeignKey("detections.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedder_id: Mapped[int] = mapped_column(ForeignKey("embedders.id"), primary_key=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
