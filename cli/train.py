@@ -62,6 +62,35 @@ def add_parsers(sub: Any) -> None:
     storage_args(p)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser(
+        "adapt", help="fine-tune an embedder on the gallery's own tracks, without labels"
+    )
+    p.add_argument("--arch", default="osnet_x0_25", choices=BACKBONES)
+    p.add_argument(
+        "--init", default="osnet_x0_25_msmt17", help="the embedder to start from (as for train)"
+    )
+    p.add_argument("--rounds", type=int, default=3, help="associate-then-train rounds")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per round")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        nargs=2,
+        default=(0.9, 0.8),
+        metavar=("FIRST", "LAST"),
+        help="track-merge similarity of the first and last round (loosened as it learns)",
+    )
+    p.add_argument("--min-sightings", type=int, default=10, help="shortest track to use")
+    p.add_argument("--p", dest="p_identities", type=int, default=8)
+    p.add_argument("--k", dest="k_images", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3.5e-5, help="small: adapt, do not relearn")
+    p.add_argument("--size", type=_size, default=(d.height, d.width))
+    p.add_argument("--iters-per-epoch", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--out", type=Path, required=True, help="a new folder for model.pt and the card")
+    storage_args(p)
+    p.set_defaults(func=cmd_adapt)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -72,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         split,
         validator,
     )
-    from reid.training import Recipe, train
+    from reid.training import Recipe, save_model, train
 
     for name, value, low in [
         ("--epochs", args.epochs, 1),
@@ -152,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.close()
     wall_s = time.perf_counter() - started
     card = _card(args, recipe, data, logs, wall_s)
-    _save_model(model, recipe, card, args.out / "model.pt")
+    save_model(model, recipe, card, args.out / "model.pt")
     write_text(args.out / "card.json", json.dumps(card, indent=2) + "\n")
     write_text(args.out / "MODEL_CARD.md", _card_markdown(card))
     best = max(logs, key=lambda e: e.val_mAP) if logs else None
@@ -176,18 +205,6 @@ def _resolve_init(init: str) -> str:
         f"--init '{init}' is not imagenet, none, a file, or a named checkpoint "
         "(e.g. osnet_x0_25_msmt17)"
     )
-
-
-def _save_model(model: Any, recipe: Any, card: dict[str, Any], path: Path) -> None:
-    import torch
-
-    from reid.training import inference_state
-
-    state = inference_state(model)
-    state.update(arch=recipe.arch, input_hw=[recipe.height, recipe.width], card=card)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def _card(
@@ -253,3 +270,79 @@ def _card_markdown(card: dict[str, Any]) -> str:
 |---|---|---|---|---|
 {rows}
 """
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from evaluation.adapt import adapt
+    from reid.training import Recipe, save_model
+    from storage.tracks import track_crops, track_spans
+
+    if args.rounds < 1 or args.epochs < 1:
+        raise ProwlError("--rounds and --epochs must be at least 1")
+    if not all(-1 <= t <= 1 for t in args.threshold):
+        raise ProwlError("--threshold takes two cosine similarities within -1..1")
+    if args.out.exists() and any(args.out.iterdir()):
+        raise ProwlError(f"{args.out} is not empty; choose a new folder")
+    recipe = Recipe(
+        arch=args.arch,
+        init=_resolve_init(args.init),
+        epochs=args.epochs,
+        p_identities=args.p_identities,
+        k_images=args.k_images,
+        lr=args.lr,
+        warmup_epochs=0,
+        height=args.size[0],
+        width=args.size[1],
+        iters_per_epoch=args.iters_per_epoch,
+        seed=args.seed,
+        device=args.device,
+    )
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery, gallery.session() as s:
+        tracks = track_crops(s, args.min_sightings)
+        spans = track_spans(s, args.min_sightings)
+    if len(tracks) < 4:
+        raise ProwlError(
+            f"the gallery has {len(tracks)} tracks with >= {args.min_sightings} sightings; "
+            "adapting needs at least 4 (lower --min-sightings or ingest more footage)"
+        )
+
+    def progress(kind: str, values: dict[str, float]) -> None:
+        if kind == "round":
+            print(
+                f"round {int(values['round'])}: {int(values['identities'])} pseudo-identities "
+                f"from {len(tracks)} tracks (merge threshold {values['threshold']:.2f})",
+                file=sys.stderr,
+            )
+
+    started = time.perf_counter()
+    model, logs, sep = adapt(
+        tracks, spans, recipe, args.rounds, tuple(args.threshold), args.out, progress
+    )
+    card = {
+        "model": f"prowl:{args.out / 'model.pt'}",
+        "architecture": f"{recipe.arch} + BNNeck",
+        "initialisation": recipe.init,
+        "data": f"gallery {cfg.db_url}: {len(tracks)} tracks with >= {args.min_sightings} "
+        "sightings, no labels",
+        "method": "rounds of tracklet association (average linkage of mean track features; "
+        "tracks seen at the same time never merge) then training with the prowl train recipe",
+        "rounds": [asdict(r) for r in logs],
+        "separation": sep,
+        "recipe": asdict(recipe),
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "command": "prowl " + " ".join(sys.argv[1:]),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "licences": "the weights inherit the terms of their initialisation; the footage is yours",
+    }
+    save_model(model, recipe, card, args.out / "model.pt")
+    write_text(args.out / "card.json", json.dumps(card, indent=2) + "\n")
+    b, a = sep["before"], sep["after"]
+    print(
+        f"adapted {args.arch} on {len(tracks)} tracks in {card['wall_time_s']:.0f} s: "
+        f"same-track similarity {b['same_track']:.3f} -> {a['same_track']:.3f}, "
+        f"co-occurring tracks {b['co_occurring']:.3f} -> {a['co_occurring']:.3f}"
+    )
+    print(f"use it: --reid prowl:{args.out / 'model.pt'}  (or prowl reembed --reid prowl:...)")
+    return 0

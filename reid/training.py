@@ -96,6 +96,8 @@ def build_backbone(arch: str, init: str) -> tuple[nn.Module, int]:
     """(backbone module, feature size). ``init``: ``imagenet`` (the project's ImageNet assets,
     OSNet excepted: none offline, so it starts from a re-ID checkpoint or from scratch),
     ``none``, or a checkpoint file (torchreid's for OSNet)."""
+    if init not in ("imagenet", "none") and _is_prowl_model(Path(init)):
+        return _from_prowl_model(arch, Path(init))
     if arch.startswith("osnet"):
         from reid.osnet import build_osnet, load_osnet
 
@@ -130,6 +132,28 @@ def build_backbone(arch: str, init: str) -> tuple[nn.Module, int]:
             )
         return nn.Sequential(*list(net.children())[:-2]), 2048
     raise ProwlError(f"unknown backbone '{arch}'; valid: {', '.join(BACKBONES)}")
+
+
+def _is_prowl_model(path: Path) -> bool:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return False
+    return isinstance(obj, dict) and "arch" in obj and "state_dict" in obj
+
+
+def _from_prowl_model(arch: str, path: Path) -> tuple[nn.Module, int]:
+    """The backbone of a model `prowl train`/`prowl adapt` wrote, to continue training it."""
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if obj["arch"] != arch:
+        raise AssetError(f"{path} is a {obj['arch']} model, not {arch}; pass --arch {obj['arch']}")
+    backbone, dim = build_backbone(arch, "none")
+    prefix = "backbone."
+    backbone.load_state_dict(
+        {k[len(prefix) :]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)},
+        strict=True,
+    )
+    return backbone, dim
 
 
 def batch_hard_triplet(feats: torch.Tensor, pids: torch.Tensor, margin: float) -> torch.Tensor:
@@ -324,6 +348,14 @@ def inference_state(model: ReidNet) -> dict[str, Any]:
         if not k.startswith("classifier.")
     }
     return {"state_dict": state, "feat_dim": model.feat_dim}
+
+
+def save_model(model: ReidNet, recipe: Recipe, card: dict[str, Any], path: Path) -> None:
+    """``model.pt``: the inference weights with what rebuilds them (arch, input size) and the
+    model card, for ``--reid prowl:PATH``."""
+    state = inference_state(model)
+    state.update(arch=recipe.arch, input_hw=[recipe.height, recipe.width], card=card)
+    _atomic_save(state, path)
 
 
 def _atomic_save(obj: object, path: Path) -> None:

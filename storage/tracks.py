@@ -221,3 +221,15 @@ def track_crops(s: Session, min_sightings: int) -> list[list[tuple[int, bytes]]]
         ).all()
         out.append([(int(f), bytes(t)) for f, t in rows])
     return out
+
+
+def track_spans(s: Session, min_sightings: int) -> list[tuple[int, int, int]]:
+    """(video id, first frame, last frame) of the same tracks as ``track_crops``, same order."""
+    return [
+        (int(v), int(a), int(b))
+        for v, a, b in s.execute(
+            select(TrackRow.video_id, TrackRow.first_frame, TrackRow.last_frame)
+            .where(TrackRow.detections >= min_sightings)
+            .order_by(TrackRow.id)
+        ).all()
+    ]
