@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AssetError
-from pipeline.zoo import OSNET_ZOO, TORCHVISION_WEIGHTS
+from pipeline.zoo import DEFAULT_MODEL_SHA, OSNET_ZOO, TORCHVISION_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,21 @@ def _registry() -> dict[str, Asset]:
                 ),
             )
         )
+    assets.append(
+        Asset(
+            name="osnet-x0_25-prowl.pt",
+            licence="MIT (prowl); initialised from torchreid's OSNet x0.25 MSMT17 (MIT)",
+            manual_hint="run `make default-model` (it rewrites reid/weights/ and prints the "
+            "sha256 to set as DEFAULT_MODEL_SHA in pipeline/zoo.py)",
+            routes=(
+                Route(
+                    "file",
+                    str(REPO_ROOT / "reid" / "weights" / "osnet-x0_25-prowl.pt"),
+                    sha256=DEFAULT_MODEL_SHA,
+                ),
+            ),
+        )
+    )
     hub = (
         Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
         / "hub"

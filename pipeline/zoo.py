@@ -27,6 +27,11 @@ OSNET_ZOO: dict[str, tuple[str, str | None]] = {
 }
 
 
+# The default embedder's weights, made by `make default-model` and committed: its sha256 (update
+# it when the recipe is re-run).
+DEFAULT_MODEL_SHA = "bb643cff31af248a07b71051ba3979bef514da0d0186c664c36aa5861764657e"
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -156,6 +161,17 @@ ENTRIES = (
             "512",
         )
         for arch in OSNET_ZOO
+    ),
+    Entry(
+        "osnet-x0_25-prowl",
+        "embedder",
+        "prowl's default: OSNet x0.25 MSMT17 adapted without labels to surveillance tracks "
+        "(`make default-model`; card in reid/weights/)",
+        "in the repository (reid/weights/osnet-x0_25-prowl.pt, 1 MB)",
+        "MIT (prowl; initialised from torchreid's MIT checkpoint, MSMT17-trained)",
+        ("osnet-x0_25-prowl.pt",),
+        "256×128 RGB, ImageNet mean/std",
+        "512",
     ),
     Entry(
         "torchreid:<arch>",

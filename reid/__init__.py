@@ -41,6 +41,14 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
             named.name = cfg.name
             named.weights = None  # pinned by the asset resolver: the name is the identity
             return named
+        case "osnet-x0_25-prowl":
+            from pipeline.assets import resolve
+            from reid.backbones import trained_checkpoint
+
+            default = trained_checkpoint(str(resolve("osnet-x0_25-prowl.pt")), cfg)
+            default.name = cfg.name
+            default.weights = None  # pinned by the asset resolver: the name is the identity
+            return default
         case _ if cfg.name.startswith("prowl:"):
             from reid.backbones import trained_checkpoint
 

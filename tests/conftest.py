@@ -55,7 +55,7 @@ def yolo(cfg_default):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
+def default_embedder(cfg_default):  # type: ignore[no-untyped-def]
     from reid import build_embedder
 
     return build_embedder(cfg_default.reid)
@@ -64,8 +64,8 @@ def mobilenet(cfg_default):  # type: ignore[no-untyped-def]
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
-def vtest_gallery(request, cfg_default, yolo, mobilenet, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """vtest.avi frames 0-100 ingested with the real YOLOv8n + MobileNetV2 and tracked, into
+def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """vtest.avi frames 0-100 ingested with the real YOLOv8n + the default embedder, tracked, into
     SQLite and (second parameter) into a fresh database on the PostgreSQL server.
     Returns (cfg, gallery, summary, data_dir); ``where(cfg, data_dir)`` gives the CLI flags.
     Tests must not modify it."""
@@ -85,7 +85,7 @@ def vtest_gallery(request, cfg_default, yolo, mobilenet, vtest_path, tmp_path_fa
         db = stack.enter_context(fresh_pg_database()) if request.param == "postgresql" else None
         cfg = replace(cfg, data_dir=data_dir, db=db)
         gallery = Gallery(cfg.db_url, data_dir)
-        summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
+        summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
         gallery.save_indexes()
         yield cfg, gallery, summary, data_dir
         gallery.close()

@@ -1,5 +1,5 @@
-"""Ingest of real footage (vtest.avi, frames 0-100) with the real YOLOv8n and MobileNetV2 on
-the CPU, into SQLite and into the PostgreSQL server."""
+"""Ingest of real footage (vtest.avi, frames 0-100) with the real YOLOv8n and default embedder
+on the CPU, into SQLite and into the PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_every_detection_has_its_vector_in_rows_and_index(first_100) -> None:  #
     rows = _rows(gallery)
     assert len(rows) == summary.detections > 0
     vectors = np.stack([np.frombuffer(r.embedding, np.float32) for r in rows])
-    assert vectors.shape == (len(rows), 1280)
+    assert vectors.shape == (len(rows), 512)  # the default OSNet embedder
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     index = gallery.index_for(rows[0].embedder_id)
     assert sorted(index.ids().tolist()) == [r.id for r in rows]
@@ -70,18 +70,18 @@ def test_stored_boxes_are_what_the_detector_returns(first_100, yolo, vtest_path)
 
 
 def test_postgres_gallery_gets_the_same_counts(
-    first_100, yolo, mobilenet, vtest_path, pg_database, tmp_path
+    first_100, yolo, default_embedder, vtest_path, pg_database, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     from storage.gallery import wipe
 
     cfg, sqlite_gallery, summary, _ = first_100
     wipe(pg_database)
     pg = Gallery(pg_database, tmp_path)
-    pg_summary = ingest_video(vtest_path, cfg, pg, yolo, mobilenet)
+    pg_summary = ingest_video(vtest_path, cfg, pg, yolo, default_embedder)
     assert pg_summary.detections == summary.detections
     assert pg.detections_per_frame(1) == sqlite_gallery.detections_per_frame(1)
     assert len(pg.index_for(1)) == summary.detections
-    again = ingest_video(vtest_path, cfg, pg, yolo, mobilenet)  # idempotent
+    again = ingest_video(vtest_path, cfg, pg, yolo, default_embedder)  # idempotent
     assert again.status == "skipped" and pg.stats()["detections"] == summary.detections
     pg.close()
     wipe(pg_database)

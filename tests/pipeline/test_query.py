@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -69,7 +70,8 @@ def test_a_stored_crop_finds_itself_then_the_same_walker(vtest_gallery, vtest_pa
         )
         result = run_query(gallery, [image[y1:y2, x1:x2]], k=11)
         assert result.hits[0].detection_id == query_row.id
-        assert result.hits[0].similarity > 0.97
+        # the same box cut again (to a pixel): nearly the same vector
+        assert result.hits[0].similarity > 0.93
         chain = _walker_chain(rows, query_row)
         same = sum(h.detection_id in chain for h in result.hits[1:])
         assert len(chain) >= 10, "the walker should be followable for 10+ frames"
@@ -192,33 +194,42 @@ def test_report_renders_in_chromium(vtest_gallery, tmp_path, capsys) -> None:  #
         str(report),
     )
     assert code == 0
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1000,900",
-            f"--screenshot={shot}",
-            report.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert shot.is_file()
-    img = cv2.imread(str(shot))
-    assert img is not None and img.shape[:2] == (900, 1000)
-    # Thumbnails of people render as colourful pixels; a blank or broken page would be flat.
-    colourful = (img.max(axis=2).astype(int) - img.min(axis=2).astype(int)) > 40
-    assert colourful.mean() > 0.02
+
+    def screenshot(page: Path) -> np.ndarray:
+        shot = page.with_suffix(".png")
+        subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=1000,900",
+                f"--screenshot={shot}",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert shot.is_file()
+        img = cv2.imread(str(shot))
+        assert img is not None and img.shape[:2] == (900, 1000)
+        return img
+
+    # The same page with its images removed is the control: the thumbnails of people (query,
+    # hits) must change a good part of what is drawn; a page whose images did not render would
+    # look like the control.
+    blank = tmp_path / "blank.html"
+    blank.write_text(re.sub(r'src="data:image/[^"]+"', 'src=""', report.read_text()))
+    full, control = screenshot(report), screenshot(blank)
+    changed = np.abs(full.astype(int) - control.astype(int)).max(axis=2) > 40
+    assert changed.mean() > 0.03
 
 
 def _count(gallery) -> int:  # type: ignore[no-untyped-def]
@@ -231,7 +242,7 @@ def test_user_errors_are_one_line_exit_2_and_change_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     cfg, gallery, _s, data_dir = vtest_gallery
     before = _count(gallery)
-    index_file = gallery.index_path("mobilenetv2-imagenet")
+    index_file = gallery.index_path("osnet-x0_25-prowl")
     index_bytes = index_file.read_bytes()
     good = tmp_path / "ok.jpg"
     cv2.imwrite(str(good), read_frame(vtest_path, 50)[170:270, 560:600])
@@ -249,7 +260,7 @@ def test_user_errors_are_one_line_exit_2_and_change_nothing(
         (["query", "--frame", f"{vtest_path}:10", "--box", "10,10,5,50", *d], "empty"),
         (["query", "--frame", f"{vtest_path}:99999", "--box", "1,1,50,90", *d], "no frame 99999"),
         (["query", str(good), "--data-dir", str(empty_dir)], "no gallery at"),
-        (["query", str(good), "--reid", "hsv", *d], "built with mobilenetv2-imagenet"),
+        (["query", str(good), "--reid", "hsv", *d], "built with osnet-x0_25-prowl"),
         (["query", str(good), "--camera", "lobby", *d], "no camera lobby"),
         (["query", str(good), "--video", "other.mp4", *d], "no video 'other.mp4'"),
         (["query", "--detection", "99999999", *d], "no detection #99999999"),
@@ -280,7 +291,7 @@ def test_a_damaged_index_is_rebuilt_from_the_rows(
     expected = [h.detection_id for h in run_query(gallery, [cv2.imread(str(good))], k=3).hits]
     copy = tmp_path / "copy"
     shutil.copytree(data_dir, copy)
-    damaged = copy / gallery.index_path("mobilenetv2-imagenet").relative_to(data_dir)
+    damaged = copy / gallery.index_path("osnet-x0_25-prowl").relative_to(data_dir)
     damaged.write_bytes(b"\x00garbage")
     before = _count(gallery)
     code, out, _err = _cli(

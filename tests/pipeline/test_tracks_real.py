@@ -64,11 +64,11 @@ def test_tracks_table_agrees_with_detections(vtest_gallery) -> None:  # type: ig
 
 
 def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
-    cfg_default, yolo, mobilenet, vtest_path, tmp_path
+    cfg_default, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     cfg = replace(cfg_default, data_dir=tmp_path, video=replace(cfg_default.video, end_s=10.05))
     gallery = Gallery(cfg.db_url, tmp_path)
-    summary = ingest_video(vtest_path, cfg, gallery, yolo, mobilenet, camera_id="campus")
+    summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
     assert summary.embedded < 0.4 * summary.detections  # every 10th frame per track, not all
     with gallery.session() as s:
         assert all(t.embedded >= 1 for t in s.scalars(select(TrackRow)))

@@ -126,13 +126,13 @@ def test_crop_and_embed_never_crash(hsv, image: np.ndarray, boxes: np.ndarray) -
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(image=_images)
-def test_mobilenet_takes_any_crop(mobilenet, image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def test_default_embedder_takes_any_crop(default_embedder, image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     try:
-        v = mobilenet.embed([image])
+        v = default_embedder.embed([image])
     except QueryError as exc:
         assert "empty" in str(exc) or "shape" in str(exc)
         return
-    assert v.shape == (1, 1280) and np.isfinite(v).all()
+    assert v.shape == (1, 512) and np.isfinite(v).all()
 
 
 def test_online_only_embedders_fail_offline_with_the_fix(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
