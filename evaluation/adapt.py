@@ -10,23 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import nn
 
 from evaluation.train_data import Labeled, _decode, split, validator
 from reid.association import associate, cannot_link
-from reid.training import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Recipe,
-    ReidNet,
-    build_backbone,
-    save_model,
-    train,
-)
+from reid.training import Recipe, ReidNet, build_backbone, net_features, save_model, train
 
 
 @dataclass
@@ -38,24 +27,6 @@ class RoundLog:
     same_track_sim: float  # first half vs second half of a track: the same person
     co_occurring_sim: float  # tracks seen together: certainly two people
     best_val_mAP: float
-
-
-def _features(
-    net: nn.Module, crops: list[NDArray[np.uint8]], recipe: Recipe
-) -> NDArray[np.float32]:
-    feats = []
-    with torch.inference_mode():
-        for start in range(0, len(crops), 64):
-            batch = np.stack(
-                [
-                    (cv2.resize(c, (recipe.width, recipe.height))[..., ::-1] - IMAGENET_MEAN)
-                    / IMAGENET_STD
-                    for c in crops[start : start + 64]
-                ]
-            ).astype(np.float32)
-            x = torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())
-            feats.append(nn.functional.normalize(net(x).float(), dim=1).numpy())
-    return np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
 
 
 def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -98,7 +69,7 @@ def adapt(
     for r in range(rounds):
         backbone, dim = build_backbone(current.arch, current.init)
         net = ReidNet(backbone, dim, 0).eval() if model is None else model.eval()
-        per_track = [_features(net, imgs, current) for imgs in images]
+        per_track = [net_features(net, imgs, current) for imgs in images]
         same, co, means = separation(per_track, forbidden)
         if before is None:
             before = (same, co)
@@ -135,7 +106,9 @@ def adapt(
         if progress is not None:
             progress("round", {"round": r, "identities": int(labels.max()) + 1, "threshold": t})
     assert model is not None and before is not None
-    same, co, _ = separation([_features(model.eval(), imgs, current) for imgs in images], forbidden)
+    same, co, _ = separation(
+        [net_features(model.eval(), imgs, current) for imgs in images], forbidden
+    )
     return (
         model,
         logs,

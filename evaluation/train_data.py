@@ -9,14 +9,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from torch import nn
 
 from evaluation.metrics import reid_metrics
 from evaluation.reid_datasets import _market_split
 from pipeline.errors import DatasetError
-from reid.training import IMAGENET_MEAN, IMAGENET_STD, Recipe, TrainSample
+from reid.training import Recipe, TrainSample, net_features
 
 TRAIN_FORMATS = ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "gallery")
 
@@ -133,19 +132,7 @@ def validator(val: list[Labeled], recipe: Recipe) -> Callable[[nn.Module], float
     q_idx = sorted(first.values())
 
     def run(model: nn.Module) -> float:
-        device = next(model.parameters()).device
-        feats = []
-        for start in range(0, len(images), 64):
-            batch = np.stack(
-                [
-                    (cv2.resize(im, (recipe.width, recipe.height))[..., ::-1] - IMAGENET_MEAN)
-                    / IMAGENET_STD
-                    for im in images[start : start + 64]
-                ]
-            ).astype(np.float32)
-            x = torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()).to(device)
-            feats.append(nn.functional.normalize(model(x).float(), dim=1).cpu().numpy())
-        f = np.concatenate(feats)
+        f = net_features(model, images, recipe)
         g_idx = [i for i in range(len(val)) if i not in set(q_idx)]
         r = reid_metrics(
             1.0 - f[q_idx] @ f[g_idx].T,

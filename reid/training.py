@@ -208,6 +208,27 @@ def augment(
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
+def net_features(
+    net: nn.Module, images: Sequence[NDArray[np.uint8]], recipe: Recipe, batch: int = 64
+) -> NDArray[np.float32]:
+    """(len(images), dim) L2-normalised features of a network in eval mode, with the
+    inference preprocessing (resize to the recipe's size, RGB, ImageNet mean/std)."""
+    device = next(net.parameters()).device
+    feats = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            x = np.stack(
+                [
+                    (cv2.resize(im, (recipe.width, recipe.height))[..., ::-1] - IMAGENET_MEAN)
+                    / IMAGENET_STD
+                    for im in images[start : start + batch]
+                ]
+            ).astype(np.float32)
+            t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
+            feats.append(nn.functional.normalize(net(t).float(), dim=1).cpu().numpy())
+    return np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
+
+
 def lr_factor(epoch: float, recipe: Recipe) -> float:
     """Linear warm-up from 10 % over ``warmup_epochs``, then cosine decay to 1 %."""
     if epoch < recipe.warmup_epochs:
