@@ -213,31 +213,25 @@ def run_query(
 
     rank = make_ranker(gallery, embedder_id, query, filters, max(100, 4 * k) if rerank else 0)
     t = time.perf_counter()
+    tracks: list[TrackHit] = []
     if by == "track":
         with gallery.session() as s:
             tracks = search_tracks(s, rank, k)
         timings["search_and_fetch_s"] = time.perf_counter() - t
-        best = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
-        return QueryResult(
-            hits=best,
-            crops=shown,
-            embedder=name,
-            timings_s=timings,
-            reranked=rerank,
-            tracks=tracks,
-            notes=gallery.incomplete_runs(),
-        )
-    ranked = rank(k)
-    timings["search_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    hits = gallery.hits(ranked)
-    timings["fetch_s"] = time.perf_counter() - t
+        hits = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
+    else:
+        ranked = rank(k)
+        timings["search_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        hits = gallery.hits(ranked)
+        timings["fetch_s"] = time.perf_counter() - t
     return QueryResult(
         hits=hits,
         crops=shown,
         embedder=name,
         timings_s=timings,
         reranked=rerank,
+        tracks=tracks,
         notes=gallery.incomplete_runs(),
     )
 

@@ -250,6 +250,12 @@ def _run(
     return code, err + "".join(f"(logged) {w}\n" for w in warnings)
 
 
+def _assert_one_error_line(code: int, err: str, needle: str) -> None:
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("prowl: error: "), err
+    assert needle in err, err
+
+
 @pytest.mark.parametrize("name,argv,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     gallery: Gallery,
@@ -264,9 +270,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
         pytest.skip("the OSNet development checkpoint (../shared/models) is not here")
     before = _state(gallery)
     code, err = _run([*argv, *gallery.flags], gallery, vtest_path, capfd, caplog)
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("prowl: error: "), err
-    assert needle.replace("{f}", str(gallery.files)) in err, err
+    _assert_one_error_line(code, err, needle.replace("{f}", str(gallery.files)))
     assert _state(gallery) == before
 
 
@@ -286,7 +290,5 @@ def test_bad_evaluation_input_is_one_line_exit_2(
     g = Gallery(tmp_path / "data", None, files)
     extra = [] if argv[0] in ("make-synthetic", "eval-reid") else ["--data-dir", str(g.data)]
     code, err = _run([*argv, *extra], g, vtest_path, capfd, caplog)
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("prowl: error: "), err
-    assert needle.replace("{f}", str(files)) in err, err
+    _assert_one_error_line(code, err, needle.replace("{f}", str(files)))
     assert not (g.data / "gallery.db").exists()  # evaluation never creates a gallery
