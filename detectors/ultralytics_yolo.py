@@ -29,40 +29,55 @@ def _quiet_offline_ultralytics() -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
 
 
+def load_yolo(weights: Path, name: str) -> tuple[Any, list[int] | None]:
+    """(Ultralytics YOLO model, the class ids that are people, or None = every class)."""
+    if not Path(weights).is_file():
+        raise AssetError(f"detector weights {weights} not found; pass an existing .pt file")
+    _quiet_offline_ultralytics()
+    from ultralytics import YOLO
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update({"sync": False})
+    try:
+        model = YOLO(str(weights), task="detect")
+        names = {int(k): str(v).lower() for k, v in model.names.items()}
+    except Exception as exc:  # Ultralytics/torch raise anything for a foreign file
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise AssetError(
+            f"{weights} is not an Ultralytics detection model ({reason}); pass a .pt "
+            "trained with Ultralytics (e.g. yolov8n.pt) or a name from `prowl models`"
+        ) from None
+    if getattr(model, "task", "detect") != "detect":
+        raise AssetError(
+            f"{weights} is an Ultralytics {model.task} model, not a detector; "
+            "pass a detection model (e.g. yolov8n.pt)"
+        )
+    person = [k for k, v in names.items() if v == "person"]
+    log.info("detector %s: classes kept %s", name, person or "all")
+    return model, (person if person else None)
+
+
+def is_end_to_end(model: Any) -> bool:
+    """YOLOv10/YOLO26-style heads output final boxes (no NMS): the exported path does not
+    decode them, so they stay on torch."""
+    head = model.model.model[-1]
+    return bool(getattr(head, "end2end", False))
+
+
 class UltralyticsDetector:
-    """Any Ultralytics detection model; keeps the classes that are people.
+    """Any Ultralytics detection model on PyTorch; keeps the classes that are people.
 
     COCO models: class 0 ``person``. Models whose class names are all kinds of person
     (e.g. a ``Normal``/``Fall`` people model) keep every class.
     """
 
-    def __init__(self, weights: Path, cfg: DetectorConfig, name: str) -> None:
-        if not Path(weights).is_file():
-            raise AssetError(f"detector weights {weights} not found; pass an existing .pt file")
-        _quiet_offline_ultralytics()
-        from ultralytics import YOLO
-        from ultralytics.utils import SETTINGS
+    backend = "torch"
 
-        SETTINGS.update({"sync": False})
+    def __init__(self, model: Any, classes: list[int] | None, cfg: DetectorConfig, name: str):
         self.name = name
         self._cfg = cfg
-        try:
-            self._model = YOLO(str(weights), task="detect")
-            names = {int(k): str(v).lower() for k, v in self._model.names.items()}
-        except Exception as exc:  # Ultralytics/torch raise anything for a foreign file
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-            raise AssetError(
-                f"{weights} is not an Ultralytics detection model ({reason}); pass a .pt "
-                "trained with Ultralytics (e.g. yolov8n.pt) or a name from `prowl models`"
-            ) from None
-        if getattr(self._model, "task", "detect") != "detect":
-            raise AssetError(
-                f"{weights} is an Ultralytics {self._model.task} model, not a detector; "
-                "pass a detection model (e.g. yolov8n.pt)"
-            )
-        person = [k for k, v in names.items() if v == "person"]
-        self._classes: list[int] | None = person if person else None
-        log.info("detector %s: classes kept %s", name, self._classes or "all")
+        self._model = model
+        self._classes = classes
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         if not frames:
@@ -79,7 +94,7 @@ class UltralyticsDetector:
         )
         out = []
         for frame, res in zip(frames, results, strict=True):
-            boxes: Any = res.boxes  # type: ignore[union-attr]
+            boxes: Any = res.boxes
             xyxy = np.asarray(boxes.xyxy.cpu().numpy(), dtype=np.float32)
             scores = np.asarray(boxes.conf.cpu().numpy(), dtype=np.float32)
             out.append(Detections(xyxy, scores).clipped(frame.width_px, frame.height_px))

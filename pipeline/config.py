@@ -37,6 +37,11 @@ class DetectorConfig:
     iou: float
     batch_frames: int
     device: str
+    backend: str = "auto"  # auto | openvino | onnxruntime | torch
+    precision: str = "fp32"  # fp32 | int8 (OpenVINO, NNCF calibrated on the user's frames)
+    calibration_frames: int = 32  # int8: frames of the footage used to calibrate
+    tile_px: int | None = None  # tiled inference: tile size at native resolution (None = off)
+    tile_overlap: float = 0.2  # fraction of a tile shared with its neighbour
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class ReidConfig:
     batch_crops: int
     device: str
     weights: str | None = None
+    backend: str = "auto"  # auto | openvino | onnxruntime | torch
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ def _is_iso(text: str) -> bool:
 
 _WHOLE = "a whole number"
 _NUMBER = "a number"
+_BACKENDS = ("auto", "openvino", "onnxruntime", "torch")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 # key -> (check of the typed value, what the key accepts); types come from the dataclasses
@@ -159,6 +166,15 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "detector.iou": (lambda v: 0 < v <= 1, "within (0, 1]"),
     "detector.batch_frames": (lambda v: 1 <= v <= 1024, "within 1..1024"),
     "detector.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
+    "detector.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
+    "detector.precision": (lambda v: v in ("fp32", "int8"), "fp32 or int8"),
+    "detector.tile_px": (
+        lambda v: 64 <= v <= 8192 and v % 32 == 0,
+        "that is a multiple of 32 within 64..8192",
+    ),
+    "detector.tile_overlap": (lambda v: 0 <= v < 0.9, "within [0, 0.9)"),
+    "detector.calibration_frames": (lambda v: 1 <= v <= 1000, "within 1..1000"),
+    "reid.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "reid.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
     "reid.batch_crops": (lambda v: 1 <= v <= 4096, "within 1..4096"),
     "reid.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),

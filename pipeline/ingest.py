@@ -81,10 +81,17 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
     """The settings that shape a video's detections: same key = same rows. The time window
     is not part of it: windows of one run add up, and a frame is never stored twice."""
     d, v = cfg.detector, cfg.video
-    return (
+    key = (
         f"det={detector_name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
         f"reid={embedder_name};stride={v.stride}"
     )
+    # Settings added later join the key only when not at their default, so that galleries
+    # made before them keep their runs.
+    if d.precision != "fp32":
+        key += f";precision={d.precision}"
+    if d.tile_px is not None:
+        key += f";tile={d.tile_px}/{d.tile_overlap}"
+    return key
 
 
 def _load_ranges(text: str | None) -> Ranges:

@@ -9,6 +9,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +17,16 @@ import torch
 from numpy.typing import NDArray
 
 from pipeline.assets import resolve
+from pipeline.backends import (
+    ExportKey,
+    Runner,
+    cached_export,
+    export_onnx,
+    load_runner,
+    resolve_backend,
+    runtime_version,
+    weights_digest,
+)
 from pipeline.config import ReidConfig
 from pipeline.zoo import TORCHVISION_WEIGHTS
 from reid.base import l2_normalise, validate_crops
@@ -51,6 +62,37 @@ class BackboneEmbedder:
         # NHWC: oneDNN's (depthwise) convolutions run about twice as fast in it on the CPU.
         self._model = features.eval().to(self._device).to(memory_format=torch.channels_last)
         self._batch = cfg.batch_crops
+        self._backend = cfg.backend
+        self._runner: Runner | None = None
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs it; exporting happens here, on first use."""
+        if self._runner is not None:
+            return self._runner.backend
+        backend = resolve_backend(self._backend, str(self._device))
+        if backend == "torch":
+            return backend
+        self._runner = self._export(backend)
+        return backend
+
+    def _export(self, backend: str) -> Runner:
+        h, w = self.input_hw
+        key = ExportKey(
+            self.name.replace(":", "-").replace("/", "-"),
+            weights_digest(self._model),
+            (-1, 3, h, w),
+            backend,
+            "fp32",
+            runtime_version(backend),
+        )
+        model = self._model
+
+        def make(folder: Path) -> list[str]:
+            export_onnx(model, torch.zeros(2, 3, h, w), folder / "model.onnx", True)
+            return ["model.onnx"]
+
+        return load_runner(cached_export(key, make), backend, streaming=False)
 
     def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> torch.Tensor:
         h, w = self.input_hw
@@ -68,10 +110,12 @@ class BackboneEmbedder:
         crops = validate_crops(crops)
         feats = []
         for start in range(0, len(crops), self._batch):
-            x = self._preprocess(crops[start : start + self._batch]).to(
-                self._device, memory_format=torch.channels_last
-            )
-            y = self._model(x)
+            x = self._preprocess(crops[start : start + self._batch])
+            if self.backend != "torch" and self._runner is not None:
+                out = self._runner.run(x.contiguous().numpy())
+                feats.append(out.mean(axis=(2, 3)) if out.ndim == 4 else out)
+                continue
+            y = self._model(x.to(self._device, memory_format=torch.channels_last))
             if y.ndim == 4:
                 y = y.mean(dim=(2, 3))
             feats.append(y.float().cpu().numpy())
@@ -133,7 +177,6 @@ def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
 def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     """An OSNet re-ID checkpoint (torchreid's model zoo or `prowl train`), run by the project's
     own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output."""
-    from pathlib import Path
 
     from pipeline.errors import AssetError
     from reid.osnet import load_osnet
@@ -154,7 +197,6 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
 def trained_checkpoint(path: str, cfg: ReidConfig) -> BackboneEmbedder:
     """A model written by `prowl train` / `prowl adapt` (``--reid prowl:PATH``): the BNNeck
     feature of its backbone, at the input size it was trained at."""
-    from pathlib import Path
 
     from pipeline.errors import AssetError
     from reid.training import ReidNet, build_backbone

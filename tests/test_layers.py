@@ -25,6 +25,7 @@ CORE_MODULES = {
     "pipeline.video",
     "pipeline.stream",
     "pipeline.tracking",
+    "pipeline.backends",
 }
 LAYERS = {"core": 1, "models": 2, "storage": 3, "stages": 4, "evaluation": 5, "interfaces": 6}
 
