@@ -1,5 +1,15 @@
 """FAISS index persistence: exact inner-product search (vectors are L2-normalised, so the
-inner product is the cosine similarity) keyed by detection primary key (``IndexIDMap2``)."""
+inner product is the cosine similarity) keyed by detection primary key (``IndexIDMap2``),
+and, past ``ann_min_vectors``, an approximate HNSW graph beside it for unfiltered queries.
+
+The exact store stays the source of truth: the HNSW graph (8-bit scalar-quantised vectors,
+a quarter of the memory of the exact ones) proposes a candidate pool, and the pool is
+re-scored exactly against the stored vectors, so the similarities returned are exact and only
+the recall of the pool is approximate (measured by `prowl bench-search`). Filtered queries
+stay exact: a selective filter is an exact scan over the allowed ids, a broad one filters the
+pool and falls back to the exact scan when fewer than k survive. The graph holds the exact
+store's rows in the same order; a removal (rare: --force, abandoned runs) drops it, and it is
+rebuilt from the exact store when next needed. It is saved beside the index (``.hnsw``)."""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import errno
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -17,12 +28,54 @@ from pipeline.assets import sha256_of
 log = logging.getLogger(__name__)
 
 INDEX_TYPE = "IDMap2,Flat (inner product)"
+ANN_TYPE = "HNSW32,SQ8 (inner product) + exact re-scoring"
+ANN_MIN_VECTORS = 200_000  # below this an exact scan is fast enough (about 10 ms at 512-d)
+HNSW_M = 32
+EF_CONSTRUCTION = 40
+EF_SEARCH = 128
+POOL = 100  # candidates re-scored exactly (at least 4k)
+SELECTIVE = 0.5  # filters keeping less than this fraction are scanned exactly
 
 
 class VectorIndex:
-    def __init__(self, dim: int, index: faiss.IndexIDMap2 | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        index: faiss.IndexIDMap2 | None = None,
+        ann_min_vectors: int = ANN_MIN_VECTORS,
+    ) -> None:
         self.dim = dim
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.ann_min_vectors = ann_min_vectors
+        self._ann: faiss.Index | None = None
+        self._ids_cache: NDArray[np.int64] | None = None
+
+    @property
+    def approximate(self) -> bool:
+        """Whether unfiltered queries go through the HNSW graph (the gallery is large)."""
+        return len(self) >= self.ann_min_vectors
+
+    def _ann_index(self) -> faiss.Index:
+        """The HNSW graph over every stored vector, built or caught up on demand."""
+        n = len(self)
+        if self._ann is None:
+            self._ann = faiss.index_factory(
+                self.dim, f"HNSW{HNSW_M},SQ8", faiss.METRIC_INNER_PRODUCT
+            )
+            hnsw: Any = faiss.downcast_index(self._ann)
+            hnsw.hnsw.efConstruction = EF_CONSTRUCTION
+        ann = self._ann
+        have = int(ann.ntotal)
+        if have < n:
+            xb = self._stored()
+            if not ann.is_trained:  # the SQ8 ranges: a sample of the vectors
+                step = max(1, n // 100_000)
+                ann.train(np.ascontiguousarray(xb[::step]))
+            if n - have > 10_000:
+                log.info("building the approximate index: %d vectors ...", n - have)
+            for start in range(have, n, 50_000):
+                ann.add(np.ascontiguousarray(xb[start : min(n, start + 50_000)]))
+        return ann
 
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
@@ -48,20 +101,35 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     def ids(self) -> NDArray[np.int64]:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self._ids_cache is None or len(self._ids_cache) != len(self):
+            self._ids_cache = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._ids_cache
+
+    def _stored(self) -> NDArray[np.float32]:
+        """The exact store's vectors, (n, dim), as a zero-copy view in insertion order."""
+        n = len(self)
+        flat = faiss.downcast_index(self._index.index)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)  # type: ignore[attr-defined]
 
     def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         if len(ids) == 0:
             return
         vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         self._index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+        self._ids_cache = None
+        if self._ann is not None and self.approximate:
+            self._ann_index()  # incremental: the graph grows with the gallery
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         if len(ids) == 0:
             return 0
-        return int(
+        removed = int(
             self._index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, np.int64)))
         )
+        if removed:
+            self._ann = None  # positions shifted: rebuilt from the exact store when needed
+            self._ids_cache = None
+        return removed
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None = None
@@ -70,8 +138,15 @@ class VectorIndex:
         ``allowed_ids`` only those ids are searched, so filtered searches are exact."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, len(self))) if len(self) else 1
+        if self.approximate and (allowed_ids is None or len(allowed_ids) >= SELECTIVE * len(self)):
+            return self._search_ann(q, k, allowed_ids)
         if allowed_ids is None and len(q) == 1 and len(self):
             return self._scan_one(q[0], k)
+        return self._search_exact(q, k, allowed_ids)
+
+    def _search_exact(
+        self, q: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         if allowed_ids is None:
             sims, ids = self._index.search(q, k)
         else:
@@ -80,6 +155,34 @@ class VectorIndex:
             sims, ids = self._index.search(q, k, params=params)
         return sims.astype(np.float32), ids.astype(np.int64)
 
+    def _search_ann(
+        self, q: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """HNSW candidate pool, re-scored exactly; filtered rows kept only if allowed, with
+        an exact scan when the pool holds fewer than k allowed rows."""
+        ann = self._ann_index()
+        pool = min(len(self), max(POOL, 4 * k))
+        params = faiss.SearchParametersHNSW(efSearch=max(EF_SEARCH, pool))  # type: ignore[attr-defined]
+        _, cand = ann.search(q, pool, params=params)
+        xb, all_ids = self._stored(), self.ids()
+        allowed = None if allowed_ids is None else np.asarray(allowed_ids, np.int64)
+        out_s = np.full((len(q), k), -np.inf, np.float32)
+        out_i = np.full((len(q), k), -1, np.int64)
+        for row, positions in enumerate(cand):
+            positions = positions[positions >= 0]
+            ids = all_ids[positions]
+            if allowed is not None:
+                keep = np.isin(ids, allowed)
+                positions, ids = positions[keep], ids[keep]
+                if len(ids) < k:
+                    s, i = self._search_exact(q[row : row + 1], k, allowed)
+                    out_s[row], out_i[row] = s[0], i[0]
+                    continue
+            scores = xb[positions] @ q[row]
+            order = np.argsort(-scores, kind="stable")[:k]
+            out_s[row, : len(order)], out_i[row, : len(order)] = scores[order], ids[order]
+        return out_s, out_i
+
     def _scan_one(
         self, query: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -87,9 +190,7 @@ class VectorIndex:
         (a zero-copy view). FAISS scans a single query on one thread without BLAS; on 2
         cores this is about 2x faster for the same exact answer (see `prowl bench-search`)."""
         n = len(self)
-        flat = faiss.downcast_index(self._index.index)
-        xb = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)  # type: ignore[attr-defined]
-        scores = xb @ query
+        scores = self._stored() @ query
         top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-scores[top], kind="stable")]
         ids = self.ids()[top]

@@ -1,0 +1,81 @@
+"""The approximate index of large galleries: it finds what the exact scan finds (recall), the
+similarities it returns are exact, filters stay exact, and removals never resurface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from storage.index import VectorIndex
+
+
+def _gallery(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sightings of people: n vectors around n/20 identities, as a re-ID gallery holds."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n // 20, dim)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)]
+    x = x + rng.standard_normal((n, dim)).astype(np.float32) * (
+        0.6 / np.sqrt(dim)
+    ) * np.linalg.norm(x, axis=1, keepdims=True)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = x[rng.integers(0, n, 40)] + rng.standard_normal((40, dim)).astype(np.float32) * (
+        0.3 / np.sqrt(dim)
+    )
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return x.astype(np.float32), queries.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[VectorIndex, VectorIndex, np.ndarray, np.ndarray]:
+    x, q = _gallery(20_000, 64)
+    ids = np.arange(1000, 1000 + len(x), dtype=np.int64)
+    approx, exact = VectorIndex(64, ann_min_vectors=5_000), VectorIndex(64, ann_min_vectors=10**9)
+    for start in range(0, len(x), 4_000):  # added in ingest-sized pieces: built incrementally
+        approx.add(ids[start : start + 4_000], x[start : start + 4_000])
+        exact.add(ids[start : start + 4_000], x[start : start + 4_000])
+    return approx, exact, x, q
+
+
+def test_approximate_recall_at_10_against_exact(built) -> None:  # type: ignore[no-untyped-def]
+    approx, exact, _x, q = built
+    assert approx.approximate and not exact.approximate
+    found = 0
+    for row in q:
+        s_a, i_a = approx.search(row[None], 10)
+        _, i_e = exact.search(row[None], 10)
+        found += len(set(i_a[0]) & set(i_e[0]))
+        assert np.all(np.diff(s_a[0]) <= 1e-6)  # best first
+    assert found / (10 * len(q)) >= 0.95
+
+
+def test_returned_similarities_are_exact(built) -> None:  # type: ignore[no-untyped-def]
+    approx, _exact, x, q = built
+    sims, ids = approx.search(q[:5], 10)
+    for row, (s, i) in enumerate(zip(sims, ids, strict=True)):
+        np.testing.assert_allclose(s, x[i - 1000] @ q[row], atol=1e-5)
+
+
+@pytest.mark.parametrize("keep_every", [50, 1])
+def test_filtered_search_is_exact(built, keep_every) -> None:  # type: ignore[no-untyped-def]
+    """A selective filter (2%) is scanned exactly; a broad one (all ids) filters the pool."""
+    approx, exact, _x, q = built
+    allowed = np.arange(1000, 21_000, keep_every, dtype=np.int64)
+    for row in q[:10]:
+        _, i_a = approx.search(row[None], 10, allowed)
+        _, i_e = exact.search(row[None], 10, allowed)
+        assert set(i_a[0]) <= set(allowed.tolist())
+        if keep_every > 1:
+            assert list(i_a[0]) == list(i_e[0])
+
+
+def test_removed_vectors_never_come_back() -> None:
+    x, q = _gallery(8_000, 32, seed=1)
+    ids = np.arange(len(x), dtype=np.int64)
+    index = VectorIndex(32, ann_min_vectors=1_000)
+    index.add(ids, x)
+    _, before = index.search(q[:1], 10)
+    gone = before[0][:5]
+    assert index.remove(gone) == 5
+    _, after = index.search(q[:1], 10)
+    assert not set(gone.tolist()) & set(after[0].tolist())
+    assert index.approximate and len(index) == 7_995
