@@ -59,8 +59,8 @@ def add_parsers(sub: Any) -> None:
         "eval", help="PRW-style detection and search metrics of one detector × re-ID pair"
     )
     _dataset_args(p)
-    p.add_argument("--detector", default="yolov8n", help="a detector, gt or gt-jitter[:SIGMA]")
-    p.add_argument("--reid", default="mobilenetv2-imagenet")
+    p.add_argument("--detector", help="a detector, gt or gt-jitter[:SIGMA] (default: the config's)")
+    p.add_argument("--reid", help="embedder (default: the config's)")
     p.add_argument("--json", help="write the metrics as JSON to FILE (- for stdout)")
     p.add_argument(
         "--tracks",
@@ -87,7 +87,7 @@ def add_parsers(sub: Any) -> None:
         choices=["market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "prw"],
         help="layout (mars: tracklets, mean-pooled; prw: its labeled boxes cropped)",
     )
-    p.add_argument("--reid", default="mobilenetv2-imagenet", help="embedder (see `prowl models`)")
+    p.add_argument("--reid", help="embedder (see `prowl models`; default: the config's)")
     p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
     p.add_argument("--json", help="write the metrics as JSON to FILE (- for stdout)")
     p.add_argument("--config", type=Path)
@@ -105,6 +105,23 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--frames", type=int, default=16, help="frames per camera")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_synthetic)
+
+    p = sub.add_parser(
+        "make-crowd",
+        help="a crowded-footage benchmark (MOT layout): a mosaic of a real video, pseudo-labelled",
+    )
+    p.add_argument("out", type=Path)
+    p.add_argument("--video", type=Path, help="source video (default: the sample vtest.avi)")
+    p.add_argument("--grid", type=int, default=4, help="tiles per side (people 1/GRID size)")
+    p.add_argument("--frames", type=int, default=40, help="mosaic frames")
+    p.add_argument("--stride", type=int, default=4, help="source frames between mosaic frames")
+    p.add_argument(
+        "--label-detector",
+        default="yolov8s-person",
+        help="detector whose tracked boxes (at native resolution) are the labels",
+    )
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_make_crowd)
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Path]:
@@ -124,10 +141,13 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Path]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from evaluation.runner import build_embedder_checked, evaluate_pair, make_detector
+    from evaluation.runner import build_embedder_checked, evaluate_pair, sized_detector
 
     cfg, ds, opts, cache = _setup(args)
-    detector = make_detector(args.detector, cfg, ds)  # bad names fail before any progress bar
+    args.detector = args.detector or cfg.detector.name
+    args.reid = args.reid or cfg.reid.name
+    # bad names fail before any progress bar
+    cfg, detector = sized_detector(args.detector, cfg, ds)
     embedder = build_embedder_checked(args.reid, cfg)
     with tqdm(
         total=2 * len(ds.frames),
@@ -196,6 +216,7 @@ def cmd_eval_reid(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args, reid={"weights": args.reid_weights})
     ds = load_reid_dataset(args.dataset, args.format)
+    args.reid = args.reid or cfg.reid.name
     embedder = build_embedder_checked(args.reid, cfg)
     with tqdm(
         total=len(ds.query) + len(ds.gallery),
@@ -240,5 +261,39 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
     print(
         f"wrote {truth.frames} frames, {truth.labeled_boxes} labeled and {truth.unlabeled_boxes} "
         f"unlabeled boxes, {truth.queries} queries to {args.out} ({args.format} layout)"
+    )
+    return 0
+
+
+def cmd_make_crowd(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evaluation.crowd import write_crowd
+    from pipeline.assets import resolve
+    from pipeline.video import probe
+
+    if args.out.exists() and any(args.out.iterdir()):
+        raise ProwlError(f"{args.out} is not empty; choose a new folder")
+    if not 2 <= args.grid <= 8 or args.frames < 2 or args.stride < 1:
+        raise ProwlError("--grid must be within 2..8, --frames >= 2 and --stride >= 1")
+    cfg = load_cfg(args)
+    video = args.video or resolve("vtest.avi")
+    with tqdm(
+        total=probe(video).frame_count, desc="labelling", unit="frame", file=sys.stderr
+    ) as bar:
+        r = write_crowd(
+            video,
+            args.out,
+            cfg,
+            args.grid,
+            args.frames,
+            args.stride,
+            label_detector=args.label_detector,
+            progress=bar.update,
+        )
+    print(
+        f"wrote {r.frames} frames of {r.size_wh[0]}×{r.size_wh[1]}, {r.labeled_boxes} labelled "
+        f"boxes of {r.identities} people to {args.out} (MOT layout; evaluate with "
+        f"`prowl eval {args.out} --format mot`)"
     )
     return 0

@@ -79,6 +79,14 @@ class UltralyticsDetector:
         self._model = model
         self._classes = classes
 
+    def with_input_size(self, imgsz_px: int) -> UltralyticsDetector:
+        """The same model at another input size."""
+        from dataclasses import replace
+
+        return UltralyticsDetector(
+            self._model, self._classes, replace(self._cfg, imgsz_px=imgsz_px), self.name
+        )
+
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         if not frames:
             return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,14 @@ class ExportedYoloDetector:
         self._sha = weights_digest(self._net)
         self._calibration = list(calibration)
         self._runners: dict[tuple[int, int], Runner] = {}
+
+    def with_input_size(self, imgsz_px: int) -> ExportedYoloDetector:
+        """The same model at another input size (sharing its compiled shapes)."""
+        import copy
+
+        other = copy.copy(self)
+        other._cfg = replace(self._cfg, imgsz_px=imgsz_px)
+        return other
 
     def _runner(self, height: int, width: int) -> Runner:
         shape = letterbox_shape(height, width, self._cfg.imgsz_px)[:2]

@@ -16,7 +16,7 @@ from evaluation.runner import (
     build_embedder_checked,
     cached_features,
     detect_dataset,
-    make_detector,
+    sized_detector,
 )
 from evaluation.scoring import EvalOptions, score
 from pipeline.config import Config
@@ -61,7 +61,8 @@ def run_bench(
         embedders = {name: build_embedder_checked(name, cfg) for name in reids}
         for det_name in detectors:
             bar.set_postfix_str(f"detect {det_name}")
-            det = detect_dataset(ds, make_detector(det_name, cfg, ds), cfg, cache_dir, bar.update)
+            det_cfg, detector = sized_detector(det_name, cfg, ds)
+            det = detect_dataset(ds, detector, det_cfg, cache_dir, bar.update)
             for reid_name in reids:
                 bar.set_postfix_str(f"embed {det_name} × {reid_name}")
                 feats, qfeats = cached_features(

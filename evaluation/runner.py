@@ -45,6 +45,19 @@ def _frames(ds: SearchDataset) -> Iterator[Frame]:
         yield Frame(np.asarray(img, np.uint8), i, 0.0, f.camera)
 
 
+def sized_detector(name: str, cfg: Config, ds: SearchDataset) -> tuple[Config, Detector]:
+    """``make_detector`` at the input size ingest would choose for this footage
+    (detectors.adaptive: probed on frames spread over the dataset)."""
+    from detectors.adaptive import PROBE_FRAMES, sized_for
+
+    detector = make_detector(name, cfg, ds)
+    if cfg.detector.min_person_px == 0 or not hasattr(detector, "with_input_size"):
+        return cfg, detector
+    picks = set(np.linspace(0, len(ds.frames) - 1, PROBE_FRAMES).astype(int).tolist())
+    frames = [f for i, f in enumerate(_frames(ds)) if i in picks] if ds.frames else []
+    return sized_for(cfg, detector, frames)
+
+
 def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:
     """Any detector of the zoo, plus 'gt' and 'gt-jitter[:sigma]' built from ``ds``."""
     from detectors.ground_truth import GroundTruthDetector
@@ -80,6 +93,8 @@ def detect_dataset(
 ) -> DetectedDataset:
     d = cfg.detector
     key = _key(ds.fingerprint(), detector.name, d.imgsz_px, d.iou, CACHE_CONF)
+    if d.precision != "fp32" or d.tile_px is not None:  # later settings: old keys unchanged
+        key = _key(key, d.precision, d.tile_px, d.tile_overlap)
     path = cache_dir / f"det-{key}.npz"
     if path.is_file():
         data = np.load(path)

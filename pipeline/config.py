@@ -40,6 +40,8 @@ class DetectorConfig:
     backend: str = "auto"  # auto | openvino | onnxruntime | torch
     precision: str = "fp32"  # fp32 | int8 (OpenVINO, NNCF calibrated on the user's frames)
     calibration_frames: int = 32  # int8: frames of the footage used to calibrate
+    min_person_px: int = 48  # probe each video; smaller people get a larger input (0 = off)
+    max_imgsz_px: int = 1280  # the largest input that adaptation may choose
     tile_px: int | None = None  # tiled inference: tile size at native resolution (None = off)
     tile_overlap: float = 0.2  # fraction of a tile shared with its neighbour
 
@@ -168,6 +170,11 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "detector.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
     "detector.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "detector.precision": (lambda v: v in ("fp32", "int8"), "fp32 or int8"),
+    "detector.min_person_px": (lambda v: 0 <= v <= 1024, "within 0..1024 (0 = off)"),
+    "detector.max_imgsz_px": (
+        lambda v: 32 <= v <= 8192 and v % 32 == 0,
+        "that is a multiple of 32 within 32..8192",
+    ),
     "detector.tile_px": (
         lambda v: 64 <= v <= 8192 and v % 32 == 0,
         "that is a multiple of 32 within 64..8192",

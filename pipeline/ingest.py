@@ -94,6 +94,24 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
     return key
 
 
+def _sized(path: Path, cfg: Config, detector: Detector) -> tuple[Config, Detector]:
+    """The detector input size for this video (see detectors.adaptive)."""
+    from detectors.adaptive import PROBE_FRAMES, sized_for
+    from pipeline.video import sample_frames
+
+    if cfg.detector.min_person_px == 0 or not hasattr(detector, "with_input_size"):
+        return cfg, detector
+    sized_cfg, sized = sized_for(cfg, detector, sample_frames(path, PROBE_FRAMES, cfg.video.fps))
+    if sized is not detector:
+        log.warning(
+            "%s: people are small at %d px; detecting at %d px (detector.min_person_px)",
+            path.name,
+            cfg.detector.imgsz_px,
+            sized_cfg.detector.imgsz_px,
+        )
+    return sized_cfg, sized
+
+
 def _load_ranges(text: str | None) -> Ranges:
     return [(int(a), int(b)) for a, b in json.loads(text)] if text else []
 
@@ -174,6 +192,7 @@ def ingest_video(
         embedder.weights,
         sha256_of(Path(embedder.weights)) if embedder.weights else None,
     )
+    cfg, detector = _sized(path, cfg, detector)
     key = settings_key(cfg, detector.name, embedder.name)
     run = gallery.find_run(video.id, key)
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")

@@ -237,6 +237,20 @@ def read_frames(
         yield from _read_video(info, cam, stride, start_index, stop, rep)
 
 
+def sample_frames(path: Path, n: int, image_fps: float | None = None) -> list[Frame]:
+    """``n`` frames at indices spread over the whole source, each reached by seeking (cheap
+    on long videos); frames that cannot be read are left out."""
+    info = probe(path, image_fps)
+    count = info.frame_count
+    if count <= 0:
+        return list(read_frames(path, image_fps=image_fps, stop_index=n))
+    picks = sorted({int(i) for i in np.linspace(0, count - 1, min(n, count))})
+    out: list[Frame] = []
+    for i in picks:
+        out.extend(read_frames(path, image_fps=image_fps, first_index=i, stop_index=i + 1))
+    return out
+
+
 def spread_frames(path: Path, n: int, image_fps: float | None = None) -> list[Frame]:
     """About ``n`` frames spread evenly over the source (int8 calibration, samples)."""
     info = probe(path, image_fps)
