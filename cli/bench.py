@@ -72,9 +72,14 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     )
     base = r["ultralytics_torch_predict_fps"]
     if base:
-        print(f"  baseline, Ultralytics PyTorch predict loop: {base:.2f} frames/s")
+        b0, b1 = r["baseline_before_after_fps"]
+        print(
+            f"  baseline, Ultralytics PyTorch predict loop: {base:.2f} frames/s "
+            f"(mean of {b0:.2f} before and {b1:.2f} after the runs below)"
+        )
     print(
-        f"  bare detector ({r['detector_backend']} {r['detector_precision']}, decode + detect): "
+        f"  bare detector ({r['detector_backend']} {r['detector_precision']} at "
+        f"{r['detector_input_px']} px, decode + detect): "
         f"{r['bare_detector_fps']:.2f} frames/s"
         + (f" = {r['bare_detector_fps'] / base:.2f}x the baseline" if base else "")
     )

@@ -86,7 +86,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
         raise ProwlError("give one --camera for all videos or one per video")
     # Models before the gallery: a bad model name or file changes nothing stored.
-    detector = build(build_detector, cfg.detector)
+    calibration: list[Any] = []
+    if cfg.detector.precision == "int8":  # calibrated on the footage being ingested
+        from pipeline.video import sample_frames
+
+        calibration = sample_frames(Path(args.videos[0]), cfg.detector.calibration_frames)
+    detector = build(lambda d: build_detector(d, calibration), cfg.detector)
     embedder = build(build_embedder, cfg.reid)
     with open_gallery(cfg, must_exist=False) as gallery:
         exit_code = 0

@@ -72,9 +72,14 @@ def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:
             raise ProwlError(
                 f"'{name}': use gt-jitter or gt-jitter:SIGMA (e.g. gt-jitter:0.2)"
             ) from None
+    calibration: list[Frame] = []
+    if cfg.detector.precision == "int8":  # calibrated on the dataset's own frames
+        picks = set(np.linspace(0, len(ds.frames) - 1, cfg.detector.calibration_frames).astype(int))
+        calibration = [f for i, f in enumerate(_frames(ds)) if i in picks]
     try:
         return build_detector(
-            replace(cfg.detector, name=name, conf=min(cfg.detector.conf, CACHE_CONF))
+            replace(cfg.detector, name=name, conf=min(cfg.detector.conf, CACHE_CONF)),
+            calibration,
         )
     except ValueError as exc:
         raise ProwlError(str(exc)) from None

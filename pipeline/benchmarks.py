@@ -54,15 +54,28 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     info = probe(video)
     end_s = frames / info.fps if frames else None  # the window [0, end) holds `frames`
     cfg = replace(cfg, video=replace(cfg.video, start_s=None, end_s=end_s, stride=1))
-    detector = build_detector(cfg.detector)
+    from pipeline.video import sample_frames
+
+    calibration = (
+        sample_frames(video, cfg.detector.calibration_frames)
+        if cfg.detector.precision == "int8"
+        else []
+    )
+    detector = build_detector(cfg.detector, calibration)
     embedder = build_embedder(cfg.reid)
     warm = list(read_frames(video, stop_index=1))
     detector.detect(warm)
     embedder.embed([warm[0].image[:128, :64]])
 
-    baseline_frames = list(read_frames(video, end_s=min(end_s or 1e9, 200 / info.fps)))
-    baseline_fps = ultralytics_predict_fps(baseline_frames, cfg)
-    del baseline_frames
+    # The baseline runs before and after the measured runs and is averaged: a shared or
+    # throttled machine drifts by tens of percent within a minute.
+    baseline_frames = list(read_frames(video, end_s=min(end_s or 1e9, 100 / info.fps)))
+    base_cfg = cfg
+    before = ultralytics_predict_fps(baseline_frames, base_cfg)
+    # the input size ingest will choose for this footage (detectors.adaptive), for both runs
+    from detectors.adaptive import PROBE_FRAMES, sized_for
+
+    cfg, detector = sized_for(cfg, detector, sample_frames(video, PROBE_FRAMES))
 
     t = time.perf_counter()
     n_frames = n_people = 0
@@ -80,6 +93,8 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         ingest_s = time.perf_counter() - t
         gallery.close()
     ingest_fps = summary.frames_processed / ingest_s
+    after = ultralytics_predict_fps(baseline_frames, base_cfg)
+    baseline_fps = (before + after) / 2 if before and after else None
     return {
         "video": str(video),
         "frames": n_frames,
@@ -87,9 +102,11 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         "detector": detector.name,
         "detector_backend": getattr(detector, "backend", "torch"),
         "detector_precision": cfg.detector.precision,
+        "detector_input_px": cfg.detector.imgsz_px,
         "embedder": embedder.name,
         "embedder_backend": getattr(embedder, "backend", "torch"),
         "ultralytics_torch_predict_fps": baseline_fps,
+        "baseline_before_after_fps": [before, after],
         "bare_detector_fps": n_frames / bare_s,
         "ingest_fps": ingest_fps,
         "ingest_over_ultralytics_torch": ingest_fps / baseline_fps if baseline_fps else None,

@@ -24,6 +24,7 @@ OSNET_ZOO: dict[str, tuple[str, str | None]] = {
         "6f57607fed9f502b9efed546108132ee715df5a5b6e6932c6269bacb47f59f99",
     ),
     "osnet_x1_0": ("https://drive.google.com/uc?id=1IosIFlLiulGIjwW3H8uMRmx3MzPwf86x", None),
+    "osnet_ain_x1_0": ("https://drive.google.com/uc?id=1SigwBE6mPdqiJMqhuIY4aqC7--5CsMal", None),
 }
 
 
@@ -152,7 +153,8 @@ ENTRIES = (
         Entry(
             f"{arch}_msmt17",
             "embedder",
-            f"OSNet {arch.split('_', 1)[1].replace('_', '.')} trained for re-ID on MSMT17 "
+            f"OSNet{'-AIN' if '_ain_' in arch else ''} "
+            f"{arch.rsplit('_', 2)[-2]}.{arch.rsplit('_', 1)[-1]} trained for re-ID on MSMT17 "
             "(torchreid model zoo), run by prowl's own OSNet",
             "torchreid model zoo when online; the checkpoint file placed in the cache",
             "MIT (torchreid); MSMT17 is a research dataset",
@@ -176,8 +178,9 @@ ENTRIES = (
     Entry(
         "torchreid:<arch>",
         "embedder",
-        "a torchreid checkpoint (--reid-weights); OSNet x1.0/x0.75/x0.5/x0.25/ibn run by "
-        "prowl's own OSNet, other architectures need torchreid",
+        "a torchreid checkpoint (--reid-weights); OSNet x1.0/x0.75/x0.5/x0.25/ibn and "
+        "OSNet-AIN x1.0/x0.75/x0.5/x0.25 run by prowl's own OSNet, other architectures need "
+        "torchreid",
         "your checkpoint (e.g. torchreid's model zoo); pip install torchreid for non-OSNet",
         "MIT (torchreid)",
         (),

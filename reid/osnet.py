@@ -6,6 +6,12 @@ Omni-scale residual blocks: four streams of 1-4 stacked "lite" 3×3 convolutions
 then depthwise), fused by one shared channel gate; 512-d ``fc`` after global pooling is the
 embedding. Widths x1.0 / x0.75 / x0.5 / x0.25; ``ibn`` adds instance normalisation to the
 first layers (``osnet_ibn_x1_0``).
+
+OSNet-AIN (Zhou et al., "Learning Generalisable Omni-Scale Representations for Person
+Re-Identification", TPAMI 2021; torchreid's ``osnet_ain.py``, whose parameter names differ:
+streams in a ``ModuleList``, pooling in ``pool2``/``pool3``): instance normalisation in the
+first convolution and inside the residual branch of the blocks its architecture search chose,
+for better cross-domain results (``osnet_ain_x1_0`` and the narrower widths).
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ WIDTHS = {
     "osnet_x0_25": (16, 64, 96, 128),
     "osnet_ibn_x1_0": (64, 256, 384, 512),
 }
-ARCHS = tuple(WIDTHS)
+AIN_WIDTHS = {
+    "osnet_ain_x1_0": (64, 256, 384, 512),
+    "osnet_ain_x0_75": (48, 192, 288, 384),
+    "osnet_ain_x0_5": (32, 128, 192, 256),
+    "osnet_ain_x0_25": (16, 64, 96, 128),
+}
+# Which blocks of stages conv2, conv3, conv4 carry instance normalisation (torchreid's choice)
+AIN_BLOCKS = ((True, True), (False, True), (True, False))
+ARCHS = (*WIDTHS, *AIN_WIDTHS)
 
 
 class ConvLayer(nn.Module):
@@ -129,6 +143,54 @@ class OSBlock(nn.Module):
         return self.relu(out)
 
 
+class Conv1x1Plain(nn.Module):
+    """1×1 convolution, with batch norm unless ``bn`` is False (AIN's normalised blocks put
+    instance norm after it instead)."""
+
+    def __init__(self, c_in: int, c_out: int, bn: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(c_out) if bn else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return self.bn(x) if self.bn is not None else x
+
+
+class LightConvStream(nn.Module):
+    def __init__(self, channels: int, depth: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*(LightConv3x3(channels, channels) for _ in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class OSBlockAIN(nn.Module):
+    """The AIN file's omni-scale block; with ``IN`` the residual branch ends in instance norm
+    (no batch norm), before the identity is added."""
+
+    def __init__(self, c_in: int, c_out: int, IN: bool, reduction: int = 4) -> None:
+        super().__init__()
+        mid = c_out // reduction
+        self.conv1 = Conv1x1(c_in, mid)
+        self.conv2 = nn.ModuleList(LightConvStream(mid, t) for t in range(1, 5))
+        self.gate = ChannelGate(mid)
+        self.conv3 = Conv1x1Plain(mid, c_out, bn=not IN)
+        self.downsample = Conv1x1Plain(c_in, c_out) if c_in != c_out else None
+        self.IN = nn.InstanceNorm2d(c_out, affine=True) if IN else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.conv1(x)
+        x2 = sum(self.gate(stream(x1)) for stream in self.conv2)
+        x3 = self.conv3(x2)
+        if self.IN is not None:
+            x3 = self.IN(x3)
+        identity = self.downsample(x) if self.downsample is not None else x
+        return self.relu(x3 + identity)
+
+
 class OSNet(nn.Module):
     """Eval mode returns the ``feature_dim`` embedding (``fc``'s output); train mode returns
     (logits, embedding) when a classifier is present."""
@@ -173,7 +235,36 @@ class OSNet(nn.Module):
         return self.classifier(v), v
 
 
+class OSNetAIN(OSNet):
+    """OSNet-AIN with torchreid's ``osnet_ain.py`` parameter names."""
+
+    def __init__(
+        self, channels: tuple[int, int, int, int], num_classes: int = 0, feature_dim: int = 512
+    ) -> None:
+        super().__init__(channels, num_classes, feature_dim)
+        c = channels
+        self.conv1 = ConvLayer(3, c[0], 7, stride=2, padding=3, IN=True)
+        stages = []
+        for (first, second), (c_in, c_out) in zip(
+            AIN_BLOCKS, ((c[0], c[1]), (c[1], c[2]), (c[2], c[3])), strict=True
+        ):
+            stages.append(
+                nn.Sequential(OSBlockAIN(c_in, c_out, first), OSBlockAIN(c_out, c_out, second))
+            )
+        self.conv2, self.conv3, self.conv4 = stages
+        self.pool2 = nn.Sequential(Conv1x1(c[1], c[1]), nn.AvgPool2d(2, stride=2))
+        self.pool3 = nn.Sequential(Conv1x1(c[2], c[2]), nn.AvgPool2d(2, stride=2))
+
+    def featuremaps(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        x = self.pool2(self.conv2(x))
+        x = self.pool3(self.conv3(x))
+        return self.conv5(self.conv4(x))
+
+
 def build_osnet(arch: str, num_classes: int = 0) -> OSNet:
+    if arch in AIN_WIDTHS:
+        return OSNetAIN(AIN_WIDTHS[arch], num_classes=num_classes)
     if arch not in WIDTHS:
         raise AssetError(f"unknown OSNet architecture '{arch}'; known: {', '.join(ARCHS)}")
     return OSNet(WIDTHS[arch], num_classes=num_classes, ibn="ibn" in arch)

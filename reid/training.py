@@ -35,6 +35,8 @@ BACKBONES = (
     "osnet_x0_5",
     "osnet_x0_25",
     "osnet_ibn_x1_0",
+    "osnet_ain_x1_0",
+    "osnet_ain_x0_25",
     "mobilenetv2",
     "resnet50",
 )

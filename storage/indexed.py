@@ -164,8 +164,8 @@ class IndexedGallery(GalleryReads):
         path = self.index_path(self._embedder_by_id(embedder_id).name)
         self._indexes.pop(embedder_id, None)
         self._dirty.discard(embedder_id)
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+        for suffix in ("", ".sha256", ".hnsw", ".hnsw.for"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
 
     def save_indexes(self) -> None:
         for embedder_id in sorted(self._dirty):

@@ -79,3 +79,23 @@ def test_removed_vectors_never_come_back() -> None:
     _, after = index.search(q[:1], 10)
     assert not set(gone.tolist()) & set(after[0].tolist())
     assert index.approximate and len(index) == 7_995
+
+
+def test_graph_is_saved_and_reused_only_with_its_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x, q = _gallery(6_000, 32, seed=2)
+    index = VectorIndex(32, ann_min_vectors=1_000)
+    index.add(np.arange(len(x), dtype=np.int64), x)
+    expected = index.search(q[:3], 10)
+    path = tmp_path / "e.faiss"
+    index.save(path)
+    assert (tmp_path / "e.faiss.hnsw").is_file()
+
+    loaded = VectorIndex.load(path, 32)
+    loaded.ann_min_vectors = 1_000
+    assert loaded._ann is not None and loaded._ann.ntotal == len(x)  # not rebuilt
+    np.testing.assert_array_equal(loaded.search(q[:3], 10)[1], expected[1])
+
+    index.remove(np.arange(10, dtype=np.int64))  # positions shift: the old graph must go
+    index.save(path)
+    again = VectorIndex.load(path, 32)
+    assert again._ann is None and not (tmp_path / "e.faiss.hnsw").exists()
