@@ -72,7 +72,12 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("bench", help="the detector × re-ID matrix: tables and plots")
     _dataset_args(p)
-    p.add_argument("--detectors", required=True, help="comma-separated detector names")
+    p.add_argument(
+        "--detectors",
+        required=True,
+        help="comma-separated detectors, each NAME[@OPT+...]: OPT an input size (1280), "
+        "tileN, int8, fixed (no size adaptation) or a backend; e.g. yolov8n,yolov8n@1280+int8",
+    )
     p.add_argument("--reids", required=True, help="comma-separated embedder names")
     p.add_argument(
         "--out", type=Path, required=True, help="folder for results.csv, results.md, *.png"
@@ -198,11 +203,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     reids = [r for r in args.reids.split(",") if r]
     if not detectors or not reids:
         raise ProwlError("--detectors and --reids each need at least one name")
+    from evaluation.runner import variant
+
+    for spec in detectors:  # a bad option fails before any progress bar
+        variant(spec, cfg)
     run_bench(ds, detectors, reids, cfg, args.out, cache, opts)
     print((args.out / "results.md").read_text())
     print(
         f"wrote {args.out / 'results.csv'}, {args.out / 'map_vs_recall.png'}, "
-        f"{args.out / 'threshold_sweep.png'}"
+        f"{args.out / 'map_vs_speed.png'}, {args.out / 'threshold_sweep.png'}"
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ COLUMNS = [
     "det_recall@0.7",
     "det_ap@0.7",
     "boxes_per_frame",
+    "input_px",
+    "detect_fps",
     "mAP",
     "top1",
     "top5",
@@ -63,6 +66,7 @@ def run_bench(
             bar.set_postfix_str(f"detect {det_name}")
             det_cfg, detector = sized_detector(det_name, cfg, ds)
             det = detect_dataset(ds, detector, det_cfg, cache_dir, bar.update)
+            det = replace(det, detector=det_name)  # the variant's name, settings included
             for reid_name in reids:
                 bar.set_postfix_str(f"embed {det_name} × {reid_name}")
                 feats, qfeats = cached_features(
@@ -70,6 +74,8 @@ def run_bench(
                 )
                 row = score(ds, det, feats, qfeats, opts)
                 row["reid"] = reid_name
+                row["input_px"] = det_cfg.detector.imgsz_px
+                row["detect_fps"] = det.frames_per_s if det.frames_per_s is not None else ""
                 rows.append(row)
                 sweeps[(det_name, reid_name)] = [
                     score(ds, det, feats, qfeats, EvalOptions(opts.protocol, opts.iou, t, opts.cws))
@@ -130,6 +136,27 @@ def _plot(
     fig.tight_layout()
     fig.savefig(out_dir / "map_vs_recall.png", dpi=120)
     plt.close(fig)
+
+    timed = [r for r in rows if isinstance(r.get("detect_fps"), float)]
+    if timed:  # the trade a default is chosen by: search mAP against detection speed
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for r in timed:
+            ax.scatter(r["detect_fps"], r["mAP"], s=40)
+            ax.annotate(
+                f"{r['detector']} × {r['reid']} ({r['input_px']} px)",
+                (r["detect_fps"], r["mAP"]),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("decode + detect, frames/s on this machine (log scale)")
+        ax.set_ylabel("search mAP")
+        ax.set_title(f"Search mAP vs detection speed — {ds.name}")
+        ax.grid(alpha=0.3, which="both")
+        fig.tight_layout()
+        fig.savefig(out_dir / "map_vs_speed.png", dpi=120)
+        plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for (det, reid), points in sweeps.items():

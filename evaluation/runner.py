@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -45,11 +46,48 @@ def _frames(ds: SearchDataset) -> Iterator[Frame]:
         yield Frame(np.asarray(img, np.uint8), i, 0.0, f.camera)
 
 
+def variant(spec: str, cfg: Config) -> tuple[str, Config]:
+    """A detector with settings, for `prowl bench` axes: ``NAME[@OPT+OPT...]`` where OPT is
+    an input size (``1280``: fixed, no adaptation), ``tileN`` (tiles of N px), ``int8``,
+    ``fixed`` (no adaptation at the configured size) or a backend (``torch``, ``openvino``,
+    ``onnxruntime``). Returns (detector name, config)."""
+    from dataclasses import replace as _replace
+
+    name, _, opts = spec.partition("@")
+    d = cfg.detector
+    for opt in filter(None, opts.split("+")):
+        if opt.isdigit():
+            d = _replace(d, imgsz_px=int(opt), min_person_px=0)
+        elif opt.startswith("tile") and opt[4:].isdigit():
+            d = _replace(d, tile_px=int(opt[4:]))
+        elif opt == "int8":
+            d = _replace(d, precision="int8")
+        elif opt == "fixed":
+            d = _replace(d, min_person_px=0)
+        elif opt in ("torch", "openvino", "onnxruntime"):
+            d = _replace(d, backend=opt)
+        else:
+            raise ProwlError(
+                f"'{spec}': unknown detector option '{opt}'; use a size (1280), tileN, int8, "
+                "fixed or a backend, joined by + (e.g. yolov8n@1280+int8)"
+            )
+    from pipeline.config import check_detector
+    from pipeline.errors import ConfigError
+
+    try:
+        check_detector(d)
+    except ConfigError as exc:
+        raise ProwlError(f"'{spec}': {exc}") from None
+    return name, _replace(cfg, detector=d)
+
+
 def sized_detector(name: str, cfg: Config, ds: SearchDataset) -> tuple[Config, Detector]:
     """``make_detector`` at the input size ingest would choose for this footage
-    (detectors.adaptive: probed on frames spread over the dataset)."""
+    (detectors.adaptive: probed on frames spread over the dataset). ``name`` may carry
+    settings (see ``variant``)."""
     from detectors.adaptive import PROBE_FRAMES, sized_for
 
+    name, cfg = variant(name, cfg)
     detector = make_detector(name, cfg, ds)
     if cfg.detector.min_person_px == 0 or not hasattr(detector, "with_input_size"):
         return cfg, detector
@@ -106,16 +144,19 @@ def detect_dataset(
         splits = data["splits"]
         boxes = list(np.split(data["boxes"], splits))
         scores = list(np.split(data["scores"], splits))
+        fps = float(data["fps"]) if "fps" in data.files else None
         if progress:
             progress(len(ds.frames))
-        return DetectedDataset(detector.name, boxes, scores, key)
+        return DetectedDataset(detector.name, boxes, scores, key, fps)
     boxes, scores = [], []
+    started = time.perf_counter()
     for batch in batched(prefetch(_frames(ds), cfg.video.queue_frames), d.batch_frames):
         for det in detector.detect(batch):
             boxes.append(det.xyxy.copy())
             scores.append(det.scores.copy())
         if progress:
             progress(len(batch))
+    fps = len(boxes) / max(time.perf_counter() - started, 1e-9)
     cache_dir.mkdir(parents=True, exist_ok=True)
     splits = np.cumsum([len(b) for b in boxes])[:-1]
     tmp = path.with_suffix(".tmp.npz")
@@ -124,9 +165,10 @@ def detect_dataset(
         boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
         scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
         splits=splits,
+        fps=np.float64(fps),
     )
     tmp.replace(path)
-    return DetectedDataset(detector.name, boxes, scores, key)
+    return DetectedDataset(detector.name, boxes, scores, key, fps)
 
 
 def embed_boxes(

@@ -19,6 +19,7 @@ class DetectedDataset:
     boxes: list[NDArray[np.float32]]
     scores: list[NDArray[np.float32]]
     key: str
+    frames_per_s: float | None = None  # decode + detect, as measured when first detected
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,12 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     return cfg
 
 
+def check_detector(d: DetectorConfig) -> None:
+    """The range checks of the config file, for detector settings made in code (bench axes)."""
+    for f in dataclasses.fields(d):
+        _typed(f"detector.{f.name}", getattr(d, f.name), str(f.type))
+
+
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():

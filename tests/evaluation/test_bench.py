@@ -139,3 +139,26 @@ def test_eval_tracks_on_mot_layout(tmp_path: Path, capsys) -> None:  # type: ign
     assert jit["mAP_pooled"] < gt["mAP_pooled"] - 0.3
     for r in (gt, jit):
         assert 0 < r["embedded_fraction_cadence"] < 1  # the cadence skips crops
+
+
+@pytest.mark.slow
+def test_bench_detector_settings_are_axes(dataset: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`NAME@OPT` rows: the setting is applied (input size column), detection speed is
+    measured per row and plotted against mAP; an unknown option is one line, exit 2."""
+    out = tmp_path / "bench"
+    base = ["bench", str(dataset), "--format", "prw", "--reids", "hsv", "--out", str(out)]
+    base += ["--data-dir", str(tmp_path / "data")]
+    assert run_pipeline.main([*base, "--detectors", "yolov8n@320,yolov8n@fixed+onnxruntime"]) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["detector"] for r in rows] == ["yolov8n@320", "yolov8n@fixed+onnxruntime"]
+    assert [int(r["input_px"]) for r in rows] == [320, 640]
+    assert all(float(r["detect_fps"]) > 0 for r in rows)
+    img = cv2.imread(str(out / "map_vs_speed.png"))
+    assert img is not None and img.shape[1] > 500
+    capsys.readouterr()
+
+    assert run_pipeline.main([*base, "--detectors", "yolov8n@fast"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown detector option 'fast'" in err[0]
+    assert run_pipeline.main([*base, "--detectors", "yolov8n@100"]) == 2
+    assert "detector.imgsz_px" in capsys.readouterr().err
