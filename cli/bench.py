@@ -42,7 +42,7 @@ def add_parsers(sub: Any) -> None:
         default="sightings",
         help="a re-ID gallery's shape, or unstructured random vectors (the worst case)",
     )
-    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_search)
 

@@ -164,7 +164,7 @@ class IndexedGallery(GalleryReads):
         path = self.index_path(self._embedder_by_id(embedder_id).name)
         self._indexes.pop(embedder_id, None)
         self._dirty.discard(embedder_id)
-        for suffix in ("", ".sha256", ".hnsw", ".hnsw.for"):
+        for suffix in ("", ".sha256", ".ivf", ".ivf.for"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
 
     def save_indexes(self) -> None:

@@ -81,21 +81,32 @@ def test_removed_vectors_never_come_back() -> None:
     assert index.approximate and len(index) == 7_995
 
 
-def test_graph_is_saved_and_reused_only_with_its_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_approximate_index_is_saved_and_reused_only_with_its_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
     x, q = _gallery(6_000, 32, seed=2)
     index = VectorIndex(32, ann_min_vectors=1_000)
     index.add(np.arange(len(x), dtype=np.int64), x)
     expected = index.search(q[:3], 10)
     path = tmp_path / "e.faiss"
     index.save(path)
-    assert (tmp_path / "e.faiss.hnsw").is_file()
+    assert (tmp_path / "e.faiss.ivf").is_file()
+    shutil.copy(tmp_path / "e.faiss.ivf", tmp_path / "old.ivf")
+    shutil.copy(tmp_path / "e.faiss.ivf.for", tmp_path / "old.ivf.for")
 
     loaded = VectorIndex.load(path, 32)
     loaded.ann_min_vectors = 1_000
-    assert loaded._ann is not None and loaded._ann.ntotal == len(x)  # not rebuilt
+    assert loaded._ann is not None and loaded._ann.ntotal == len(x)  # not trained again
     np.testing.assert_array_equal(loaded.search(q[:3], 10)[1], expected[1])
 
-    index.remove(np.arange(10, dtype=np.int64))  # positions shift: the old graph must go
+    gone = expected[1][0][:5]  # removed rows leave both indexes and never come back
+    index.remove(gone)
+    assert index._ann is not None and index._ann.ntotal == len(x) - 5
+    assert not set(gone.tolist()) & set(index.search(q[:1], 10)[1][0].tolist())
     index.save(path)
-    again = VectorIndex.load(path, 32)
-    assert again._ann is None and not (tmp_path / "e.faiss.hnsw").exists()
+
+    # an approximate index saved with another version of the exact one is not used
+    shutil.copy(tmp_path / "old.ivf", tmp_path / "e.faiss.ivf")
+    shutil.copy(tmp_path / "old.ivf.for", tmp_path / "e.faiss.ivf.for")
+    stale = VectorIndex.load(path, 32)
+    assert stale._ann is None
