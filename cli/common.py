@@ -40,7 +40,12 @@ def load_cfg(args: argparse.Namespace, **sections: dict[str, Any]) -> Config:
 
 
 def open_gallery(cfg: Config, must_exist: bool) -> Gallery:
-    return Gallery(cfg.db_url, cfg.data_dir, must_exist=must_exist)
+    return Gallery(
+        cfg.db_url,
+        cfg.data_dir,
+        must_exist=must_exist,
+        ann_min_vectors=cfg.storage.ann_min_vectors,
+    )
 
 
 def parse_time(text: str) -> float:

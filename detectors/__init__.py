@@ -77,27 +77,36 @@ def _build(cfg: DetectorConfig, calibration: Sequence[Frame]) -> Detector:
 
 
 def _yolo(weights: Path, cfg: DetectorConfig, name: str, calibration: Sequence[Frame]) -> Detector:
-    from detectors.ultralytics_yolo import UltralyticsDetector, is_end_to_end, load_yolo
     from pipeline.backends import resolve_backend
 
-    model, classes = load_yolo(weights, name)
     backend = resolve_backend(cfg.backend, cfg.device)
-    if backend != "torch" and is_end_to_end(model):
-        if cfg.backend != "auto":
-            raise ValueError(f"{name} has an end-to-end head; only backend torch runs it")
-        backend = "torch"
-    if backend == "torch":
-        if cfg.precision != "fp32":
-            raise ValueError("detector precision int8 needs backend openvino")
-        return UltralyticsDetector(model, classes, cfg, name)
-    if cfg.precision == "int8" and backend != "openvino":
-        raise ValueError("detector precision int8 needs backend openvino (or auto on a CPU)")
-    from detectors.yolo_export import ExportedYoloDetector
+    if backend != "torch":
+        from pipeline.errors import AssetError
 
-    images = [f.image for f in calibration] or (
-        _sample_frames(cfg.calibration_frames) if cfg.precision == "int8" else []
-    )
-    return ExportedYoloDetector(model.model, classes, cfg, name, backend, images)
+        if not Path(weights).is_file():
+            raise AssetError(f"detector weights {weights} not found; pass an existing .pt file")
+        from detectors.yolo_export import ExportedYoloDetector, model_facts
+
+        facts, model = model_facts(Path(weights), name)
+        if facts.end_to_end:
+            if cfg.backend != "auto":
+                raise ValueError(f"{name} has an end-to-end head; only backend torch runs it")
+            backend = "torch"
+        else:
+            if cfg.precision == "int8" and backend != "openvino":
+                raise ValueError(
+                    "detector precision int8 needs backend openvino (or auto on a CPU)"
+                )
+            images = [f.image for f in calibration] or (
+                _sample_frames(cfg.calibration_frames) if cfg.precision == "int8" else []
+            )
+            return ExportedYoloDetector(weights, facts, cfg, name, backend, images, model)
+    from detectors.ultralytics_yolo import UltralyticsDetector, load_yolo
+
+    if cfg.precision != "fp32":
+        raise ValueError("detector precision int8 needs backend openvino")
+    model, classes = load_yolo(weights, name)
+    return UltralyticsDetector(model, classes, cfg, name)
 
 
 def _sample_frames(n: int) -> list[np.ndarray]:

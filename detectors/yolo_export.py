@@ -10,9 +10,11 @@ once (one inference request per CPU stream).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.assets import cache_dir, sha256_of
 from pipeline.backends import (
     ExportKey,
     Runner,
@@ -28,7 +31,6 @@ from pipeline.backends import (
     load_runner,
     quantize_int8,
     runtime_version,
-    weights_digest,
 )
 from pipeline.config import DetectorConfig
 from pipeline.types import Detections, Frame
@@ -75,10 +77,7 @@ def decode(
     pad_y: float,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """One image's raw YOLO output (4 + nc, anchors) → person boxes (xyxy, frame pixels) and
-    scores after NMS."""
-    import torch
-    import torchvision
-
+    scores after NMS (greedy, as torchvision's: OpenCV's NMSBoxes, without torch's import)."""
     cls_scores = pred[4:] if classes is None else pred[4:][classes]
     scores = cls_scores.max(axis=0)
     keep = scores > conf
@@ -87,8 +86,9 @@ def decode(
     cx, cy, w, h = pred[:4, keep]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     scores = scores[keep]
-    kept = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou)
-    kept_np = kept.numpy()[:MAX_DET]
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou)
+    kept_np = np.asarray(kept, np.int64).reshape(-1)[:MAX_DET]
     boxes, scores = boxes[kept_np], scores[kept_np]
     boxes -= np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
     boxes /= gain
@@ -104,26 +104,73 @@ def _fit(image: NDArray[np.uint8], shape: tuple[int, int]) -> NDArray[Any]:
     return padded
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the exported path needs to know of an Ultralytics ``.pt`` without loading it:
+    remembered per file sha256 next to the exports, so a cached export needs neither
+    Ultralytics nor torch at start-up (about 3 s of imports on this CPU)."""
+
+    classes: list[int] | None  # people classes kept (None: every class)
+    end_to_end: bool
+
+
+def _facts_path(weights_sha: str) -> Path:
+    return cache_dir() / "exports" / f"ultralytics-{weights_sha[:24]}.json"
+
+
+def model_facts(weights: Path, name: str) -> tuple[ModelFacts, Any]:
+    """(facts, the loaded Ultralytics model or None when the facts were remembered)."""
+    sha = sha256_of(weights)
+    path = _facts_path(sha)
+    try:
+        data = json.loads(path.read_text())
+        return ModelFacts(data["classes"], bool(data["end_to_end"])), None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from detectors.ultralytics_yolo import is_end_to_end, load_yolo
+
+    model, classes = load_yolo(weights, name)
+    facts = ModelFacts(classes, is_end_to_end(model))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"classes": classes, "end_to_end": facts.end_to_end}))
+        os.replace(tmp, path)
+    except OSError:  # only a start-up cost next time
+        pass
+    return facts, model
+
+
 class ExportedYoloDetector:
-    """An Ultralytics detection model through OpenVINO (fp32 or int8) or ONNX Runtime."""
+    """An Ultralytics detection model through OpenVINO (fp32 or int8) or ONNX Runtime. The
+    ``.pt`` is loaded (with Ultralytics) only when a shape has no cached export yet."""
 
     def __init__(
         self,
-        torch_model: Any,
-        classes: list[int] | None,
+        weights: Path,
+        facts: ModelFacts,
         cfg: DetectorConfig,
         name: str,
         backend: str,
         calibration: Sequence[NDArray[np.uint8]] = (),
+        model: Any = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self._cfg = cfg
-        self._classes = classes
-        self._net = torch_model.eval()
-        self._sha = weights_digest(self._net)
+        self._weights = Path(weights)
+        self._classes = facts.classes
+        self._model = model  # the Ultralytics model, once loaded
+        self._sha = sha256_of(self._weights)
         self._calibration = list(calibration)
         self._runners: dict[tuple[int, int], Runner] = {}
+
+    def _net(self) -> Any:
+        if self._model is None:
+            from detectors.ultralytics_yolo import load_yolo
+
+            self._model = load_yolo(self._weights, self.name)[0]
+        return self._model.model.eval()
 
     def with_input_size(self, imgsz_px: int) -> ExportedYoloDetector:
         """The same model at another input size (sharing its compiled shapes)."""
@@ -138,8 +185,6 @@ class ExportedYoloDetector:
         if shape in self._runners:
             return self._runners[shape]
         import hashlib
-
-        import torch
 
         precision = self._cfg.precision
         calib: list[NDArray[np.float32]] = []
@@ -158,7 +203,9 @@ class ExportedYoloDetector:
         )
 
         def make(folder: Path) -> list[str]:
-            export_onnx(self._net, torch.zeros(1, 3, *shape), folder / "model.onnx", False)
+            import torch
+
+            export_onnx(self._net(), torch.zeros(1, 3, *shape), folder / "model.onnx", False)
             if precision != "int8":
                 return ["model.onnx"]
             quantize_int8(folder / "model.onnx", calib, folder / "model.xml")

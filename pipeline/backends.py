@@ -62,15 +62,11 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def runtime_version(backend: str) -> str:
-    import torch
+    """Versions of the exporter and the runtime, from package metadata (importing torch just
+    to read its version would cost a second at every start)."""
+    from importlib.metadata import version
 
-    if backend == "openvino":
-        import openvino
-
-        return f"torch {torch.__version__}; openvino {openvino.__version__}"
-    import onnxruntime
-
-    return f"torch {torch.__version__}; onnxruntime {onnxruntime.__version__}"
+    return f"torch {version('torch')}; {backend} {version(backend)}"
 
 
 def weights_digest(module: Any) -> str:
@@ -221,7 +217,11 @@ class OpenVINORunner(Runner):
             if scale != 1.0:
                 steps.scale(scale)
             model = ppp.build()
-        self._compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint})
+        # OpenVINO's own cache of compiled blobs: a new process skips most of the compile
+        cache = cache_dir() / "exports" / "openvino-compiled"
+        self._compiled = core.compile_model(
+            model, "CPU", {"PERFORMANCE_HINT": hint, "CACHE_DIR": str(cache)}
+        )
         self._queue = ov.AsyncInferQueue(self._compiled, 0)
         self.streams = len(self._queue)
 

@@ -71,6 +71,7 @@ class TrackingConfig:
 class StorageConfig:
     commit_frames: int
     thumbnail_px: int
+    ann_min_vectors: int | None = 200_000  # approximate search from this size (None = never)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "tracking.buffer_s": (lambda v: v >= 0, ">= 0 (seconds)"),
     "storage.commit_frames": (lambda v: v >= 1, ">= 1"),
     "storage.thumbnail_px": (lambda v: 16 <= v <= 2048, "within 16..2048"),
+    "storage.ann_min_vectors": (lambda v: v >= 1000, ">= 1000 (vectors)"),
     "query.k": (lambda v: 1 <= v <= 100_000, "within 1..100000"),
 }
 

@@ -96,7 +96,7 @@ class VectorIndex:
         return ann
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> VectorIndex:
+    def load(cls, path: Path, dim: int, ann_min_vectors: int = ANN_MIN_VECTORS) -> VectorIndex:
         """Read ``path``; raises ValueError if it is unreadable, of another dimension, or not
         the file its content digest (``<file>.sha256``, written by ``save``) describes: damage
         that keeps the file's size and shape would otherwise shift ranks silently."""
@@ -113,7 +113,7 @@ class VectorIndex:
             raise ValueError(f"FAISS index {path} has dimension {index.d}, expected {dim}")
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"FAISS index {path} is not an ID-mapped index")
-        loaded = cls(dim, index)
+        loaded = cls(dim, index, ann_min_vectors)
         graph = _graph_path(path)
         made_for = graph.with_name(graph.name + ".for")
         same = made_for.is_file() and digest_file.is_file()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import GalleryError
 from storage.database import index_key, open_engine
-from storage.index import VectorIndex
+from storage.index import ANN_MIN_VECTORS, VectorIndex
 from storage.models import DetectionRow, EmbedderRow
 from storage.search import GalleryReads
 
@@ -37,9 +37,17 @@ class IndexedGallery(GalleryReads):
     """Open (and, unless ``must_exist``, create) the gallery at ``url``; FAISS index files
     live under ``data_dir/index``. Use it as a context manager: leaving saves the indexes."""
 
-    def __init__(self, url: str, data_dir: Path, *, must_exist: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        *,
+        must_exist: bool = False,
+        ann_min_vectors: int | None = ANN_MIN_VECTORS,
+    ) -> None:
         self.url = url
         self.data_dir = Path(data_dir)
+        self.ann_min_vectors = ann_min_vectors if ann_min_vectors is not None else 2**62
         self._indexes: dict[int, VectorIndex] = {}
         self._dirty: set[int] = set()
         self.engine: Engine
@@ -87,12 +95,12 @@ class IndexedGallery(GalleryReads):
         index: VectorIndex | None = None
         if path.is_file():
             try:
-                index = VectorIndex.load(path, emb.dim)
+                index = VectorIndex.load(path, emb.dim, self.ann_min_vectors)
             except ValueError as exc:
                 log.warning("%s; rebuilding it from the database", exc)
         fresh = index is None
         if index is None:
-            index = VectorIndex(emb.dim)
+            index = VectorIndex(emb.dim, ann_min_vectors=self.ann_min_vectors)
         self._indexes[embedder_id] = index
         self.sync_index(embedder_id, fresh=fresh)
         return index

@@ -77,7 +77,7 @@ def test_damaged_export_is_made_again(cfg_default, frames, tmp_path, monkeypatch
     monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
     cfg = replace(cfg_default.detector, backend="onnxruntime")
     first = build_detector(cfg).detect(frames[:2])
-    exports = list((tmp_path / "cache" / "exports").iterdir())
+    exports = [p for p in (tmp_path / "cache" / "exports").iterdir() if p.is_dir()]
     assert len(exports) == 1 and (exports[0] / "manifest.json").is_file()
     onnx = exports[0] / "model.onnx"
     stamp = onnx.stat().st_mtime_ns
