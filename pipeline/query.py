@@ -172,9 +172,11 @@ def run_query(
     rerank: bool = False,
     by: str = "detection",
     weights: str | None = None,
+    loaded: tuple[int, Embedder] | None = None,
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
-    search. ``rerank`` applies k-reciprocal re-ranking to the top candidates."""
+    search. ``rerank`` applies k-reciprocal re-ranking to the top candidates. ``loaded``:
+    (embedder id, embedder) already built by a long-lived caller (the server)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     vectors = []
@@ -191,7 +193,7 @@ def run_query(
         if thumb is not None:
             shown.append(np.asarray(thumb, dtype=np.uint8))
     if crops:
-        embedder_id, embedder = embedder_for(gallery, reid, weights)
+        embedder_id, embedder = loaded or embedder_for(gallery, reid, weights)
         timings["load_s"] = time.perf_counter() - t
         t = time.perf_counter()
         if detection_id is not None and embedder_id != row.embedder_id:

@@ -140,6 +140,11 @@ class GalleryReads:
         with self.session() as s:
             return detection(s, detection_id)
 
+    def videos(self) -> list[VideoRow]:
+        """Every video of the gallery, oldest first (detached rows, for display)."""
+        with self.session() as s:
+            return list(s.scalars(select(VideoRow).order_by(VideoRow.id)))
+
     def sample_person(
         self, camera_id: str, min_people: int = 3
     ) -> tuple[str, int, tuple[float, float, float, float]] | None:

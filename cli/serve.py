@@ -1,0 +1,57 @@
+"""`prowl serve`: the search page and JSON API over one gallery, in one long-lived process."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cli.common import load_cfg, open_gallery
+from pipeline.errors import ProwlError
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("serve", help="the search page and JSON API over a gallery")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--db", help="SQLAlchemy URL of the gallery (default: DATA_DIR's SQLite)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token",
+        help="access token required on every request (generated for a non-loopback --host)",
+    )
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cli.web import create_app
+
+    if not 0 < args.port < 65536:
+        raise ProwlError(f"--port {args.port} is not a TCP port (1..65535)")
+    token = args.token
+    if token is not None and len(token) < 16:
+        raise ProwlError("--token must be at least 16 characters")
+    if not is_loopback(args.host) and token is None:
+        token = secrets.token_urlsafe(24)
+        print(f"access token (needed by every client; shown once): {token}", flush=True)
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        app = create_app(gallery, token)
+        url = f"http://{args.host}:{args.port}/"
+        print(f"serving {cfg.db_url.split('@')[-1]} on {url}" + ("?token=…" if token else ""))
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

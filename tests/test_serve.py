@@ -1,0 +1,202 @@
+"""`prowl serve` for real: a uvicorn server on a free loopback port over the vtest gallery,
+answering through the same query function as the CLI, and refusing what it must refuse."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(vtest_gallery) -> Iterator[tuple[str, Any]]:  # type: ignore[no-untyped-def]
+    from cli.web import create_app
+
+    _cfg, gallery, _summary, _data = vtest_gallery
+    with serving(create_app(gallery)) as url:
+        yield url, gallery
+
+
+def _crop_of(gallery: Any, detection_id: int) -> bytes:
+    row, _video = gallery.detection(detection_id)
+    return bytes(row.thumbnail)
+
+
+@pytest.mark.slow
+def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.query import run_query
+
+    url, gallery = served
+    jpeg = _crop_of(gallery, 5)
+    r = httpx.post(
+        f"{url}/api/search",
+        files={"image": ("q.jpg", jpeg, "image/jpeg")},
+        data={"k": "10"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    hits = body["hits"]
+    assert len(hits) == 10 and hits[0]["detection_id"] == 5 and hits[0]["similarity"] > 0.9
+    assert [h["similarity"] for h in hits] == sorted((h["similarity"] for h in hits), reverse=True)
+    crop = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    cli = run_query(gallery, [crop], 10)  # the CLI's function: the same ranking
+    assert [h["detection_id"] for h in hits] == [h.detection_id for h in cli.hits]
+    assert all("/" not in h["video"] for h in hits)  # ids and names, never paths
+
+    thumb = httpx.get(f"{url}{hits[1]['thumbnail']}")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content == _crop_of(gallery, hits[1]["detection_id"])
+
+    by_track = httpx.post(
+        f"{url}/api/search",
+        files={"image": ("q.jpg", jpeg, "image/jpeg")},
+        data={"k": "5", "by": "track"},
+        timeout=60,
+    ).json()["hits"]
+    assert len({h["track_id"] for h in by_track}) == len(by_track)  # one row per track
+
+    page = httpx.get(url)
+    assert page.status_code == 200 and "campus" in page.text and "<form" in page.text
+    videos = httpx.get(f"{url}/api/videos").json()
+    assert videos and videos[0]["name"] == "vtest.avi" and "path" not in videos[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("files", "data", "status", "words"),
+    [
+        ({"image": ("q.jpg", b"not an image", "image/jpeg")}, {}, 400, "not a readable image"),
+        ({"image": ("q.txt", b"hello", "text/plain")}, {}, 415, "JPEG, PNG"),
+        ({"image": ("q.jpg", b"\xff" * (10 << 20 | 1), "image/jpeg")}, {}, 413, "over 10 MB"),
+        (
+            {
+                "image": (
+                    "q.png",
+                    cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes(),
+                    "image/png",
+                )
+            },
+            {},
+            400,
+            "at least",
+        ),
+        ({"image": ("q.jpg", b"x", "image/jpeg")}, {"k": "0"}, 422, "k"),
+        ({"image": ("q.jpg", b"x", "image/jpeg")}, {"by": "face"}, 422, "by"),
+        ({}, {}, 422, "image"),
+    ],
+)
+def test_bad_requests_get_one_message(served, files, data, status, words) -> None:  # type: ignore[no-untyped-def]
+    url, _gallery = served
+    r = httpx.post(f"{url}/api/search", files=files or None, data=data, timeout=60)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert list(body) == ["error"] and words in body["error"] and "Traceback" not in r.text
+
+
+@pytest.mark.slow
+def test_no_paths_no_cross_site_posts(served) -> None:  # type: ignore[no-untyped-def]
+    url, gallery = served
+    for path in (
+        "/api/detections/..%2F..%2F..%2Fetc%2Fpasswd/thumbnail",
+        "/api/detections/%2e%2e/thumbnail",
+        "/../../etc/passwd",
+        "/api/detections/999999999/thumbnail",
+        "/static/..%2f..%2fgallery.db",
+    ):
+        r = httpx.get(f"{url}{path}")
+        assert r.status_code in (404, 422), (path, r.status_code)
+        assert "root:" not in r.text and "SQLite" not in r.text
+    jpeg = _crop_of(gallery, 5)
+    r = httpx.post(
+        f"{url}/api/search",
+        files={"image": ("q.jpg", jpeg, "image/jpeg")},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    same = httpx.post(
+        f"{url}/api/search", files={"image": ("q.jpg", jpeg, "image/jpeg")}, headers={"Origin": url}
+    )
+    assert same.status_code == 200
+
+
+@pytest.mark.slow
+def test_token_on_every_request(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    from cli.web import create_app
+
+    _cfg, gallery, _summary, _data = vtest_gallery
+    token = "t0ken-" + "x" * 20
+    with serving(create_app(gallery, token)) as url:
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(f"{url}/api/detections/5/thumbnail").status_code == 401  # media too
+        assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        with httpx.Client() as client:  # ?token= once, then the cookie it sets
+            assert client.get(f"{url}/?token={token}").status_code == 200
+            assert client.get(f"{url}/api/detections/5/thumbnail").status_code == 200
+
+
+def test_camera_names_are_escaped(tmp_path: Path) -> None:
+    from cli import main
+    from cli.web import create_app
+    from storage.gallery import Gallery
+    from tests.conftest import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=4)
+    evil = "<script>alert(1)</script>"
+    data = tmp_path / "g"
+    argv = ["ingest", str(video), "--camera", evil, "--reid", "hsv", "--detector", "hog"]
+    assert main([*argv, "--data-dir", str(data), "-q"]) == 0
+    with (
+        Gallery(f"sqlite:///{data / 'gallery.db'}", data) as gallery,
+        serving(create_app(gallery)) as url,
+    ):
+        page = httpx.get(url).text
+        assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert httpx.get(f"{url}/api/videos").json()[0]["camera"] == evil  # data stays data
+
+
+def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cli import main
+    from cli.serve import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    for argv, words in (
+        (["--token", "short"], "at least 16"),
+        (["--port", "70000"], "not a TCP port"),
+        (["--data-dir", str(tmp_path / "none")], "gallery"),
+    ):
+        assert main(["serve", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
