@@ -117,43 +117,43 @@ def _plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for r in rows:
-        ax.scatter(r["det_recall@0.5"], r["mAP"], s=40)
-        ax.annotate(
-            f"{r['detector']} × {r['reid']}",
-            (r["det_recall@0.5"], r["mAP"]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+    def scatter(points: list[dict[str, Any]], x: str, label: str, title: str) -> Any:
+        """One labelled point per detector × embedder row: ``x`` against search mAP."""
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for r in points:
+            ax.scatter(r[x], r["mAP"], s=40)
+            ax.annotate(
+                label.format(**r),
+                (r[x], r["mAP"]),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        ax.set_ylabel("search mAP")
+        ax.set_title(f"{title} — {ds.name}")
+        ax.grid(alpha=0.3, which="both")
+        return fig, ax
+
+    fig, ax = scatter(
+        rows, "det_recall@0.5", "{detector} × {reid}", "Search mAP vs detector recall"
+    )
     ax.set_xlabel("detector recall (IoU 0.5)")
-    ax.set_ylabel("search mAP")
-    ax.set_title(f"Search mAP vs detector recall — {ds.name}")
     ax.set_xlim(-0.02, 1.05)
     ax.set_ylim(-0.02, 1.05)
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_dir / "map_vs_recall.png", dpi=120)
     plt.close(fig)
 
     timed = [r for r in rows if isinstance(r.get("detect_fps"), float)]
     if timed:  # the trade a default is chosen by: search mAP against detection speed
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for r in timed:
-            ax.scatter(r["detect_fps"], r["mAP"], s=40)
-            ax.annotate(
-                f"{r['detector']} × {r['reid']} ({r['input_px']} px)",
-                (r["detect_fps"], r["mAP"]),
-                fontsize=8,
-                xytext=(4, 4),
-                textcoords="offset points",
-            )
+        fig, ax = scatter(
+            timed,
+            "detect_fps",
+            "{detector} × {reid} ({input_px} px)",
+            "Search mAP vs detection speed",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("decode + detect, frames/s on this machine (log scale)")
-        ax.set_ylabel("search mAP")
-        ax.set_title(f"Search mAP vs detection speed — {ds.name}")
-        ax.grid(alpha=0.3, which="both")
         fig.tight_layout()
         fig.savefig(out_dir / "map_vs_speed.png", dpi=120)
         plt.close(fig)
