@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -122,6 +123,27 @@ def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
             row.thumbnail, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"}
         )
 
+    @app.get("/api/detections/{detection_id}/frame")
+    def frame(detection_id: int) -> Response:
+        """The full frame of a sighting with its box, decoded from the source video (found by
+        the gallery's record of it, never by anything in the URL)."""
+        from pipeline.query import read_frame
+
+        try:
+            row, video = gallery.detection(detection_id)
+        except ProwlError:
+            raise HTTPException(404, f"no detection {detection_id}") from None
+        try:
+            image = read_frame(Path(video.path), row.frame_index).copy()
+        except ProwlError:
+            raise HTTPException(404, "the source video of this sighting is not available") from None
+        x1, y1, x2, y2 = (round(v) for v in (row.x1, row.y1, row.x2, row.y2))
+        cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 3)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise HTTPException(500, "the frame could not be encoded")
+        return Response(jpeg.tobytes(), media_type="image/jpeg")
+
     @app.post("/api/search")
     async def search(
         image: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
@@ -175,6 +197,7 @@ def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
                     "box": [round(v, 1) for v in h.xyxy],
                     "track_id": h.track_id,
                     "thumbnail": f"/api/detections/{h.detection_id}/thumbnail",
+                    "frame_image": f"/api/detections/{h.detection_id}/frame",
                 }
                 for h in result.hits
             ],
@@ -231,13 +254,16 @@ form.addEventListener("submit", async (ev) => {
   for (const h of body.hits) {
     const card = document.createElement("div");
     card.className = "hit";
+    const link = document.createElement("a");
+    link.href = h.frame_image; link.target = "_blank"; link.title = "the full frame";
     const img = document.createElement("img");
     img.src = h.thumbnail; img.alt = `detection ${h.detection_id}`;
+    link.append(img);
     const sim = document.createElement("div");
     sim.className = "sim"; sim.textContent = h.similarity.toFixed(3);
     const where = document.createElement("div");
     where.textContent = `${h.camera} · ${h.video} · ${h.time_s.toFixed(1)} s`;
-    card.append(img, sim, where);
+    card.append(link, sim, where);
     grid.append(card);
   }
 });

@@ -78,6 +78,15 @@ def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[n
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert thumb.content == _crop_of(gallery, hits[1]["detection_id"])
 
+    frame = httpx.get(f"{url}{hits[1]['frame_image']}", timeout=60)
+    assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+    full = cv2.imdecode(np.frombuffer(frame.content, np.uint8), cv2.IMREAD_COLOR)
+    assert full.shape == (576, 768, 3)  # the whole source frame, not the crop
+    x1, y1, x2, _y2 = (round(v) for v in hits[1]["box"])
+    edge = full[y1 - 1 : y1 + 2, x1 + 3 : x2 - 3].reshape(-1, 3).mean(axis=0)
+    assert edge[2] > 150 and edge[0] < 110  # the red box is drawn where the sighting is
+    assert httpx.get(f"{url}/api/detections/999999/frame").status_code == 404
+
     by_track = httpx.post(
         f"{url}/api/search",
         files={"image": ("q.jpg", jpeg, "image/jpeg")},
