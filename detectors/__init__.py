@@ -112,6 +112,6 @@ def _yolo(weights: Path, cfg: DetectorConfig, name: str, calibration: Sequence[F
 def _sample_frames(n: int) -> list[np.ndarray]:
     """``n`` frames spread over the sample video: int8 calibration when no footage is given."""
     from pipeline.assets import resolve
-    from pipeline.video import spread_frames
+    from pipeline.video import sample_frames
 
-    return [f.image for f in spread_frames(resolve("vtest.avi"), n)]
+    return [f.image for f in sample_frames(resolve("vtest.avi"), n)]

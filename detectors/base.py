@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
 from pipeline.types import Detections, Frame
+
+
+def nms(xyxy: NDArray[np.float32], scores: NDArray[np.float32], iou: float) -> NDArray[np.int64]:
+    """Indices kept by greedy NMS (a box goes when its IoU with a better one exceeds ``iou``),
+    best score first; boxes scored 0 are dropped. OpenCV's, so no torch import is needed."""
+    if len(scores) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou)
+    return np.asarray(kept, np.int64).reshape(-1)
 
 
 class Detector(Protocol):

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.base import Detector
-from pipeline.boxes import iou_matrix
+from detectors.base import Detector, nms
 from pipeline.types import Detections, Frame
 
 
@@ -26,20 +25,6 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     step = max(1, int(tile * (1 - overlap)))
     count = -(-(length - tile) // step) + 1
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
-
-
-def nms(xyxy: NDArray[np.float32], scores: NDArray[np.float32], iou: float) -> NDArray[np.int64]:
-    """Indices kept by greedy NMS, best score first."""
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    suppressed = np.zeros(len(order), bool)
-    overlaps = iou_matrix(xyxy[order], xyxy[order])
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(int(order[i]))
-        suppressed |= overlaps[i] > iou
-    return np.asarray(keep, np.int64)
 
 
 EDGE_PX = 2.0
@@ -101,6 +86,6 @@ class TiledDetector:
         out = []
         for frame, b, s in zip(frames, boxes, scores, strict=True):
             xyxy, sc = np.concatenate(b).astype(np.float32), np.concatenate(s).astype(np.float32)
-            keep = nms(xyxy, sc, self._iou) if len(sc) else np.zeros(0, np.int64)
+            keep = nms(xyxy, sc, self._iou)
             out.append(Detections(xyxy[keep], sc[keep]).clipped(frame.width_px, frame.height_px))
         return out

@@ -10,9 +10,7 @@ once (one inference request per CPU stream).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +20,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import cache_dir, sha256_of
+from detectors.base import nms
+from pipeline.assets import sha256_of
 from pipeline.backends import (
     ExportKey,
     Runner,
@@ -30,6 +29,8 @@ from pipeline.backends import (
     export_onnx,
     load_runner,
     quantize_int8,
+    remember,
+    remembered,
     runtime_version,
 )
 from pipeline.config import DetectorConfig
@@ -86,9 +87,7 @@ def decode(
     cx, cy, w, h = pred[:4, keep]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     scores = scores[keep]
-    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou)
-    kept_np = np.asarray(kept, np.int64).reshape(-1)[:MAX_DET]
+    kept_np = nms(boxes, scores, iou)[:MAX_DET]
     boxes, scores = boxes[kept_np], scores[kept_np]
     boxes -= np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
     boxes /= gain
@@ -114,30 +113,17 @@ class ModelFacts:
     end_to_end: bool
 
 
-def _facts_path(weights_sha: str) -> Path:
-    return cache_dir() / "exports" / f"ultralytics-{weights_sha[:24]}.json"
-
-
 def model_facts(weights: Path, name: str) -> tuple[ModelFacts, Any]:
     """(facts, the loaded Ultralytics model or None when the facts were remembered)."""
     sha = sha256_of(weights)
-    path = _facts_path(sha)
-    try:
-        data = json.loads(path.read_text())
+    data = remembered("ultralytics", sha)
+    if data is not None and "classes" in data and "end_to_end" in data:
         return ModelFacts(data["classes"], bool(data["end_to_end"])), None
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     from detectors.ultralytics_yolo import is_end_to_end, load_yolo
 
     model, classes = load_yolo(weights, name)
     facts = ModelFacts(classes, is_end_to_end(model))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"classes": classes, "end_to_end": facts.end_to_end}))
-        os.replace(tmp, path)
-    except OSError:  # only a start-up cost next time
-        pass
+    remember("ultralytics", sha, {"classes": classes, "end_to_end": facts.end_to_end})
     return facts, model
 
 

@@ -69,6 +69,28 @@ def runtime_version(backend: str) -> str:
     return f"torch {version('torch')}; {backend} {version(backend)}"
 
 
+def remembered(kind: str, file_sha: str) -> dict[str, Any] | None:
+    """Facts remembered from loading a model file before (``kind``: what was loaded), or
+    None. They let a process skip loading the file when its export is cached."""
+    try:
+        facts = json.loads((cache_dir() / "exports" / f"{kind}-{file_sha[:24]}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) else None
+
+
+def remember(kind: str, file_sha: str, facts: dict[str, Any]) -> None:
+    """Keep ``facts`` for the next process (atomic; a failure only costs start-up time)."""
+    path = cache_dir() / "exports" / f"{kind}-{file_sha[:24]}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def weights_digest(module: Any) -> str:
     """sha256 over a torch module's class and every tensor of its state dict (names, shapes,
     bytes): the identity of what the export will compute."""

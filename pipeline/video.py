@@ -251,13 +251,6 @@ def sample_frames(path: Path, n: int, image_fps: float | None = None) -> list[Fr
     return out
 
 
-def spread_frames(path: Path, n: int, image_fps: float | None = None) -> list[Frame]:
-    """About ``n`` frames spread evenly over the source (int8 calibration, samples)."""
-    info = probe(path, image_fps)
-    stride = max(1, (info.frame_count or n) // max(n, 1))
-    return list(read_frames(path, stride=stride, image_fps=image_fps))[:n]
-
-
 NO_END = 2**62  # a window's end when none is given: the source's own end
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import cache_dir, resolve, sha256_of
+from pipeline.assets import resolve, sha256_of
 from pipeline.backends import (
     ExportKey,
     Runner,
     cached_export,
     export_onnx,
     load_runner,
+    remember,
+    remembered,
     resolve_backend,
     runtime_version,
     weights_digest,
@@ -205,28 +205,6 @@ def resnet50_imagenet(cfg: ReidConfig) -> BackboneEmbedder:
     return BackboneEmbedder("resnet50-imagenet", 2048, body, cfg, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _remembered(file: Path, kind: str) -> tuple[str, dict[str, Any] | None]:
-    """(sha256 of ``file``, the facts remembered from loading it before, or None). A file
-    whose facts are remembered loaded cleanly once, so its model can be built lazily."""
-    sha = sha256_of(file)
-    try:
-        facts = json.loads((cache_dir() / "exports" / f"{kind}-{sha[:24]}.json").read_text())
-        return sha, facts if isinstance(facts, dict) else None
-    except (OSError, ValueError):
-        return sha, None
-
-
-def _remember(sha: str, kind: str, facts: dict[str, Any]) -> None:
-    path = cache_dir() / "exports" / f"{kind}-{sha[:24]}.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts))
-        os.replace(tmp, path)
-    except OSError:  # only a start-up cost next time
-        pass
-
-
 def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     """An OSNet re-ID checkpoint (torchreid's model zoo or `prowl train`), run by the project's
     own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output. A
@@ -242,11 +220,12 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     file = Path(cfg.weights)
     if not file.is_file():
         load_osnet(arch, file)  # its error names the missing file
-    sha, facts = _remembered(file, f"osnet-{arch}")
+    sha = sha256_of(file)
+    facts = remembered(f"osnet-{arch}", sha)
     features: Any
     if facts is None:
         features = load_osnet(arch, file)
-        _remember(sha, f"osnet-{arch}", {"dim": features.feature_dim})
+        remember(f"osnet-{arch}", sha, {"dim": features.feature_dim})
         dim = features.feature_dim
     else:
         dim = int(facts["dim"])
@@ -293,13 +272,14 @@ def trained_checkpoint(path: str, cfg: ReidConfig) -> BackboneEmbedder:
                 "for a torchreid checkpoint use --reid torchreid:ARCH --reid-weights FILE"
             ) from None
 
-    sha, facts = _remembered(file, "prowl-model")
+    sha = sha256_of(file)
+    facts = remembered("prowl-model", sha)
     features: Any
     if facts is None:
         ckpt = read()
         features = build(ckpt)
         facts = {"feat_dim": int(ckpt["feat_dim"]), "input_hw": list(ckpt["input_hw"])}
-        _remember(sha, "prowl-model", facts)
+        remember("prowl-model", sha, facts)
     else:
 
         def features() -> Any:

@@ -114,17 +114,17 @@ class VectorIndex:
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"FAISS index {path} is not an ID-mapped index")
         loaded = cls(dim, index, ann_min_vectors)
-        graph = _graph_path(path)
-        made_for = graph.with_name(graph.name + ".for")
+        ann_file = _ann_path(path)
+        made_for = ann_file.with_name(ann_file.name + ".for")
         same = made_for.is_file() and digest_file.is_file()
         if same and made_for.read_text().strip() == digest_file.read_text().strip():
             try:
-                ann = faiss.read_index(str(graph))
+                ann = faiss.read_index(str(ann_file))
                 if ann.d == dim and ann.ntotal <= index.ntotal:
                     loaded._ann = ann  # caught up from the exact store when next searched
                     loaded._ann_trained_n = int(ann.ntotal)
             except Exception as exc:  # damaged: rebuilt from the exact store when needed
-                log.info("approximate index %s unreadable (%s); rebuilt when needed", graph, exc)
+                log.info("approximate index %s unreadable (%s); rebuilt when needed", ann_file, exc)
         return loaded
 
     def __len__(self) -> int:
@@ -148,7 +148,7 @@ class VectorIndex:
         self._index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
         self._ids_cache = None
         if self._ann is not None and self.approximate:
-            self._ann_index()  # incremental: the graph grows with the gallery
+            self._ann_index()  # incremental: it grows with the gallery
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         if len(ids) == 0:
@@ -226,24 +226,26 @@ class VectorIndex:
         ids = self.ids()[top]
         return scores[top][None].astype(np.float32), ids[None].astype(np.int64)
 
-    def _save_graph(self, path: Path, index_digest: str) -> None:
+    def _save_ann(self, path: Path, index_digest: str) -> None:
         """The IVF index beside the exact one (a minute or more to train at a million
         vectors). It holds the exact store's first rows, so one that is missing or belongs to
         another version of the index is only a cost: it is rebuilt; re-scoring keeps
         similarities exact."""
-        graph = _graph_path(path)
-        made_for = graph.with_name(graph.name + ".for")  # the digest of the index it belongs to
+        ann_file = _ann_path(path)
+        made_for = ann_file.with_name(
+            ann_file.name + ".for"
+        )  # the digest of the index it belongs to
         made_for.unlink(missing_ok=True)
         if self._ann is None or not self.approximate:
-            graph.unlink(missing_ok=True)
+            ann_file.unlink(missing_ok=True)
             return
-        tmp = graph.with_name(f".{graph.name}.{os.getpid()}.tmp")
+        tmp = ann_file.with_name(f".{ann_file.name}.{os.getpid()}.tmp")
         try:
             faiss.write_index(self._ann, str(tmp))
-            os.replace(tmp, graph)
+            os.replace(tmp, ann_file)
             made_for.write_text(index_digest + "\n")
-        except RuntimeError:  # the exact index is saved; the graph is rebuilt when needed
-            log.warning("could not write %s; it is rebuilt when needed", graph)
+        except RuntimeError:  # the exact index is saved; the IVF index is rebuilt when needed
+            log.warning("could not write %s; it is rebuilt when needed", ann_file)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -275,13 +277,13 @@ class VectorIndex:
             _digest_path(path).unlink(missing_ok=True)
             os.replace(tmp, path)
             os.replace(digest_tmp, _digest_path(path))
-            self._save_graph(path, digest)
+            self._save_ann(path, digest)
         finally:
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".sha256").unlink(missing_ok=True)
 
 
-def _graph_path(path: Path) -> Path:
+def _ann_path(path: Path) -> Path:
     return path.with_name(path.name + ".ivf")
 
 

@@ -98,10 +98,10 @@ def test_damaged_export_is_made_again(cfg_default, frames, tmp_path, monkeypatch
 def test_int8_keeps_the_fp32_people(cfg_default, frames, vtest_path):  # type: ignore[no-untyped-def]
     """int8 (NNCF, calibrated on the footage itself) finds the people fp32 finds."""
     from detectors import build_detector
-    from pipeline.video import spread_frames
+    from pipeline.video import sample_frames
 
     fp32 = build_detector(replace(cfg_default.detector, backend="openvino")).detect(frames)
-    calib = spread_frames(vtest_path, 16)
+    calib = sample_frames(vtest_path, 16)
     int8 = build_detector(
         replace(cfg_default.detector, backend="openvino", precision="int8"), calib
     ).detect(frames)
