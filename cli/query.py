@@ -64,9 +64,30 @@ def add_parsers(sub: Any) -> None:
         default="track",
         help="one row per track (who appears where and when; default) or per box",
     )
+    p.add_argument(
+        "--confirmed",
+        type=int,
+        action="append",
+        default=[],
+        help="a hit (detection id) that IS the person: joins the query (repeatable)",
+    )
+    p.add_argument(
+        "--rejected",
+        type=int,
+        action="append",
+        default=[],
+        help="a hit that is NOT the person: left out, look-alikes pushed down (repeatable)",
+    )
+    p.add_argument("--subject", help="query with a named subject's confirmed sightings")
     p.add_argument("--report", type=Path, help="write a self-contained HTML page of the hits")
     p.add_argument("--json", help="write hits as JSON to FILE, or - for stdout")
     p.add_argument("--csv", type=Path, help="write hits as CSV to FILE")
+    p.add_argument(
+        "--evidence",
+        type=Path,
+        help="write an evidence zip: hits (CSV/JSON), crops, frames, clips, HTML summary, "
+        "source video hashes",
+    )
     storage_args(p)
     p.set_defaults(func=cmd_query)
 
@@ -102,7 +123,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank})
     if (args.frame is None) != (args.box is None):
         raise QueryError("--frame VIDEO:FRAME and --box x1,y1,x2,y2 go together")
-    if not args.images and args.detection is None and args.frame is None:
+    if (
+        not args.images
+        and args.detection is None
+        and args.frame is None
+        and not args.confirmed
+        and not args.subject
+    ):
         raise QueryError(
             "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
         )
@@ -121,6 +148,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         min_similarity=args.min_similarity,
     )
     with open_gallery(cfg, must_exist=True) as gallery:
+        confirmed = list(args.confirmed)
+        if args.subject:
+            from storage.subjects import subject_named
+
+            confirmed += list(subject_named(gallery, args.subject).detection_ids)
         result = run_query(
             gallery,
             crops,
@@ -131,6 +163,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             rerank=cfg.query.rerank,
             by=args.by,
             weights=args.reid_weights,
+            confirmed=confirmed,
+            rejected=args.rejected,
         )
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
@@ -163,6 +197,21 @@ def cmd_query(args: argparse.Namespace) -> int:
         if args.report:
             path = write_html(result, args.report)
             print(f"report: {path.resolve()}", file=out)
+        if args.evidence:
+            from pipeline.evidence import write_evidence
+
+            asked = {
+                "k": cfg.query.k,
+                "by": args.by,
+                "filters": vars(filters),
+                "detection": args.detection,
+                "confirmed": confirmed,
+                "rejected": args.rejected,
+                "subject": args.subject,
+                "images": [str(p) for p in args.images],
+            }
+            path = write_evidence(gallery, result, args.evidence, asked)
+            print(f"evidence: {path.resolve()}", file=out)
         return 0
 
 

@@ -135,18 +135,60 @@ def embedder_for(
     return row.id, embedder
 
 
+NEGATIVE_WEIGHT = 1.0  # how hard a candidate closer to a rejected hit than to the query drops
+
+
 def make_ranker(
     gallery: Gallery,
     embedder_id: int,
     query: NDArray[np.float32],
     filters: SearchFilters | None,
     rerank_pool: int = 0,
+    negatives: NDArray[np.float32] | None = None,
+    excluded: frozenset[int] = frozenset(),
+    rejected_tracks: frozenset[int] = frozenset(),
 ) -> Ranker:
     """``depth`` -> the best ``depth`` (similarity, detection id) pairs. With ``rerank_pool``
     the first that many candidates are put in k-reciprocal order (the rest keep the plain
-    order behind them); similarities stay the cosine ones."""
+    order behind them); similarities stay the cosine ones.
+
+    ``negatives`` (vectors of hits an analyst rejected): a pool of candidates is re-ordered by
+    ``cos(q, x) - NEGATIVE_WEIGHT * max(0, max_n cos(n, x) - cos(q, x))``, so a candidate that
+    looks more like a rejected person than like the query falls behind the ones that do not;
+    and the other sightings on a rejected hit's track (the tracker says: the same person) go
+    behind every candidate that is not. ``excluded`` ids (the rejected hits themselves) never
+    come back."""
+    if negatives is not None and len(negatives):
+        negs = np.asarray(negatives, np.float32)
+
+        def pushed_down(depth: int) -> list[tuple[float, int]]:
+            pool = max(100, 4 * depth) + len(excluded)
+            ranked = [
+                p for p in gallery.rank(embedder_id, query, pool, filters) if p[1] not in excluded
+            ]
+            if not ranked:
+                return []
+            index = gallery.index_for(embedder_id)
+            vectors = np.stack([index.reconstruct(i) for _, i in ranked])
+            sims = np.asarray([sv for sv, _ in ranked], np.float32)
+            closest_negative = (vectors @ negs.T).max(axis=1)
+            score = sims - NEGATIVE_WEIGHT * np.maximum(0.0, closest_negative - sims)
+            if rejected_tracks:
+                tracks = gallery.track_ids([i for _, i in ranked])
+                same = np.asarray([tracks.get(i) in rejected_tracks for _, i in ranked])
+                score = np.where(same, score - 10.0, score)  # cosines lie in [-1, 1]
+            order = np.argsort(-score, kind="stable")
+            return [ranked[int(j)] for j in order[:depth]]
+
+        return pushed_down
 
     def rank(depth: int) -> list[tuple[float, int]]:
+        if excluded:
+            extra = depth + len(excluded)
+            return [p for p in rank_plain(extra) if p[1] not in excluded][:depth]
+        return rank_plain(depth)
+
+    def rank_plain(depth: int) -> list[tuple[float, int]]:
         if not rerank_pool:
             return gallery.rank(embedder_id, query, depth, filters)
         ranked = gallery.rank(embedder_id, query, max(depth, rerank_pool), filters)
@@ -162,6 +204,17 @@ def make_ranker(
     return rank
 
 
+def stored_vector(gallery: Gallery, detection_id: int) -> tuple[int, NDArray[np.float32], bytes]:
+    """(embedder id, vector, thumbnail JPEG) of a stored sighting: its own embedding, or its
+    track's pooled vector when the tracking cadence skipped it."""
+    row, _video = gallery.detection(detection_id)
+    if row.embedding is not None:
+        vector = np.frombuffer(row.embedding, np.float32)
+    else:
+        vector = pooled_vector_of(gallery, row.track_id, detection_id)
+    return row.embedder_id, vector, bytes(row.thumbnail)
+
+
 def run_query(
     gallery: Gallery,
     crops: list[NDArray[np.uint8]],
@@ -173,39 +226,56 @@ def run_query(
     by: str = "detection",
     weights: str | None = None,
     loaded: tuple[int, Embedder] | None = None,
+    confirmed: Sequence[int] = (),
+    rejected: Sequence[int] = (),
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
     search. ``rerank`` applies k-reciprocal re-ranking to the top candidates. ``loaded``:
-    (embedder id, embedder) already built by a long-lived caller (the server)."""
+    (embedder id, embedder) already built by a long-lived caller (the server).
+
+    Refining: ``confirmed`` sightings (marked as the person) join the query (query expansion:
+    their vectors are fused with it); ``rejected`` ones (marked as not the person) are left
+    out of the answer and candidates that look more like them than like the query are pushed
+    down (see ``make_ranker``)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     vectors = []
     shown = list(crops)
-    embedder_id: int
-    if detection_id is not None:
-        row, _video = gallery.detection(detection_id)
-        embedder_id = row.embedder_id
-        if row.embedding is not None:
-            vectors.append(np.frombuffer(row.embedding, np.float32))
-        else:  # skipped by the tracking cadence: its track's pooled vector stands for it
-            vectors.append(pooled_vector_of(gallery, row.track_id, detection_id))
-        thumb = cv2.imdecode(np.frombuffer(row.thumbnail, np.uint8), cv2.IMREAD_COLOR)
-        if thumb is not None:
+    ids: set[int] = set()
+    stored = ([detection_id] if detection_id is not None else []) + list(confirmed)
+    for i, det in enumerate(stored):
+        eid, vector, thumbnail = stored_vector(gallery, det)
+        ids.add(eid)
+        vectors.append(vector)
+        thumb = cv2.imdecode(np.frombuffer(thumbnail, np.uint8), cv2.IMREAD_COLOR)
+        if thumb is not None and (i == 0 or not crops):
             shown.append(np.asarray(thumb, dtype=np.uint8))
+    negatives = [stored_vector(gallery, det) for det in rejected]
+    ids.update(eid for eid, _v, _t in negatives)
+    rejected_tracks = frozenset(
+        t for t in gallery.track_ids(list(rejected)).values() if t is not None
+    )
+    if len(ids) > 1:
+        raise QueryError(
+            "the marked sightings come from different embedders; mark hits of one search"
+        )
+    embedder_id: int
     if crops:
         embedder_id, embedder = loaded or embedder_for(gallery, reid, weights)
         timings["load_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        if detection_id is not None and embedder_id != row.embedder_id:
-            raise QueryError("--detection comes from another embedder than the query images")
+        if ids and ids != {embedder_id}:
+            raise QueryError(
+                "--detection or the marked sightings come from another embedder than the "
+                "query images"
+            )
         vectors.extend(embedder.embed(crops))
         name = embedder.name
+    elif ids:
+        embedder_id = ids.pop()
+        name = _name(gallery, embedder_id)
     else:
-        name = (
-            gallery.embedder_for_query(reid).name
-            if detection_id is None
-            else _name(gallery, embedder_id)
-        )
+        name = gallery.embedder_for_query(reid).name
     if not vectors:
         raise QueryError(
             "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
@@ -213,7 +283,16 @@ def run_query(
     query = fuse(np.stack(vectors))
     timings["embed_s"] = time.perf_counter() - t
 
-    rank = make_ranker(gallery, embedder_id, query, filters, max(100, 4 * k) if rerank else 0)
+    rank = make_ranker(
+        gallery,
+        embedder_id,
+        query,
+        filters,
+        max(100, 4 * k) if rerank else 0,
+        negatives=np.stack([v for _e, v, _t in negatives]) if negatives else None,
+        excluded=frozenset(int(d) for d in rejected),
+        rejected_tracks=rejected_tracks,
+    )
     t = time.perf_counter()
     tracks: list[TrackHit] = []
     if by == "track":

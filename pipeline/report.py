@@ -175,7 +175,7 @@ def _data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
-def _frames_with_boxes(hits: list[Hit]) -> dict[int, bytes]:
+def frames_with_boxes(hits: list[Hit]) -> dict[int, bytes]:
     """JPEG of each hit's full frame with its box drawn, decoding each video once in frame
     order. Hits whose video is gone get no frame (the page says so)."""
     from pipeline.video import read_frames
@@ -243,9 +243,12 @@ def _hit_card(h: Hit, has_frame: bool) -> str:
     )
 
 
-def render_html(result: QueryResult, title: str = "prowl query") -> str:
+def render_html(
+    result: QueryResult, title: str = "prowl query", frames: dict[int, bytes] | None = None
+) -> str:
+    """``frames``: full frames with boxes by detection id, when the caller already has them."""
     hits = result.hits
-    frames = _frames_with_boxes(hits)
+    frames = frames_with_boxes(hits) if frames is None else frames
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
@@ -270,6 +273,8 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
     parts.extend(_hit_card(h, h.detection_id in frames) for h in hits)
     parts.append("</div>")
 
+    parts.append("<h2>Timeline per camera</h2>")
+    parts.extend(_hit_timelines(hits))
     parts.append("<h2>By video, in time order</h2>")
     by_video: dict[tuple[str, str], list[Hit]] = defaultdict(list)
     for h in hits:
@@ -305,6 +310,41 @@ def render_html(result: QueryResult, title: str = "prowl query") -> str:
     parts.extend(_lightboxes(hits, frames))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _hit_timelines(hits: list[Hit]) -> list[str]:
+    """One strip per camera: a mark per sighting at its time (wall-clock when known), darker
+    for a higher similarity; a click on a mark shows the hit."""
+    by_cam: dict[str, list[Hit]] = defaultdict(list)
+    for h in hits:
+        by_cam[h.camera_id].append(h)
+    parts = []
+    width, left = 900, 10
+    for cam, group in sorted(by_cam.items()):
+        t0 = min(h.timestamp_s for h in group)
+        t1 = max(h.timestamp_s for h in group)
+        span = max(t1 - t0, 1e-3)
+        svg = [f'<svg class="timeline-svg" width="{width + 2 * left}" height="46" role="img">']
+        svg.append(f'<line x1="{left}" y1="18" x2="{left + width}" y2="18" stroke="#999"/>')
+        for h in sorted(group, key=lambda h: -h.rank):
+            x = left + (h.timestamp_s - t0) / span * width
+            shade = int(40 + 180 * (1 - max(0.0, min(1.0, h.similarity))))
+            svg.append(
+                f'<a href="#hit{h.rank}"><rect x="{x - 2:.1f}" y="6" width="4" height="24" '
+                f'fill="rgb(230,{shade},{shade})"><title>#{h.rank} · {h.similarity:.3f} · '
+                f"{shown(h.video_start, h.timestamp_s)}</title></rect></a>"
+            )
+        first, last = (
+            min(group, key=lambda h: h.timestamp_s),
+            max(group, key=lambda h: h.timestamp_s),
+        )
+        svg.append(
+            f'<text x="{left}" y="44" font-size="11">{shown(first.video_start, t0)}</text>'
+            f'<text x="{left + width}" y="44" font-size="11" text-anchor="end">'
+            f"{shown(last.video_start, t1)}</text></svg>"
+        )
+        parts.append(f"<h3>camera {html.escape(cam)} · {len(group)} sightings</h3>{''.join(svg)}")
+    return parts
 
 
 def _lightboxes(hits: list[Hit], frames: dict[int, bytes]) -> list[str]:

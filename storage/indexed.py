@@ -150,6 +150,11 @@ class IndexedGallery(GalleryReads):
             self.save_indexes()
         return len(missing), dropped
 
+    def refresh_indexes(self) -> None:
+        """Catch every loaded index up with rows another connection committed."""
+        for embedder_id in sorted(self._indexes):
+            self.sync_index(embedder_id)
+
     def _vectors(
         self, ids: NDArray[np.int64]
     ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:

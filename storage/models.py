@@ -151,3 +151,24 @@ class PendingVectorRow(Base):
     )
     embedder_id: Mapped[int] = mapped_column(ForeignKey("embedders.id"), primary_key=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SubjectRow(Base):
+    """A person an analyst has named, made of the sightings they confirmed."""
+
+    __tablename__ = "subjects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SubjectSightingRow(Base):
+    __tablename__ = "subject_sightings"
+    subject_id: Mapped[int] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    detection_id: Mapped[int] = mapped_column(
+        ForeignKey("detections.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -136,6 +136,75 @@ class GalleryReads:
         with self.session() as s:
             return hits(s, ranked)
 
+    def video(self, video_id: int) -> VideoRow | None:
+        with self.session() as s:
+            return s.get(VideoRow, video_id)
+
+    def video_spans(self) -> dict[int, tuple[int, float | None, float | None, list[str]]]:
+        """Per video id: (detections, first and last sighting time in s, its runs' status)."""
+        with self.session() as s:
+            out: dict[int, tuple[int, float | None, float | None, list[str]]] = {
+                int(vid): (int(n), lo, hi, [])
+                for vid, n, lo, hi in s.execute(
+                    select(
+                        DetectionRow.video_id,
+                        func.count(DetectionRow.id),
+                        func.min(DetectionRow.timestamp_s),
+                        func.max(DetectionRow.timestamp_s),
+                    ).group_by(DetectionRow.video_id)
+                )
+            }
+            for vid, status in s.execute(select(RunRow.video_id, RunRow.status)):
+                out.setdefault(int(vid), (0, None, None, []))[3].append(str(status))
+        return out
+
+    def runs(self) -> list[tuple[RunRow, VideoRow]]:
+        """Every ingest run with its video, oldest first."""
+        with self.session() as s:
+            return [
+                (r, v)
+                for r, v in s.execute(
+                    select(RunRow, VideoRow)
+                    .join(VideoRow, VideoRow.id == RunRow.video_id)
+                    .order_by(RunRow.id)
+                ).tuples()
+            ]
+
+    def frame_detections(self, video_id: int, frame_index: int) -> list[DetectionRow]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(DetectionRow)
+                    .where(
+                        DetectionRow.video_id == video_id, DetectionRow.frame_index == frame_index
+                    )
+                    .order_by(DetectionRow.id)
+                )
+            )
+
+    def video_tracks(self, video_id: int) -> list[TrackRow]:
+        """A video's tracks by the time they begin."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(TrackRow)
+                    .where(TrackRow.video_id == video_id)
+                    .order_by(TrackRow.first_s, TrackRow.id)
+                )
+            )
+
+    def track_ids(self, detection_ids: Sequence[int]) -> dict[int, int | None]:
+        """The track of each of these detections (None: not on a confirmed track)."""
+        if not detection_ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(DetectionRow.id, DetectionRow.track_id).where(
+                    DetectionRow.id.in_([int(d) for d in detection_ids])
+                )
+            ).all()
+        return {int(i): (int(t) if t is not None else None) for i, t in rows}
+
     def detection(self, detection_id: int) -> tuple[DetectionRow, VideoRow]:
         with self.session() as s:
             return detection(s, detection_id)

@@ -1,0 +1,102 @@
+"""Short clips around a sighting, cut on demand from the source video and cached.
+
+A clip is WebM (VP8, which OpenCV's bundled FFmpeg writes and every browser plays), at most
+``MAX_WIDTH_PX`` wide, with the sighting's box — and its track's boxes in the frames around
+it — drawn in red. Clips are cached under the gallery's data folder by the video's content
+hash and the frame, written to a temporary name and renamed, so a half-written clip is never
+served."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from pipeline.errors import QueryError
+from storage.gallery import Gallery
+from storage.models import DetectionRow
+
+MAX_WIDTH_PX = 640
+CLIP_SECONDS = 2.0  # before and after the sighting
+
+
+def clip_path(gallery: Gallery, detection_id: int, seconds: float = CLIP_SECONDS) -> Path:
+    """The cached clip of a sighting, cut now if it is not cached yet."""
+    from pipeline.video import probe, read_frames
+
+    row, video = gallery.detection(detection_id)
+    source = Path(video.path)
+    if not source.exists():
+        raise QueryError(f"the source video of detection {detection_id} is not available")
+    digest = video.content_hash.split(":")[-1][:20]
+    out = gallery.data_dir / "clips" / f"{digest}-{detection_id}-{seconds:g}s.webm"
+    if out.is_file():
+        return out
+    info = probe(source)
+    fps = info.fps or 25.0
+    first = max(0, row.frame_index - round(seconds * fps))
+    stop = row.frame_index + round(seconds * fps) + 1
+    boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+    with gallery.session() as s:
+        q = select(
+            DetectionRow.frame_index,
+            DetectionRow.x1,
+            DetectionRow.y1,
+            DetectionRow.x2,
+            DetectionRow.y2,
+        ).where(DetectionRow.video_id == row.video_id)
+        if row.track_id is not None:
+            q = q.where(
+                DetectionRow.track_id == row.track_id,
+                DetectionRow.frame_index >= first,
+                DetectionRow.frame_index < stop,
+            )
+        else:
+            q = q.where(DetectionRow.id == detection_id)
+        for f, x1, y1, x2, y2 in s.execute(q):
+            boxes.setdefault(int(f), []).append((x1, y1, x2, y2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written as Matroska (WebM is its subset; OpenCV's FFmpeg warns about the VP8 tag in a
+    # .webm container but not in .mkv) and served as video/webm.
+    fd, tmp_name = tempfile.mkstemp(suffix=".mkv", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer: cv2.VideoWriter | None = None
+    written = 0
+    try:
+        for frame in read_frames(source, first_index=first, stop_index=stop):
+            image = frame.image.copy()
+            scale = min(1.0, MAX_WIDTH_PX / image.shape[1])
+            for x1, y1, x2, y2 in boxes.get(frame.index, []):
+                thick = 4 if frame.index == row.frame_index else 2
+                cv2.rectangle(
+                    image, (round(x1), round(y1)), (round(x2), round(y2)), (0, 0, 255), thick
+                )
+            if scale < 1.0:
+                size = (
+                    round(image.shape[1] * scale) // 2 * 2,
+                    round(image.shape[0] * scale) // 2 * 2,
+                )
+                image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+            if writer is None:
+                h, w = image.shape[:2]
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"VP80"), fps, (w, h))
+                if not writer.isOpened():
+                    raise QueryError("this OpenCV build cannot write WebM (VP8) clips")
+            writer.write(image)
+            written += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if writer is not None:
+            writer.release()
+    if not written:
+        tmp.unlink(missing_ok=True)
+        raise QueryError(f"no frames around frame {row.frame_index} could be decoded for a clip")
+    os.replace(tmp, out)
+    return out

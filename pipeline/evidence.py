@@ -1,0 +1,118 @@
+"""Evidence export: one zip with everything an analyst hands on about a search.
+
+    summary.html          self-contained page (images inlined, timeline per camera)
+    hits.csv, hits.json   the hits, as `prowl query --csv/--json` writes them
+    query.json            what was asked: filters, k, marked sightings, embedder, when
+    query/                the query image(s)
+    thumbnails/, frames/  each hit's crop, and its full frame with the box drawn
+    clips/                a short clip around each of the first ``max_clips`` hits (WebM)
+    videos.json           each source video: name, camera, recorded path, size and sha256
+    SHA256SUMS            the sha256 of every file above, for chain of custody
+
+Used by `prowl query --evidence` and by the server's export button: one code path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import report
+from pipeline.assets import sha256_of
+from pipeline.crops import encode_jpeg
+from pipeline.errors import ProwlError
+from pipeline.query import QueryResult
+from storage.gallery import Gallery
+
+log = logging.getLogger(__name__)
+
+MAX_CLIPS = 20
+
+
+def _name(rank: int, detection_id: int, ext: str) -> str:
+    return f"rank{rank:03d}-det{detection_id}.{ext}"
+
+
+def write_evidence(
+    gallery: Gallery,
+    result: QueryResult,
+    target: Path,
+    asked: dict[str, Any] | None = None,
+    max_clips: int = MAX_CLIPS,
+) -> Path:
+    """Write the evidence zip of ``result`` to ``target`` (atomically: a temporary file renamed
+    when complete). ``asked``: the query's parameters, recorded in query.json."""
+    from pipeline.clips import clip_path
+
+    files: dict[str, bytes] = {}
+    frames = report.frames_with_boxes(result.hits)
+    files["summary.html"] = report.render_html(result, "prowl evidence", frames).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        report.write_csv(result, Path(tmp) / "hits.csv")
+        report.write_json(result, str(Path(tmp) / "hits.json"))
+        files["hits.csv"] = (Path(tmp) / "hits.csv").read_bytes()
+        files["hits.json"] = (Path(tmp) / "hits.json").read_bytes()
+    files["query.json"] = json.dumps(
+        {
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "embedder": result.embedder,
+            "hits": len(result.hits),
+            **(asked or {}),
+        },
+        indent=2,
+    ).encode()
+    for i, crop in enumerate(result.crops):
+        files[f"query/query-{i + 1}.jpg"] = encode_jpeg(crop, crop.shape[0], quality=95)
+    clips_missing = []
+    for h in result.hits:
+        files[f"thumbnails/{_name(h.rank, h.detection_id, 'jpg')}"] = bytes(h.thumbnail)
+        if h.detection_id in frames:
+            files[f"frames/{_name(h.rank, h.detection_id, 'jpg')}"] = frames[h.detection_id]
+        if h.rank <= max_clips:
+            try:
+                files[f"clips/{_name(h.rank, h.detection_id, 'webm')}"] = clip_path(
+                    gallery, h.detection_id
+                ).read_bytes()
+            except ProwlError as exc:
+                clips_missing.append(f"#{h.rank}: {exc}")
+    videos = []
+    for vid in sorted({h.video_id for h in result.hits}):
+        _row, video = gallery.detection(
+            next(h.detection_id for h in result.hits if h.video_id == vid)
+        )
+        path = Path(video.path)
+        videos.append(
+            {
+                "video_id": video.id,
+                "name": path.name,
+                "camera": video.camera_id,
+                "recorded_path": video.path,
+                "start_time": video.start_time,
+                "fps": video.fps,
+                "frames": video.frame_count,
+                "size_bytes": video.size_bytes,
+                "sha256": sha256_of(path) if path.is_file() else None,
+                "available": path.exists(),
+            }
+        )
+    files["videos.json"] = json.dumps(
+        {"videos": videos, "clips_not_made": clips_missing}, indent=2
+    ).encode()
+    files["SHA256SUMS"] = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
+    ).encode()
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_zip = target.with_name(f".{target.name}.part")
+    with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            stored = name.endswith((".jpg", ".webm"))  # already compressed
+            zf.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    tmp_zip.replace(target)
+    return target

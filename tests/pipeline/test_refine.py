@@ -1,0 +1,81 @@
+"""Refining a search with marked hits, on the real vtest gallery: a rejected sighting never
+comes back and its look-alikes fall; confirmed sightings join the query."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.query import run_query
+from storage.models import DetectionRow
+
+pytestmark = pytest.mark.slow
+
+K = 20
+
+
+def _track_of(gallery) -> dict[int, int | None]:  # type: ignore[no-untyped-def]
+    with gallery.session() as s:
+        return dict(s.execute(select(DetectionRow.id, DetectionRow.track_id)).tuples().all())
+
+
+def test_rejecting_a_wrong_person_pushes_that_person_down(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    """An analyst rejects one sighting of the most frequent wrong person in the top 20: that
+    sighting and its track (the same person, says the tracker) leave the top 20, and over the
+    queries the analyst's own person gains the places."""
+    _cfg, gallery, _s, _ = vtest_gallery
+    track = _track_of(gallery)
+    cases = own_before = own_after = 0
+    for query_id in sorted(track)[::9]:
+        if track[query_id] is None:
+            continue
+        before = run_query(gallery, [], K, detection_id=query_id).hits
+        others = Counter(
+            track[h.detection_id]
+            for h in before
+            if track[h.detection_id] not in (track[query_id], None)
+        )
+        if not others:
+            continue
+        wrong_track = others.most_common(1)[0][0]
+        wrong = next(h.detection_id for h in before if track[h.detection_id] == wrong_track)
+        after = run_query(gallery, [], K, detection_id=query_id, rejected=[wrong]).hits
+        assert len(after) == K and wrong not in {h.detection_id for h in after}
+        assert not [h for h in after if track[h.detection_id] == wrong_track], query_id
+        own_before += sum(track[h.detection_id] == track[query_id] for h in before)
+        own_after += sum(track[h.detection_id] == track[query_id] for h in after)
+        cases += 1
+        if cases == 8:
+            break
+    assert cases == 8 and own_after > own_before, (cases, own_before, own_after)
+
+
+def test_confirmed_sightings_join_the_query(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    _cfg, gallery, _s, _ = vtest_gallery
+    track = _track_of(gallery)
+    gained = checked = 0
+    for query_id in sorted(track)[::29][:12]:
+        if track[query_id] is None:
+            continue
+        before = run_query(gallery, [], K, detection_id=query_id).hits
+        mine = [h for h in before if track[h.detection_id] == track[query_id]]
+        if len(mine) < 3:
+            continue
+        confirmed = [mine[-1].detection_id]  # the least similar sighting the analyst confirms
+        after = run_query(gallery, [], K, detection_id=query_id, confirmed=confirmed).hits
+        assert {confirmed[0], query_id} <= {h.detection_id for h in after[:5]} | {query_id}
+        mine_after = sum(track[h.detection_id] == track[query_id] for h in after)
+        assert mine_after >= len(mine) - 1
+        gained += mine_after > len(mine)
+        checked += 1
+    assert checked >= 5 and gained >= 1, (checked, gained)
+
+
+def test_marks_from_another_embedder_or_unknown_ids_are_refused(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.errors import ProwlError
+
+    _cfg, gallery, _s, _ = vtest_gallery
+    with pytest.raises(ProwlError, match="no detection"):
+        run_query(gallery, [], K, detection_id=1, rejected=[10**9])
