@@ -22,6 +22,14 @@ def add_parsers(sub: Any) -> None:
         "--token",
         help="access token required on every request (generated for a non-loopback --host)",
     )
+    p.add_argument(
+        "--ingest-root",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder whose videos may be ingested from the gallery page (repeatable; "
+        "without it only uploads can be ingested)",
+    )
     p.add_argument("--config", type=Path)
     p.set_defaults(func=cmd_serve)
 
@@ -48,9 +56,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and token is None:
         token = secrets.token_urlsafe(24)
         print(f"access token (needed by every client; shown once): {token}", flush=True)
+    for root in args.ingest_root:
+        if not root.is_dir():
+            raise ProwlError(f"--ingest-root {root} is not a folder")
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery:
-        app = create_app(gallery, token)
+        app = create_app(gallery, token, cfg, [r.resolve() for r in args.ingest_root])
         url = f"http://{args.host}:{args.port}/"
         print(f"serving {cfg.db_url.split('@')[-1]} on {url}" + ("?token=…" if token else ""))
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -16,8 +16,12 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import shutil
+import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,16 +30,23 @@ import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cli.web_jobs import VIDEO_SUFFIXES, IngestJobs, files_under, under_roots
+from cli.web_pages import page as static_page
+from cli.web_pages import static_file
+from pipeline.config import Config
 from pipeline.errors import ProwlError
-from pipeline.query import check_crop, embedder_for, run_query
-from storage.gallery import Gallery, SearchFilters
+from pipeline.query import QueryResult, check_crop, embedder_for, run_query
+from storage.gallery import Gallery, Hit, SearchFilters
+from storage.models import DetectionRow, VideoRow
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 << 20
+MAX_VIDEO_UPLOAD_BYTES = 4 << 30
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/webp")
 
 
@@ -45,12 +56,69 @@ class ServerState:
     token: str | None
     embedder: Any = None  # (embedder id, embedder), loaded on first search
     lock: threading.Lock = field(default_factory=threading.Lock)  # one query at a time
+    jobs: IngestJobs | None = None
 
 
-def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
-    """The ASGI app over an open gallery. ``token``: required on every request when set."""
+def _ids(text: str | None, what: str) -> list[int]:
+    """ "1,2, 3" -> [1, 2, 3] (the page sends marked hits this way)."""
+    out = []
+    for part in (text or "").replace(" ", "").split(","):
+        if part:
+            if not part.isdigit() or len(part) > 18:
+                raise HTTPException(422, f"{what}: detection ids separated by commas")
+            out.append(int(part))
+    if len(out) > 1000:
+        raise HTTPException(422, f"{what}: at most 1000 ids")
+    return out
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    from pipeline.timeline import wall_time
+
+    return {
+        "rank": h.rank,
+        "similarity": round(h.similarity, 4),
+        "detection_id": h.detection_id,
+        "video_id": h.video_id,
+        "video": h.video_path.rsplit("/", 1)[-1],
+        "camera": h.camera_id,
+        "frame": h.frame_index,
+        "time_s": round(h.timestamp_s, 3),
+        "wall_time": wall_time(h.video_start, h.timestamp_s),
+        "box": [round(v, 1) for v in h.xyxy],
+        "track_id": h.track_id,
+        "thumbnail": f"/api/detections/{h.detection_id}/thumbnail",
+        "frame_image": f"/api/detections/{h.detection_id}/frame",
+        "clip": f"/api/detections/{h.detection_id}/clip",
+    }
+
+
+def create_app(
+    gallery: Gallery,
+    token: str | None = None,
+    cfg: Config | None = None,
+    ingest_roots: list[Path] | None = None,
+) -> FastAPI:
+    """The ASGI app over an open gallery. ``token``: required on every request when set.
+    ``cfg`` and ``ingest_roots``: ingest from the page, of files under those folders (and of
+    uploads, saved under the gallery's data folder)."""
     state = ServerState(gallery, token)
-    app = FastAPI(title="prowl", version="1", docs_url=None, redoc_url=None)
+    roots = [Path(r) for r in ingest_roots or []]
+    uploads = gallery.data_dir / "uploads"
+
+    def catch_up() -> None:
+        with state.lock:  # searches wait for an index being caught up, never see half of it
+            gallery.refresh_indexes()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if cfg is not None:
+            state.jobs = IngestJobs(cfg, catch_up)
+        yield
+        if state.jobs is not None:
+            state.jobs.close()
+
+    app = FastAPI(title="prowl", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -81,44 +149,153 @@ def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("origin")
             host = request.headers.get("host", "")
-            if origin is not None and origin.split("://", 1)[-1] != host:
+            fetch_site = request.headers.get("sec-fetch-site")
+            if (origin is not None and origin.split("://", 1)[-1] != host) or fetch_site in (
+                "cross-site",
+                "same-site",
+            ):
                 return error(403, "cross-site request refused")
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
         if state.token is not None and request.query_params.get("token"):
             response.set_cookie("prowl_token", state.token, httponly=True, samesite="strict")
         return response
 
-    @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
+    def camera_options() -> str:
         cameras = sorted({v.camera_id for v in gallery.videos()})
-        options = "".join(
+        return "".join(
             f'<option value="{html.escape(c, quote=True)}">{html.escape(c)}</option>'
             for c in cameras
         )
-        return PAGE.replace("{{CAMERAS}}", options)
 
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return static_page("search").replace("{{CAMERAS}}", camera_options())
+
+    @app.get("/gallery", response_class=HTMLResponse)
+    def gallery_page() -> str:
+        return static_page("gallery")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        found = static_file(name)
+        if found is None:
+            raise HTTPException(404, f"no file {name}")
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=300"})
+
+    # ------------------------------------------------------------------ the gallery
     @app.get("/api/videos")
     def videos() -> list[dict[str, Any]]:
+        spans = gallery.video_spans()
+        out = []
+        for v in gallery.videos():
+            n, lo, hi, statuses = spans.get(v.id, (0, None, None, []))
+            out.append(
+                {
+                    "id": v.id,
+                    "camera": v.camera_id,
+                    "name": v.path.rsplit("/", 1)[-1],
+                    "frames": v.frame_count,
+                    "fps": v.fps,
+                    "width": v.width_px,
+                    "height": v.height_px,
+                    "duration_s": round(v.frame_count / v.fps, 3) if v.fps else None,
+                    "start_time": v.start_time,
+                    "detections": n,
+                    "first_s": lo,
+                    "last_s": hi,
+                    "runs": statuses,
+                }
+            )
+        return out
+
+    @app.get("/api/runs")
+    def runs() -> list[dict[str, Any]]:
         return [
             {
-                "id": v.id,
+                "id": r.id,
+                "video_id": r.video_id,
+                "video": v.path.rsplit("/", 1)[-1],
                 "camera": v.camera_id,
-                "name": v.path.rsplit("/", 1)[-1],
-                "frames": v.frame_count,
-                "fps": v.fps,
-                "start_time": v.start_time,
+                "detector": r.detector,
+                "status": r.status,
+                "frames_processed": r.frames_processed,
+                "detections": r.detections_count,
+                "error": r.error,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
             }
-            for v in gallery.videos()
+            for r, v in gallery.runs()
         ]
+
+    def video_row(video_id: int) -> VideoRow:
+        v = gallery.video(video_id)
+        if v is None:
+            raise HTTPException(404, f"no video {video_id}")
+        return v
+
+    @app.get("/api/videos/{video_id}/tracks")
+    def tracks(video_id: int) -> list[dict[str, Any]]:
+        video_row(video_id)
+        return [
+            {
+                "id": t.id,
+                "first_s": round(t.first_s, 3),
+                "last_s": round(t.last_s, 3),
+                "first_frame": t.first_frame,
+                "last_frame": t.last_frame,
+                "detections": t.detections,
+                "best_detection_id": t.best_detection_id,
+                "thumbnail": f"/api/detections/{t.best_detection_id}/thumbnail",
+            }
+            for t in gallery.video_tracks(video_id)
+        ]
+
+    @app.get("/api/videos/{video_id}/frames/{frame_index}")
+    def video_frame(video_id: int, frame_index: int) -> Response:
+        """A stored video's frame, to pick a person from (boxes: the next endpoint)."""
+        from pipeline.query import read_frame
+
+        v = video_row(video_id)
+        if not 0 <= frame_index < max(1, v.frame_count):
+            raise HTTPException(404, f"video {video_id} has frames 0..{v.frame_count - 1}")
+        try:
+            image = read_frame(Path(v.path), frame_index)
+        except ProwlError:
+            raise HTTPException(404, "this frame of the source video is not available") from None
+        return jpeg_response(image)
+
+    @app.get("/api/videos/{video_id}/frames/{frame_index}/detections")
+    def frame_detections(video_id: int, frame_index: int) -> list[dict[str, Any]]:
+        video_row(video_id)
+        return [
+            {
+                "detection_id": r.id,
+                "box": [round(v, 1) for v in (r.x1, r.y1, r.x2, r.y2)],
+                "score": round(r.score, 3),
+                "track_id": r.track_id,
+            }
+            for r in gallery.frame_detections(video_id, frame_index)
+        ]
+
+    def jpeg_response(image: Any) -> Response:
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise HTTPException(500, "the frame could not be encoded")
+        return Response(jpeg.tobytes(), media_type="image/jpeg")
+
+    # ------------------------------------------------------------------ one sighting
+    def detection_of(detection_id: int) -> tuple[DetectionRow, VideoRow]:
+        try:
+            return gallery.detection(detection_id)
+        except ProwlError:
+            raise HTTPException(404, f"no detection {detection_id}") from None
 
     @app.get("/api/detections/{detection_id}/thumbnail")
     def thumbnail(detection_id: int) -> Response:
-        try:
-            row, _video = gallery.detection(detection_id)
-        except ProwlError:
-            raise HTTPException(404, f"no detection {detection_id}") from None
+        row, _video = detection_of(detection_id)
         return Response(
             row.thumbnail, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"}
         )
@@ -129,29 +306,32 @@ def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
         the gallery's record of it, never by anything in the URL)."""
         from pipeline.query import read_frame
 
-        try:
-            row, video = gallery.detection(detection_id)
-        except ProwlError:
-            raise HTTPException(404, f"no detection {detection_id}") from None
+        row, video = detection_of(detection_id)
         try:
             image = read_frame(Path(video.path), row.frame_index).copy()
         except ProwlError:
             raise HTTPException(404, "the source video of this sighting is not available") from None
         x1, y1, x2, y2 = (round(v) for v in (row.x1, row.y1, row.x2, row.y2))
         cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 3)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if not ok:
-            raise HTTPException(500, "the frame could not be encoded")
-        return Response(jpeg.tobytes(), media_type="image/jpeg")
+        return jpeg_response(image)
 
-    @app.post("/api/search")
-    async def search(
-        image: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
-        k: int = Form(20, ge=1, le=1000),
-        by: str = Form("detection", pattern="^(detection|track)$"),
-        camera: str | None = Form(None),
-        min_similarity: float | None = Form(None, ge=-1, le=1),
-    ) -> dict[str, Any]:
+    @app.get("/api/detections/{detection_id}/clip")
+    def clip(detection_id: int) -> FileResponse:
+        """A few seconds around the sighting, its track boxed (WebM), cut on first request
+        and cached; byte ranges are served (seeking in the page's player)."""
+        from pipeline.clips import clip_path
+
+        detection_of(detection_id)
+        try:
+            path = clip_path(gallery, detection_id)
+        except ProwlError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return FileResponse(
+            path, media_type="video/webm", headers={"Cache-Control": "max-age=3600"}
+        )
+
+    # ------------------------------------------------------------------ search
+    async def read_crop(image: UploadFile) -> Any:
         if image.content_type not in IMAGE_TYPES:
             raise HTTPException(
                 415, f"upload a JPEG, PNG, BMP or WebP image, not {image.content_type}"
@@ -162,111 +342,287 @@ def create_app(gallery: Gallery, token: str | None = None) -> FastAPI:
         crop = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if crop is None:
             raise HTTPException(400, "the upload is not a readable image")
+        return np.asarray(crop, np.uint8)
+
+    async def answer(
+        image: UploadFile | None,
+        detection_id: int | None,
+        confirmed: str | None,
+        rejected: str | None,
+        subject_id: int | None,
+        k: int,
+        by: str,
+        camera: str | None,
+        video_id: int | None,
+        from_s: float | None,
+        to_s: float | None,
+        min_similarity: float | None,
+    ) -> tuple[QueryResult, dict[str, Any], float]:
+        crops = [await read_crop(image)] if image is not None and image.filename else []
+        marked = _ids(confirmed, "confirmed")
+        refused = _ids(rejected, "rejected")
+        if subject_id is not None:
+            from storage.subjects import subject
+
+            try:
+                marked += list(subject(gallery, subject_id).detection_ids)
+            except ProwlError:
+                raise HTTPException(404, f"no subject {subject_id}") from None
+        for d in [*marked, *refused] + ([detection_id] if detection_id is not None else []):
+            detection_of(d)
+        if not crops and detection_id is None and not marked:
+            raise HTTPException(
+                422, "give an image, a detection_id, a subject or confirmed sightings"
+            )
+        if from_s is not None and to_s is not None and to_s < from_s:
+            raise HTTPException(422, "to_s is before from_s")
+        videos: tuple[str, ...] = ()
+        if video_id is not None:
+            videos = (video_row(video_id).path,)
+        asked = {
+            "k": k,
+            "by": by,
+            "camera": camera,
+            "video_id": video_id,
+            "from_s": from_s,
+            "to_s": to_s,
+            "min_similarity": min_similarity,
+            "detection_id": detection_id,
+            "subject_id": subject_id,
+            "confirmed": marked,
+            "rejected": refused,
+            "image": bool(crops),
+        }
         try:
-            check_crop(np.asarray(crop, np.uint8), "the uploaded image")
+            if crops:
+                check_crop(crops[0], "the uploaded image")
             filters = SearchFilters(
-                cameras=(camera,) if camera else (), min_similarity=min_similarity
+                cameras=(camera,) if camera else (),
+                videos=videos,
+                from_s=from_s,
+                to_s=to_s,
+                min_similarity=min_similarity,
             )
             with state.lock:
-                if state.embedder is None:
+                if state.embedder is None and crops:
                     state.embedder = embedder_for(gallery, None)
                 t = time.perf_counter()
                 result = run_query(
                     gallery,
-                    [np.asarray(crop, np.uint8)],
+                    crops,
                     k,
                     filters,
                     by=by,
-                    loaded=state.embedder,
+                    detection_id=detection_id,
+                    loaded=state.embedder if crops else None,
+                    confirmed=marked,
+                    rejected=refused,
                 )
+                took = time.perf_counter() - t
         except ProwlError as exc:
             raise HTTPException(400, str(exc)) from None
+        return result, asked, took
+
+    @app.post("/api/search")
+    async def search(
+        image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
+        detection_id: int | None = Form(None, ge=1),
+        confirmed: str | None = Form(None, max_length=20000),
+        rejected: str | None = Form(None, max_length=20000),
+        subject_id: int | None = Form(None, ge=1),
+        k: int = Form(20, ge=1, le=1000),
+        by: str = Form("detection", pattern="^(detection|track)$"),
+        camera: str | None = Form(None, max_length=200),
+        video_id: int | None = Form(None, ge=1),
+        from_s: float | None = Form(None, ge=0, le=1e9),
+        to_s: float | None = Form(None, ge=0, le=1e9),
+        min_similarity: float | None = Form(None, ge=-1, le=1),
+    ) -> dict[str, Any]:
+        """Search with an uploaded crop, a stored sighting (``detection_id``), a named subject,
+        or confirmed sightings; ``rejected`` sightings are left out and look-alikes pushed
+        down. Every combination goes through the CLI's ``run_query``."""
+        result, _asked, took = await answer(
+            image,
+            detection_id,
+            confirmed,
+            rejected,
+            subject_id,
+            k,
+            by,
+            camera,
+            video_id,
+            from_s,
+            to_s,
+            min_similarity,
+        )
         return {
             "embedder": result.embedder,
-            "seconds": time.perf_counter() - t,
-            "hits": [
-                {
-                    "rank": h.rank,
-                    "similarity": round(h.similarity, 4),
-                    "detection_id": h.detection_id,
-                    "video_id": h.video_id,
-                    "video": h.video_path.rsplit("/", 1)[-1],
-                    "camera": h.camera_id,
-                    "frame": h.frame_index,
-                    "time_s": round(h.timestamp_s, 3),
-                    "box": [round(v, 1) for v in h.xyxy],
-                    "track_id": h.track_id,
-                    "thumbnail": f"/api/detections/{h.detection_id}/thumbnail",
-                    "frame_image": f"/api/detections/{h.detection_id}/frame",
-                }
-                for h in result.hits
-            ],
+            "seconds": took,
+            "hits": [hit_json(h) for h in result.hits],
             "notes": result.notes,
         }
+
+    @app.post("/api/export")
+    async def export(
+        image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
+        detection_id: int | None = Form(None, ge=1),
+        confirmed: str | None = Form(None, max_length=20000),
+        rejected: str | None = Form(None, max_length=20000),
+        subject_id: int | None = Form(None, ge=1),
+        k: int = Form(20, ge=1, le=200),
+        by: str = Form("detection", pattern="^(detection|track)$"),
+        camera: str | None = Form(None, max_length=200),
+        video_id: int | None = Form(None, ge=1),
+        from_s: float | None = Form(None, ge=0, le=1e9),
+        to_s: float | None = Form(None, ge=0, le=1e9),
+        min_similarity: float | None = Form(None, ge=-1, le=1),
+    ) -> FileResponse:
+        """The same search as /api/search, answered with the evidence zip
+        (pipeline/evidence.py: hits CSV/JSON, crops, frames, clips, HTML summary, hashes)."""
+        from pipeline.evidence import write_evidence
+
+        result, asked, _took = await answer(
+            image,
+            detection_id,
+            confirmed,
+            rejected,
+            subject_id,
+            k,
+            by,
+            camera,
+            video_id,
+            from_s,
+            to_s,
+            min_similarity,
+        )
+        tmp = Path(tempfile.mkdtemp(prefix="prowl-evidence-"))
+        name = f"prowl-evidence-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+        path = write_evidence(gallery, result, tmp / name, asked)
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=name,
+            background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+        )
+
+    # ------------------------------------------------------------------ subjects
+    @app.get("/api/subjects")
+    def list_subjects() -> list[dict[str, Any]]:
+        from storage.subjects import subjects
+
+        return [{"id": i, "name": n, "sightings": c} for i, n, c in subjects(gallery)]
+
+    @app.post("/api/subjects")
+    def save_subject(
+        name: str = Form(..., min_length=1, max_length=200),
+        detection_ids: str = Form(..., max_length=20000),
+        notes: str | None = Form(None, max_length=5000),
+    ) -> dict[str, Any]:
+        """Create the named subject from confirmed sightings, or add them to it."""
+        from storage.subjects import save_subject
+
+        ids = _ids(detection_ids, "detection_ids")
+        try:
+            subj = save_subject(gallery, name, ids, notes)
+        except ProwlError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"id": subj.id, "name": subj.name, "detection_ids": list(subj.detection_ids)}
+
+    @app.get("/api/subjects/{subject_id}")
+    def get_subject(subject_id: int) -> dict[str, Any]:
+        from storage.subjects import subject
+
+        try:
+            subj = subject(gallery, subject_id)
+        except ProwlError:
+            raise HTTPException(404, f"no subject {subject_id}") from None
+        return {
+            "id": subj.id,
+            "name": subj.name,
+            "notes": subj.notes,
+            "detection_ids": list(subj.detection_ids),
+            "sightings": [
+                hit_json(h) for h in gallery.hits([(1.0, d) for d in subj.detection_ids])
+            ],
+        }
+
+    @app.delete("/api/subjects/{subject_id}")
+    def delete_subject(subject_id: int) -> dict[str, Any]:
+        from storage.subjects import delete_subject
+
+        try:
+            delete_subject(gallery, subject_id)
+        except ProwlError:
+            raise HTTPException(404, f"no subject {subject_id}") from None
+        return {"deleted": subject_id}
+
+    # ------------------------------------------------------------------ ingest
+    def jobs() -> IngestJobs:
+        if state.jobs is None:
+            raise HTTPException(403, "ingest from the page is off for this server")
+        return state.jobs
+
+    @app.get("/api/ingest/files")
+    def ingest_files() -> dict[str, Any]:
+        return {"roots": len(roots), "files": files_under(roots)}
+
+    @app.post("/api/ingest")
+    def ingest(
+        file: str = Form(..., min_length=1, max_length=4096),
+        camera: str | None = Form(None, max_length=200),
+    ) -> dict[str, Any]:
+        """Ingest a video file under a configured root (``--ingest-root``) in the background."""
+        runner = jobs()
+        try:
+            path = under_roots(file, roots)
+        except ProwlError as exc:
+            raise HTTPException(403, str(exc)) from None
+        return runner.submit(path, camera).public()
+
+    @app.post("/api/ingest/upload")
+    async def ingest_upload(
+        video: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
+        camera: str | None = Form(None, max_length=200),
+    ) -> dict[str, Any]:
+        """Upload a video and ingest it in the background (kept under DATA_DIR/uploads)."""
+        runner = jobs()
+        name = Path(video.filename or "").name
+        if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+            raise HTTPException(415, f"upload a video file ({', '.join(VIDEO_SUFFIXES)})")
+        uploads.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-120:]
+        target = uploads / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+        written = 0
+        with open(target, "wb") as fh:
+            while chunk := await video.read(1 << 20):
+                written += len(chunk)
+                if written > MAX_VIDEO_UPLOAD_BYTES:
+                    fh.close()
+                    target.unlink(missing_ok=True)
+                    raise HTTPException(413, f"the video is over {MAX_VIDEO_UPLOAD_BYTES >> 30} GB")
+                fh.write(chunk)
+        from pipeline.video import probe
+
+        try:
+            probe(target)
+        except ProwlError as exc:
+            target.unlink(missing_ok=True)
+            raise HTTPException(400, f"{name}: {exc}") from None
+        return runner.submit(target, camera).public()
+
+    @app.get("/api/jobs")
+    def list_jobs() -> list[dict[str, Any]]:
+        return state.jobs.list() if state.jobs is not None else []
+
+    @app.get("/api/jobs/{job_id}")
+    def get_job(job_id: int) -> dict[str, Any]:
+        job = state.jobs.get(job_id) if state.jobs is not None else None
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
 
     @app.get("/healthz")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>prowl — find a person</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px system-ui,sans-serif;margin:1.5em;background:#f6f6f6;color:#222}
-form{display:flex;gap:.8em;align-items:end;flex-wrap:wrap;background:#fff;padding:1em;
-border-radius:6px}
-label{display:flex;flex-direction:column;gap:.2em}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(120px,1fr));gap:.8em;
-margin-top:1em}
-.hit{background:#fff;border-radius:6px;padding:.4em;text-align:center}
-.hit img{height:140px;max-width:100%;object-fit:contain}
-.sim{font-weight:600}
-#status{margin-top:.8em;color:#555}
-</style></head><body>
-<h1>prowl — find a person</h1>
-<form id="q">
-<label>Crop of the person <input type="file" name="image" accept="image/*" required></label>
-<label>Camera <select name="camera"><option value="">all</option>{{CAMERAS}}</select></label>
-<label>By <select name="by"><option>detection</option><option>track</option></select></label>
-<label>Hits <input type="number" name="k" value="20" min="1" max="1000"></label>
-<button>Search</button>
-</form>
-<div id="status"></div>
-<div id="grid"></div>
-<script>
-const form = document.getElementById("q");
-const grid = document.getElementById("grid");
-const status = document.getElementById("status");
-form.addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  status.textContent = "searching…";
-  grid.replaceChildren();
-  const data = new FormData(form);
-  if (!data.get("camera")) data.delete("camera");
-  const res = await fetch("/api/search", {method: "POST", body: data});
-  const body = await res.json();
-  if (!res.ok) { status.textContent = body.error; return; }
-  status.textContent = `${body.hits.length} hits · ${body.embedder} · ` +
-    `${(body.seconds * 1000).toFixed(0)} ms`;
-  for (const h of body.hits) {
-    const card = document.createElement("div");
-    card.className = "hit";
-    const link = document.createElement("a");
-    link.href = h.frame_image; link.target = "_blank"; link.title = "the full frame";
-    const img = document.createElement("img");
-    img.src = h.thumbnail; img.alt = `detection ${h.detection_id}`;
-    link.append(img);
-    const sim = document.createElement("div");
-    sim.className = "sim"; sim.textContent = h.similarity.toFixed(3);
-    const where = document.createElement("div");
-    where.textContent = `${h.camera} · ${h.video} · ${h.time_s.toFixed(1)} s`;
-    card.append(link, sim, where);
-    grid.append(card);
-  }
-});
-</script>
-</body></html>
-"""
