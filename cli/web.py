@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
@@ -24,11 +25,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
@@ -45,6 +47,8 @@ from storage.models import DetectionRow, VideoRow
 
 log = logging.getLogger(__name__)
 
+MAX_ID = 2**62  # ids and frame numbers beyond this are refused (422), not passed to the database
+Id = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 MAX_UPLOAD_BYTES = 10 << 20
 MAX_VIDEO_UPLOAD_BYTES = 4 << 30
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/webp")
@@ -230,14 +234,14 @@ def create_app(
             for r, v in gallery.runs()
         ]
 
-    def video_row(video_id: int) -> VideoRow:
+    def video_row(video_id: Id) -> VideoRow:
         v = gallery.video(video_id)
         if v is None:
             raise HTTPException(404, f"no video {video_id}")
         return v
 
     @app.get("/api/videos/{video_id}/tracks")
-    def tracks(video_id: int) -> list[dict[str, Any]]:
+    def tracks(video_id: Id) -> list[dict[str, Any]]:
         video_row(video_id)
         return [
             {
@@ -254,7 +258,7 @@ def create_app(
         ]
 
     @app.get("/api/videos/{video_id}/frames/{frame_index}")
-    def video_frame(video_id: int, frame_index: int) -> Response:
+    def video_frame(video_id: Id, frame_index: Id) -> Response:
         """A stored video's frame, to pick a person from (boxes: the next endpoint)."""
         from pipeline.query import read_frame
 
@@ -268,7 +272,7 @@ def create_app(
         return jpeg_response(image)
 
     @app.get("/api/videos/{video_id}/frames/{frame_index}/detections")
-    def frame_detections(video_id: int, frame_index: int) -> list[dict[str, Any]]:
+    def frame_detections(video_id: Id, frame_index: Id) -> list[dict[str, Any]]:
         video_row(video_id)
         return [
             {
@@ -287,21 +291,21 @@ def create_app(
         return Response(jpeg.tobytes(), media_type="image/jpeg")
 
     # ------------------------------------------------------------------ one sighting
-    def detection_of(detection_id: int) -> tuple[DetectionRow, VideoRow]:
+    def detection_of(detection_id: Id) -> tuple[DetectionRow, VideoRow]:
         try:
             return gallery.detection(detection_id)
         except ProwlError:
             raise HTTPException(404, f"no detection {detection_id}") from None
 
     @app.get("/api/detections/{detection_id}/thumbnail")
-    def thumbnail(detection_id: int) -> Response:
+    def thumbnail(detection_id: Id) -> Response:
         row, _video = detection_of(detection_id)
         return Response(
             row.thumbnail, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"}
         )
 
     @app.get("/api/detections/{detection_id}/frame")
-    def frame(detection_id: int) -> Response:
+    def frame(detection_id: Id) -> Response:
         """The full frame of a sighting with its box, decoded from the source video (found by
         the gallery's record of it, never by anything in the URL)."""
         from pipeline.query import read_frame
@@ -316,7 +320,7 @@ def create_app(
         return jpeg_response(image)
 
     @app.get("/api/detections/{detection_id}/clip")
-    def clip(detection_id: int) -> FileResponse:
+    def clip(detection_id: Id) -> FileResponse:
         """A few seconds around the sighting, its track boxed (WebM), cut on first request
         and cached; byte ranges are served (seeking in the page's player)."""
         from pipeline.clips import clip_path
@@ -426,14 +430,14 @@ def create_app(
     @app.post("/api/search")
     async def search(
         image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
-        detection_id: int | None = Form(None, ge=1),
+        detection_id: int | None = Form(None, ge=1, le=MAX_ID),
         confirmed: str | None = Form(None, max_length=20000),
         rejected: str | None = Form(None, max_length=20000),
-        subject_id: int | None = Form(None, ge=1),
+        subject_id: int | None = Form(None, ge=1, le=MAX_ID),
         k: int = Form(20, ge=1, le=1000),
         by: str = Form("detection", pattern="^(detection|track)$"),
         camera: str | None = Form(None, max_length=200),
-        video_id: int | None = Form(None, ge=1),
+        video_id: int | None = Form(None, ge=1, le=MAX_ID),
         from_s: float | None = Form(None, ge=0, le=1e9),
         to_s: float | None = Form(None, ge=0, le=1e9),
         min_similarity: float | None = Form(None, ge=-1, le=1),
@@ -465,14 +469,14 @@ def create_app(
     @app.post("/api/export")
     async def export(
         image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
-        detection_id: int | None = Form(None, ge=1),
+        detection_id: int | None = Form(None, ge=1, le=MAX_ID),
         confirmed: str | None = Form(None, max_length=20000),
         rejected: str | None = Form(None, max_length=20000),
-        subject_id: int | None = Form(None, ge=1),
+        subject_id: int | None = Form(None, ge=1, le=MAX_ID),
         k: int = Form(20, ge=1, le=200),
         by: str = Form("detection", pattern="^(detection|track)$"),
         camera: str | None = Form(None, max_length=200),
-        video_id: int | None = Form(None, ge=1),
+        video_id: int | None = Form(None, ge=1, le=MAX_ID),
         from_s: float | None = Form(None, ge=0, le=1e9),
         to_s: float | None = Form(None, ge=0, le=1e9),
         min_similarity: float | None = Form(None, ge=-1, le=1),
@@ -529,7 +533,7 @@ def create_app(
         return {"id": subj.id, "name": subj.name, "detection_ids": list(subj.detection_ids)}
 
     @app.get("/api/subjects/{subject_id}")
-    def get_subject(subject_id: int) -> dict[str, Any]:
+    def get_subject(subject_id: Id) -> dict[str, Any]:
         from storage.subjects import subject
 
         try:
@@ -547,7 +551,7 @@ def create_app(
         }
 
     @app.delete("/api/subjects/{subject_id}")
-    def delete_subject(subject_id: int) -> dict[str, Any]:
+    def delete_subject(subject_id: Id) -> dict[str, Any]:
         from storage.subjects import delete_subject
 
         try:
@@ -591,7 +595,9 @@ def create_app(
             raise HTTPException(415, f"upload a video file ({', '.join(VIDEO_SUFFIXES)})")
         uploads.mkdir(parents=True, exist_ok=True)
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-120:]
-        target = uploads / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+        # a random prefix, not the upload time: a date in the name would be read as the
+        # footage's own start time (pipeline/timeline.py)
+        target = uploads / f"upload-{secrets.token_hex(4)}-{safe}"
         written = 0
         with open(target, "wb") as fh:
             while chunk := await video.read(1 << 20):
@@ -615,7 +621,7 @@ def create_app(
         return state.jobs.list() if state.jobs is not None else []
 
     @app.get("/api/jobs/{job_id}")
-    def get_job(job_id: int) -> dict[str, Any]:
+    def get_job(job_id: Id) -> dict[str, Any]:
         job = state.jobs.get(job_id) if state.jobs is not None else None
         if job is None:
             raise HTTPException(404, f"no job {job_id}")

@@ -90,8 +90,14 @@ async function search() {
   } catch (e) { statusLine.textContent = e.message; }
 }
 form.addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
-$("image").addEventListener("change", () => { pickedDetection = null; $("querying").textContent = ""; });
-$("clearmarks").addEventListener("click", () => { marks.clear(); showMarks(); grid.querySelectorAll(".hit").forEach((c) => c.classList.remove("confirmed", "rejected")); });
+function clearMarks() {
+  marks.clear(); showMarks();
+  grid.querySelectorAll(".hit").forEach((c) => c.classList.remove("confirmed", "rejected"));
+}
+// marks belong to one person: a new query image, pick or subject starts without them
+$("image").addEventListener("change", () => { pickedDetection = null; $("querying").textContent = ""; clearMarks(); });
+$("subject").addEventListener("change", clearMarks);
+$("clearmarks").addEventListener("click", clearMarks);
 $("export").addEventListener("click", async () => {
   statusLine.textContent = "making the evidence zip (frames and clips)…";
   try {
@@ -131,7 +137,7 @@ async function showFrame() {
     Object.assign(btn.style, {left: `${100 * x1 / v.width}%`, top: `${100 * y1 / v.height}%`,
       width: `${100 * (x2 - x1) / v.width}%`, height: `${100 * (y2 - y1) / v.height}%`});
     btn.addEventListener("click", () => {
-      pickedDetection = b.detection_id; $("image").value = "";
+      pickedDetection = b.detection_id; $("image").value = ""; clearMarks();
       $("querying").replaceChildren(el("span", {text: `querying with detection #${b.detection_id} `}),
         el("img", {src: `/api/detections/${b.detection_id}/thumbnail`, alt: "picked", style: "height:64px"}));
       search();
