@@ -79,3 +79,29 @@ def test_marks_from_another_embedder_or_unknown_ids_are_refused(vtest_gallery) -
     _cfg, gallery, _s, _ = vtest_gallery
     with pytest.raises(ProwlError, match="no detection"):
         run_query(gallery, [], K, detection_id=1, rejected=[10**9])
+
+
+def test_cli_refines_and_writes_evidence(vtest_gallery, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+    import zipfile
+
+    from cli import main
+    from tests.conftest import where
+
+    cfg, gallery, _s, data = vtest_gallery
+    query = sorted(_track_of(gallery))[40]
+    first = run_query(gallery, [], 5, detection_id=query).hits
+    rejected = first[1].detection_id
+    argv = ["query", "--detection", str(query), "--by", "detection", "--k", "4"]
+    argv += ["--rejected", str(rejected), "--evidence", str(tmp_path / "case.zip")]
+    assert main([*argv, *where(cfg, data)]) == 0
+    assert "evidence: " in capsys.readouterr().out
+    z = zipfile.ZipFile(tmp_path / "case.zip")
+    rows = list(csv.DictReader(io.StringIO(z.read("hits.csv").decode())))
+    assert len(rows) == 4 and str(rejected) not in {r["detection_id"] for r in rows}
+    assert f"clips/rank001-det{rows[0]['detection_id']}.webm" in z.namelist()
+
+    assert main(["query", "--subject", "nobody", *where(cfg, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no subject named 'nobody'" in err[0]
