@@ -81,6 +81,16 @@ class QueryConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    name: str  # inprocess | ray
+    address: str | None  # a Ray cluster (host:port); None = Ray started on this machine
+    segment_s: float  # a video is cut into segments of this many seconds ...
+    overlap_s: float  # ... each decoded from this much earlier, to join tracks across cuts
+    workers: int | None  # Ray actors (None = the cluster's CPUs / cpus_per_worker)
+    cpus_per_worker: float
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     db: str | None
@@ -90,6 +100,7 @@ class Config:
     tracking: TrackingConfig
     storage: StorageConfig
     query: QueryConfig
+    executor: ExecutorConfig
 
     @property
     def db_url(self) -> str:
@@ -103,6 +114,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "tracking": TrackingConfig,
     "storage": StorageConfig,
     "query": QueryConfig,
+    "executor": ExecutorConfig,
 }
 
 
@@ -197,6 +209,12 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "storage.thumbnail_px": (lambda v: 16 <= v <= 2048, "within 16..2048"),
     "storage.ann_min_vectors": (lambda v: v >= 1000, ">= 1000 (vectors)"),
     "query.k": (lambda v: 1 <= v <= 100_000, "within 1..100000"),
+    "executor.name": (lambda v: v in ("inprocess", "ray"), "inprocess or ray"),
+    "executor.address": (lambda v: ":" in v or v == "auto", "host:port of a Ray cluster, or auto"),
+    "executor.segment_s": (lambda v: 1 <= v <= 86400, "within 1..86400 (seconds)"),
+    "executor.overlap_s": (lambda v: 0 <= v <= 60, "within 0..60 (seconds)"),
+    "executor.workers": (lambda v: 1 <= v <= 10_000, "within 1..10000"),
+    "executor.cpus_per_worker": (lambda v: 0 < v <= 256, "within (0, 256]"),
 }
 
 

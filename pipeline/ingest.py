@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,6 +72,8 @@ class IngestSummary:
     lost_from_frame: int = 0  # with frames_lost: decoding stopped here ...
     frames_announced: int = 0  # ... of this many frames the file announces
     unreadable: list[str] = field(default_factory=list)  # image files of a folder skipped
+    segments: int = 0  # distributed ingest: segments run, by this many workers
+    workers: int = 0
 
     @property
     def frames_per_s(self) -> float:
@@ -140,7 +143,24 @@ class _Clock:
         return now
 
 
-def ingest_video(
+@dataclass
+class PreparedRun:
+    """A video's run, found or started, and what of its window is still to do."""
+
+    path: Path
+    info: Any  # pipeline.video.VideoInfo
+    cfg: Config  # with the detector input size chosen for this video
+    detector: Detector
+    run: RunRow
+    gaps: Ranges
+    created: bool
+    summary: IngestSummary
+    skipped: bool
+    planned_frames: int
+    frames_before: int
+
+
+def prepare_run(
     path: Path,
     cfg: Config,
     gallery: Gallery,
@@ -148,14 +168,10 @@ def ingest_video(
     embedder: Embedder,
     camera_id: str | None = None,
     force: bool = False,
-    progress: ProgressFn | None = None,
-    stop_event: threading.Event | None = None,
-    planned: Callable[[int], None] | None = None,
-) -> IngestSummary:
-    """Detect, embed and store every kept frame of ``path`` in the configured time window that
-    the run of these settings has not stored yet: a new window adds to it, an interrupted one
-    resumes, a finished one is skipped (``force`` replaces the run's rows instead).
-    ``planned`` is told how many frames will be processed, before the work starts."""
+) -> PreparedRun:
+    """Everything an ingest does before its first frame, for every executor: the video and
+    embedder rows, the detector's input size, the run of these settings (found, reset with
+    ``force``, or started) and the ranges of the window it has not stored yet."""
     path = Path(path).resolve()
     info = probe(path, cfg.video.fps)
     duration_s = info.duration_s
@@ -207,17 +223,42 @@ def ingest_video(
         summary.status = "skipped"
         summary.frames_processed = run.frames_processed
         summary.detections = run.detections_count
-        return summary
+        return PreparedRun(path, info, cfg, detector, run, [], False, summary, True, 0, 0)
     created = run is None
     if run is None:
         run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
     if gaps[0][0] == run.next_frame > 0:
         summary.resumed_from_frame = run.next_frame
         log.info("resuming %s from frame %d", path.name, run.next_frame)
+    todo = sum(kept_frames(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps)
+    return PreparedRun(
+        path, info, cfg, detector, run, gaps, created, summary, False, todo, run.frames_processed
+    )
+
+
+def ingest_video(
+    path: Path,
+    cfg: Config,
+    gallery: Gallery,
+    detector: Detector,
+    embedder: Embedder,
+    camera_id: str | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    stop_event: threading.Event | None = None,
+    planned: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Detect, embed and store every kept frame of ``path`` in the configured time window that
+    the run of these settings has not stored yet: a new window adds to it, an interrupted one
+    resumes, a finished one is skipped (``force`` replaces the run's rows instead).
+    ``planned`` is told how many frames will be processed, before the work starts."""
+    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
+    if prep.skipped:
+        return prep.summary
+    path, cfg, detector, run, gaps = prep.path, prep.cfg, prep.detector, prep.run, prep.gaps
+    summary, created, camera = prep.summary, prep.created, prep.summary.camera_id
     if planned is not None:
-        planned(
-            sum(kept_frames(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps)
-        )
+        planned(prep.planned_frames)
 
     report = DecodeReport()
     clock = _Clock()

@@ -46,6 +46,30 @@ class NewDetection:
     track_id: int | None = None
 
 
+def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict[str, Any]]:
+    """Insert parameters of a run's new detections."""
+    return [
+        {
+            "run_id": run.id,
+            "video_id": run.video_id,
+            "embedder_id": run.embedder_id,
+            "frame_index": d.frame_index,
+            "timestamp_s": d.timestamp_s,
+            "x1": d.xyxy[0],
+            "y1": d.xyxy[1],
+            "x2": d.xyxy[2],
+            "y2": d.xyxy[3],
+            "score": d.score,
+            "track_id": d.track_id,
+            "embedding": None
+            if d.embedding is None
+            else np.ascontiguousarray(d.embedding, np.float32).tobytes(),
+            "thumbnail": d.thumbnail,
+        }
+        for d in detections
+    ]
+
+
 class Gallery(IndexedGallery):
     """The gallery at ``url`` (created unless ``must_exist``), write side: embedders, videos,
     ingest runs and their committed frames. Reads and the index upkeep come from the bases."""
@@ -298,26 +322,7 @@ class Gallery(IndexedGallery):
     ) -> NDArray[np.int64]:
         """One transaction: the detections of whole frames plus the run's resume point. The
         vectors enter the index only after the commit. Returns the new primary keys."""
-        rows = [
-            {
-                "run_id": run.id,
-                "video_id": run.video_id,
-                "embedder_id": run.embedder_id,
-                "frame_index": d.frame_index,
-                "timestamp_s": d.timestamp_s,
-                "x1": d.xyxy[0],
-                "y1": d.xyxy[1],
-                "x2": d.xyxy[2],
-                "y2": d.xyxy[3],
-                "score": d.score,
-                "track_id": d.track_id,
-                "embedding": None
-                if d.embedding is None
-                else np.ascontiguousarray(d.embedding, np.float32).tobytes(),
-                "thumbnail": d.thumbnail,
-            }
-            for d in detections
-        ]
+        rows = detection_rows(run, detections)
         # Load (and reconcile) the index before the rows exist, or they would be added twice.
         index = self.index_for(run.embedder_id)
         with self.session() as s, s.begin():

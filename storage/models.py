@@ -172,3 +172,22 @@ class SubjectSightingRow(Base):
         ForeignKey("detections.id", ondelete="CASCADE"), primary_key=True
     )
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SegmentRow(Base):
+    """One committed segment of a distributed ingest run (frames [first, stop)); written in
+    the transaction that stores its detections, so it exists exactly when they do."""
+
+    __tablename__ = "ingest_segments"
+    __table_args__ = (UniqueConstraint("run_id", "first_frame"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="CASCADE"), index=True
+    )
+    first_frame: Mapped[int] = mapped_column(Integer)
+    stop_frame: Mapped[int] = mapped_column(Integer)
+    detections: Mapped[int] = mapped_column(Integer)
+    # JSON {track id: [[frame, x1, y1, x2, y2], ...]}: the segment's tracks in its lead-in
+    # frames (stored by the previous segment), used to join tracks across the cut
+    lead_in: Mapped[str | None] = mapped_column(Text, nullable=True)
+    committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,0 +1,217 @@
+"""`prowl ingest --executor ray`: a video's not-yet-done frames split into time segments, run
+by Ray actors that load the detector and embedder once, decode their own segment (frames
+never travel), and commit each segment to the shared PostgreSQL gallery exactly once
+(`storage.segments`). Afterwards the driver joins the tracks across segment boundaries,
+finishes the run and brings the FAISS index up to the rows.
+
+Ray is an optional extra (``pip install 'prowl[ray]'``); without ``--ray-address`` a local
+Ray instance is started for the run and stopped after it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from detectors import Detector
+from pipeline.config import Config
+from pipeline.errors import ConfigError, ProwlError
+from pipeline.ingest import IngestSummary, ProgressFn, prepare_run
+from pipeline.segments import Segment, plan_segments, process_segment
+from reid import Embedder
+from storage.gallery import Gallery
+
+log = logging.getLogger(__name__)
+
+
+class SegmentWorker:
+    """One Ray actor: its models are built once, then it takes segment after segment."""
+
+    def __init__(self, cfg: Config, db_url: str, data_dir: str, fps: float) -> None:
+        from detectors import build_detector
+        from reid import build_embedder
+
+        self.cfg, self.fps = cfg, fps
+        self.detector = build_detector(cfg.detector)
+        self.embedder = build_embedder(cfg.reid)
+        self.gallery = Gallery(db_url, Path(data_dir), must_exist=True)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, segment: Segment) -> dict[str, Any]:
+        from storage.segments import commit_segment
+
+        rows = process_segment(segment, self.cfg, self.fps, self.detector, self.embedder)
+        t = time.perf_counter()
+        committed = commit_segment(
+            self.gallery,
+            segment.run_id,
+            segment.first,
+            rows.reached,
+            rows.frames,
+            rows.detections,
+            rows.local_tracks,
+            rows.lead_in_boxes,
+        )
+        stages = dict(rows.stage_s, store=time.perf_counter() - t)
+        return {
+            "first": segment.first,
+            "frames": rows.frames,
+            "detections": len(rows.detections),
+            "committed": committed,
+            "seconds": rows.seconds,
+            "stage_s": stages,
+            "pid": os.getpid(),
+        }
+
+
+def check_shared_database(cfg: Config) -> None:
+    if not cfg.db_url.startswith("postgresql"):
+        raise ConfigError(
+            "--executor ray needs a gallery every worker can reach: pass --db "
+            "postgresql+psycopg://USER@HOST:5432/DB (SQLite is one machine's file)"
+        )
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> Any:
+    """Ray, connected (``address``: a running cluster, host:port) or started locally."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--executor ray needs Ray: pip install 'prowl[ray]' (or use --executor inprocess)"
+        ) from None
+    if ray.is_initialized():
+        return ray
+    if address and address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+                pass
+        except (OSError, ValueError):
+            raise ConfigError(
+                f"cannot reach a Ray cluster at {address}; start one (`ray start --head`) or "
+                "leave out --ray-address to run Ray on this machine"
+            ) from None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if not address:
+        kwargs.update(num_cpus=num_cpus or os.cpu_count(), object_store_memory=200 << 20)
+    ray.init(address=address or None, **kwargs)
+    return ray
+
+
+def ingest_distributed(
+    path: Path,
+    cfg: Config,
+    gallery: Gallery,
+    detector: Detector,
+    embedder: Embedder,
+    camera_id: str | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    planned: Callable[[int], None] | None = None,
+    stop_event: threading.Event | None = None,
+    on_segment: Callable[[dict[str, Any], list[Any]], None] | None = None,
+) -> IngestSummary:
+    """The Ray counterpart of ``ingest_video``: same runs, keys and rows. ``on_segment`` is
+    told each finished segment's report and the actors (tests kill one through it)."""
+    check_shared_database(cfg)
+    ex = cfg.executor
+    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
+    summary = prep.summary
+    if prep.skipped:
+        return summary
+    run, info = prep.run, prep.info
+    segments = plan_segments(
+        str(prep.path), run.id, prep.gaps, info.fps or 25.0, ex.segment_s, ex.overlap_s
+    )
+    if planned is not None:
+        planned(prep.planned_frames)
+    ray = connect(ex.address)
+    workers_n = ex.workers or max(
+        1, int(ray.cluster_resources().get("CPU", 1) // ex.cpus_per_worker)
+    )
+    workers_n = min(workers_n, len(segments))
+    # the workers use this run's settings as they are (the input size already chosen)
+    worker_cfg = replace(prep.cfg, detector=replace(prep.cfg.detector, min_person_px=0))
+    actor = ray.remote(num_cpus=ex.cpus_per_worker, max_restarts=-1, max_task_retries=3)(
+        SegmentWorker
+    )
+    actors = [
+        actor.remote(worker_cfg, gallery.url, str(gallery.data_dir), info.fps or 25.0)
+        for _ in range(workers_n)
+    ]
+    started = time.perf_counter()
+    todo = list(reversed(segments))
+    busy: dict[Any, Any] = {}
+    stage_s: dict[str, float] = {}
+    try:
+        for a in actors:
+            if todo:
+                busy[a.run.remote(todo.pop())] = a
+        while busy:
+            ready, _ = ray.wait(list(busy), num_returns=1)
+            done_ref = ready[0]
+            a = busy.pop(done_ref)
+            try:
+                report = ray.get(done_ref)
+            except Exception as exc:
+                raise ProwlError(
+                    f"{prep.path.name}: a segment failed: {_first_line(exc)}"
+                ) from None
+            for k, v in report["stage_s"].items():
+                stage_s[k] = stage_s.get(k, 0.0) + v
+            if progress is not None:
+                progress(report["frames"], report["detections"])
+            if on_segment is not None:
+                on_segment(report, actors)
+            if stop_event is not None and stop_event.is_set():
+                todo.clear()
+            if todo:
+                busy[a.run.remote(todo.pop())] = a
+    except BaseException as exc:
+        for ref in busy:
+            ray.cancel(ref, force=True)
+        gallery.abandon_run(run, _first_line(exc), drop=False)
+        raise
+    finally:
+        for a in actors:
+            ray.kill(a)
+    from storage.segments import stitch_run
+
+    summary.elapsed_s = time.perf_counter() - started
+    summary.stage_s = stage_s
+    joined = stitch_run(gallery, run.id)
+    log.info(
+        "%s: %d segments, %d tracks joined across their boundaries",
+        prep.path.name,
+        len(segments),
+        joined,
+    )
+    fresh = gallery.find_run(run.video_id, run.settings_key)
+    assert fresh is not None
+    gallery.sync_index(run.embedder_id)
+    interrupted = stop_event is not None and stop_event.is_set()
+    if not interrupted:
+        gallery.finish_run(fresh)
+    summary.status = "interrupted" if interrupted else "complete"
+    summary.frames_processed = fresh.frames_processed
+    summary.frames_new = fresh.frames_processed - prep.frames_before
+    summary.detections = fresh.detections_count
+    summary.embedded = fresh.embedded_count
+    summary.tracks = gallery.track_count(run.id)
+    summary.segments = len(segments)
+    summary.workers = workers_n
+    return summary
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[-1] if text else type(exc).__name__)[:300]

@@ -1,0 +1,170 @@
+"""Ingest split into time segments: the unit of work of the distributed executor.
+
+A segment stores the frames [``first``, ``stop``) of one video. Its worker decodes the video
+itself from ``lead_in`` (a little before ``first``, seeking there) so the tracker is already
+following the people who walk in from the previous segment; the lead-in frames are not stored,
+but their track boxes are kept, and after the run those boxes are matched with the rows the
+previous segment stored for the same frames, which joins each track across the boundary
+(`storage.segments.stitch_run`). The worker returns nothing heavy: it commits its own rows in
+one transaction (`storage.segments.commit_segment`), so frames and crops never travel."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors import Detector
+from pipeline.config import Config
+from pipeline.crops import crop_boxes, encode_jpeg
+from pipeline.frameranges import Ranges
+from pipeline.stream import batched, prefetch
+from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
+from pipeline.types import Detections
+from reid import Embedder
+from reid.batching import CropBatcher
+from storage.gallery import NewDetection
+
+
+@dataclass(frozen=True)
+class Segment:
+    video: str  # the source's path, as the gallery records it
+    run_id: int
+    first: int  # first frame stored
+    stop: int  # frames before this are stored
+    lead_in: int  # first frame decoded (tracker warm-up), <= first
+
+
+@dataclass
+class SegmentRows:
+    segment: Segment
+    detections: list[NewDetection]  # track_id: the segment's own track number, or None
+    local_tracks: int  # track numbers run 1..local_tracks
+    lead_in_boxes: dict[int, list[tuple[int, float, float, float, float]]]
+    frames: int  # kept frames stored
+    reached: int  # frames before this are done (``stop``, or the source's end)
+    seconds: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+
+def plan_segments(
+    video: str,
+    run_id: int,
+    gaps: Ranges,
+    fps: float,
+    segment_s: float,
+    overlap_s: float,
+) -> list[Segment]:
+    """The not-yet-done ranges of a run cut into segments of ``segment_s`` seconds, each with
+    ``overlap_s`` seconds of lead-in (none at a range's start that is the video's start)."""
+    length = max(1, round(segment_s * fps))
+    lead = max(0, math.ceil(overlap_s * fps))
+    out = []
+    for a, b in gaps:
+        for first in range(a, b, length):
+            out.append(Segment(video, run_id, first, min(b, first + length), max(0, first - lead)))
+    return out
+
+
+def process_segment(
+    segment: Segment,
+    cfg: Config,
+    fps: float,
+    detector: Detector,
+    embedder: Embedder,
+    stop_event: threading.Event | None = None,
+) -> SegmentRows:
+    """Detect, track and embed one segment (the same stages and settings as an in-process
+    ingest) and return its rows."""
+    from pipeline.video import DecodeReport, read_frames
+
+    started = time.perf_counter()
+    tc = cfg.tracking
+    tracker = ByteTracker(TrackerConfig.from_settings(tc, fps), next_id=1) if tc.enabled else None
+    cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
+    batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)
+    report = DecodeReport()
+    frames = read_frames(
+        Path(segment.video),
+        None,
+        cfg.video.stride,
+        first_index=segment.lead_in,
+        stop_index=segment.stop,
+        report=report,
+        image_fps=cfg.video.fps,
+    )
+    # per stored frame: index, time, detections, thumbnails (never the image: bounded memory)
+    kept: list[tuple[int, float, Detections, list[bytes]]] = []
+    lead_in: dict[int, list[tuple[int, float, float, float, float]]] = {}
+    vectors: dict[tuple[int, int], NDArray[np.float32]] = {}
+    stage = {"decode": 0.0, "detect": 0.0, "track+crop": 0.0, "embed": 0.0}
+
+    def flush() -> None:
+        t = time.perf_counter()
+        for pos, rows, vecs in batcher.flush():
+            for j, v in zip(rows, vecs, strict=True):
+                vectors[(pos, int(j))] = v
+        stage["embed"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    for batch in batched(prefetch(frames, cfg.video.queue_frames), cfg.detector.batch_frames):
+        stage["decode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        results = detector.detect(batch)
+        stage["detect"] += time.perf_counter() - t
+        t = time.perf_counter()
+        for frame, raw in zip(batch, results, strict=True):
+            dets = tracker.update(raw, frame.index) if tracker is not None else raw
+            if frame.index < segment.first:  # lead-in: only the tracks' boxes are kept
+                if dets.track_ids is not None:
+                    for j, tid in enumerate(dets.track_ids):
+                        if tid >= 0:
+                            x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+                            lead_in.setdefault(int(tid), []).append((frame.index, x1, y1, x2, y2))
+                continue
+            embed = cadence.choose(dets, frame.index)
+            crops = crop_boxes(frame.image, dets.xyxy)
+            thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in crops]
+            kept.append((frame.index, frame.timestamp_s, dets, thumbs))
+            rows = np.flatnonzero(embed)
+            batcher.add(len(kept) - 1, rows, [crops[j] for j in rows])
+        stage["track+crop"] += time.perf_counter() - t
+        if batcher.full:
+            flush()
+        if stop_event is not None and stop_event.is_set():
+            raise InterruptedError("stopped")
+        t = time.perf_counter()
+    flush()
+    detections = []
+    for pos, (index, timestamp_s, dets, thumbs) in enumerate(kept):
+        for j in range(len(dets)):
+            ids = dets.track_ids
+            tid = None if ids is None or ids[j] < 0 else int(ids[j])
+            x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+            detections.append(
+                NewDetection(
+                    frame_index=index,
+                    timestamp_s=timestamp_s,
+                    xyxy=(x1, y1, x2, y2),
+                    score=float(dets.scores[j]),
+                    embedding=vectors.get((pos, j)),
+                    thumbnail=thumbs[j],
+                    track_id=tid,
+                )
+            )
+    reached = segment.stop if not report.stopped_early else max(segment.first, report.end_index)
+    return SegmentRows(
+        segment=segment,
+        detections=detections,
+        local_tracks=(tracker.next_id - 1) if tracker is not None else 0,
+        lead_in_boxes=lead_in,
+        frames=len(kept),
+        reached=reached,
+        seconds=time.perf_counter() - started,
+        stage_s=stage,
+    )
