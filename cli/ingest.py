@@ -46,6 +46,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--force", action="store_true", help="re-ingest videos already done (replaces their rows)"
     )
+    p.add_argument(
+        "--executor",
+        choices=["inprocess", "ray"],
+        help="inprocess (default) or ray: segments of each video run on Ray actors "
+        "(needs a PostgreSQL --db and `pip install 'prowl[ray]'`)",
+    )
+    p.add_argument(
+        "--ray-address", help="a running Ray cluster, host:port (default: Ray on this machine)"
+    )
+    p.add_argument("--workers", type=int, help="Ray actors (default: the cluster's CPUs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     storage_args(p)
     p.set_defaults(func=cmd_ingest)
@@ -80,9 +90,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         },
         detector={"name": args.detector},
         reid={"name": args.reid, "weights": args.reid_weights},
+        executor={"name": args.executor, "address": args.ray_address, "workers": args.workers},
     )
     for v in args.videos:  # fail on a bad path before loading models
         probe(Path(v))
+    distributed = cfg.executor.name == "ray"
+    if distributed:  # a wrong database or an unreachable cluster: said before anything runs
+        from pipeline.distributed import check_shared_database, connect
+
+        check_shared_database(cfg)
+        connect(cfg.executor.address)
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
         raise ProwlError("give one --camera for all videos or one per video")
     # Models before the gallery: a bad model name or file changes nothing stored.
@@ -127,7 +144,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         bars[0].set_postfix(people=people, refresh=False)
 
                 try:
-                    summary = ingest_video(
+                    if distributed:
+                        from pipeline.distributed import ingest_distributed
+
+                        run_one: Any = ingest_distributed
+                    else:
+                        run_one = ingest_video
+                    summary = run_one(
                         Path(video),
                         cfg,
                         gallery,
@@ -198,6 +221,11 @@ def _print_summary(s: Any, cfg: Any) -> None:
         f"in {s.tracks} tracks ({s.embedded} crops embedded), "
         f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
     )
+    if s.segments:
+        print(
+            f"  Ray: {s.segments} segments on {s.workers} workers on {s.nodes} "
+            f"node{'s' if s.nodes != 1 else ''}; stage times below are summed over workers"
+        )
     if s.stage_s:
         parts = ", ".join(
             f"{k} {v:.1f}s" for k, v in sorted(s.stage_s.items(), key=lambda kv: -kv[1])

@@ -41,6 +41,9 @@ class SegmentWorker:
         self.detector = build_detector(cfg.detector)
         self.embedder = build_embedder(cfg.reid)
         self.gallery = Gallery(db_url, Path(data_dir), must_exist=True)
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
 
     def pid(self) -> int:
         return os.getpid()
@@ -69,6 +72,7 @@ class SegmentWorker:
             "seconds": rows.seconds,
             "stage_s": stages,
             "pid": os.getpid(),
+            "node": self.node,
         }
 
 
@@ -100,7 +104,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
                 f"cannot reach a Ray cluster at {address}; start one (`ray start --head`) or "
                 "leave out --ray-address to run Ray on this machine"
             ) from None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+    }
     if not address:
         kwargs.update(num_cpus=num_cpus or os.cpu_count(), object_store_memory=200 << 20)
     ray.init(address=address or None, **kwargs)
@@ -116,25 +124,32 @@ def ingest_distributed(
     camera_id: str | None = None,
     force: bool = False,
     progress: ProgressFn | None = None,
-    planned: Callable[[int], None] | None = None,
     stop_event: threading.Event | None = None,
+    planned: Callable[[int], None] | None = None,
     on_segment: Callable[[dict[str, Any], list[Any]], None] | None = None,
 ) -> IngestSummary:
     """The Ray counterpart of ``ingest_video``: same runs, keys and rows. ``on_segment`` is
     told each finished segment's report and the actors (tests kill one through it)."""
     check_shared_database(cfg)
     ex = cfg.executor
+    ray = connect(ex.address)  # before anything is stored: an unreachable cluster changes nothing
     prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
     summary = prep.summary
-    if prep.skipped:
+    if prep.skipped and prep.run.status == "complete":
+        return summary
+    if prep.skipped:  # every segment is in, but the run was not finished (the driver died)
+        _finish(gallery, prep.run)
+        summary.status = "complete"
         return summary
     run, info = prep.run, prep.info
+    # The lead-in must cover the tracker's memory of lost people (tracking.buffer_s), or a
+    # person re-found after an occlusion just before a cut gets a new track in the segment.
+    lead_s = max(ex.overlap_s, cfg.tracking.buffer_s + 1.0)
     segments = plan_segments(
-        str(prep.path), run.id, prep.gaps, info.fps or 25.0, ex.segment_s, ex.overlap_s
+        str(prep.path), run.id, prep.gaps, info.fps or 25.0, ex.segment_s, lead_s
     )
     if planned is not None:
         planned(prep.planned_frames)
-    ray = connect(ex.address)
     workers_n = ex.workers or max(
         1, int(ray.cluster_resources().get("CPU", 1) // ex.cpus_per_worker)
     )
@@ -152,6 +167,8 @@ def ingest_distributed(
     todo = list(reversed(segments))
     busy: dict[Any, Any] = {}
     stage_s: dict[str, float] = {}
+    frames_read = 0
+    nodes: set[str] = set()
     try:
         for a in actors:
             if todo:
@@ -168,14 +185,16 @@ def ingest_distributed(
                 ) from None
             for k, v in report["stage_s"].items():
                 stage_s[k] = stage_s.get(k, 0.0) + v
+            frames_read += report["frames"]
+            nodes.add(report["node"])
             if progress is not None:
                 progress(report["frames"], report["detections"])
-            if on_segment is not None:
-                on_segment(report, actors)
             if stop_event is not None and stop_event.is_set():
                 todo.clear()
             if todo:
                 busy[a.run.remote(todo.pop())] = a
+            if on_segment is not None:  # after the actor got its next segment
+                on_segment(report, actors)
     except BaseException as exc:
         for ref in busy:
             ray.cancel(ref, force=True)
@@ -188,6 +207,7 @@ def ingest_distributed(
 
     summary.elapsed_s = time.perf_counter() - started
     summary.stage_s = stage_s
+    summary.frames_read = frames_read
     joined = stitch_run(gallery, run.id)
     log.info(
         "%s: %d segments, %d tracks joined across their boundaries",
@@ -197,7 +217,9 @@ def ingest_distributed(
     )
     fresh = gallery.find_run(run.video_id, run.settings_key)
     assert fresh is not None
-    gallery.sync_index(run.embedder_id)
+    gallery.index_for(run.embedder_id)  # loaded (and caught up) if it was not yet ...
+    gallery.sync_index(run.embedder_id)  # ... and caught up with the workers' rows if it was
+    gallery.save_indexes()
     interrupted = stop_event is not None and stop_event.is_set()
     if not interrupted:
         gallery.finish_run(fresh)
@@ -209,7 +231,24 @@ def ingest_distributed(
     summary.tracks = gallery.track_count(run.id)
     summary.segments = len(segments)
     summary.workers = workers_n
+    summary.nodes = len(nodes)
     return summary
+
+
+def _finish(gallery: Gallery, run: Any, finish: bool = True) -> Any:
+    """Join the tracks across segment cuts, bring the index up to the rows, finish the run."""
+    from storage.segments import stitch_run
+
+    joined = stitch_run(gallery, run.id)
+    log.info("run %d: %d tracks joined across segment boundaries", run.id, joined)
+    fresh = gallery.find_run(run.video_id, run.settings_key)
+    assert fresh is not None
+    gallery.index_for(run.embedder_id)  # loaded (and caught up) if it was not yet ...
+    gallery.sync_index(run.embedder_id)  # ... and caught up with the workers' rows if it was
+    gallery.save_indexes()
+    if finish:
+        gallery.finish_run(fresh)
+    return fresh
 
 
 def _first_line(exc: BaseException) -> str:

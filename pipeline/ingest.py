@@ -74,6 +74,7 @@ class IngestSummary:
     unreadable: list[str] = field(default_factory=list)  # image files of a folder skipped
     segments: int = 0  # distributed ingest: segments run, by this many workers
     workers: int = 0
+    nodes: int = 0
 
     @property
     def frames_per_s(self) -> float:
