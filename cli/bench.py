@@ -32,6 +32,19 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--config", type=Path)
     p.set_defaults(func=cmd_bench_ingest)
 
+    p = sub.add_parser(
+        "bench-ray", help="Ray ingest (1, 2, ... workers) vs in-process, same video and run"
+    )
+    p.add_argument("video", nargs="?", help="video (default: the sample vtest.avi)")
+    p.add_argument("--db", required=True, help="a PostgreSQL database to use (it is wiped)")
+    p.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    p.add_argument("--end", type=float, help="only the first END seconds")
+    p.add_argument("--segment", type=float, help="segment length, seconds")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: Ray on this machine)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(func=cmd_bench_ray)
+
     p = sub.add_parser("bench-search", help="index latency, recall and memory on N vectors")
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=512, help="512: the default embedder's")
@@ -45,6 +58,37 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_search)
+
+
+def cmd_bench_ray(args: argparse.Namespace) -> int:
+    from pipeline.assets import resolve
+    from pipeline.benchmarks import bench_distributed
+    from pipeline.errors import ConfigError
+
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        raise ConfigError("--workers takes counts separated by commas, e.g. 1,2") from None
+    cfg = load_cfg(args, executor={"address": args.ray_address, "segment_s": args.segment})
+    from pipeline.distributed import check_shared_database
+
+    check_shared_database(cfg)
+    video = Path(args.video) if args.video else resolve("vtest.avi")
+    r = bench_distributed(video, cfg, cfg.db_url, workers, args.end)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"{Path(r['video']).name}: {r['frames']} frames; in-process {r['inprocess_fps']:.1f} "
+        f"frames/s, {r['inprocess_tracks']} tracks (Ray sees {r['ray_cpus']:g} CPUs)"
+    )
+    for run in r["runs"]:
+        print(
+            f"  Ray, {run['workers']} worker(s), {run['segments']} segments: "
+            f"{run['fps']:.1f} frames/s = {run['x_inprocess']:.2f}x in-process; rows "
+            f"{'equal' if run['rows_equal'] else 'DIFFERENT'}; {run['tracks']} tracks"
+        )
+    return 0
 
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:

@@ -196,3 +196,71 @@ def bench_search(
         "numpy_over_index": n_med / i_med,
         "filtered_10pct_median_ms": float(np.median(filtered_s)) * 1000,
     }
+
+
+def bench_distributed(
+    video: Path, cfg: Config, db: str, workers: list[int], end_s: float | None
+) -> dict[str, Any]:
+    """The same video ingested in-process (a temporary SQLite gallery) and by Ray with each
+    worker count (the PostgreSQL database ``db``, wiped before each run): frames/s of each,
+    the ratio to in-process, and whether the rows (frame + box to the pixel) are equal.
+    Ray's start-up (actors building their models) is inside the Ray times."""
+    import collections
+    import tempfile
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from detectors import build_detector
+    from pipeline.distributed import connect, ingest_distributed
+    from pipeline.ingest import ingest_video
+    from reid import build_embedder
+    from storage.gallery import Gallery, wipe
+    from storage.models import DetectionRow
+
+    cfg = replace(cfg, video=replace(cfg.video, end_s=end_s))
+    detector, embedder = build_detector(cfg.detector), build_embedder(cfg.reid)
+
+    def rows(g: Gallery) -> collections.Counter[tuple[int, ...]]:
+        with g.session() as s:
+            return collections.Counter(
+                (r.frame_index, round(r.x1), round(r.y1), round(r.x2), round(r.y2))
+                for r in s.scalars(select(DetectionRow))
+            )
+
+    out: dict[str, Any] = {"video": str(video), "end_s": end_s, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = replace(cfg, data_dir=Path(tmp), db=None)
+        with Gallery(local.db_url, Path(tmp)) as g:
+            t = time.perf_counter()
+            s = ingest_video(video, local, g, detector, embedder, camera_id="bench")
+            base_s = time.perf_counter() - t
+            reference = rows(g)
+        out["frames"] = s.frames_new
+        out["inprocess_fps"] = s.frames_new / base_s
+        ray = connect(cfg.executor.address)
+        out["ray_cpus"] = ray.cluster_resources().get("CPU")
+        for n in workers:
+            wipe(db)
+            distributed = replace(
+                cfg,
+                db=db,
+                data_dir=Path(tmp) / f"ray{n}",
+                executor=replace(cfg.executor, workers=n),
+            )
+            with Gallery(db, distributed.data_dir) as g:
+                t = time.perf_counter()
+                r = ingest_distributed(video, distributed, g, detector, embedder, camera_id="bench")
+                took = time.perf_counter() - t
+                out["runs"].append(
+                    {
+                        "workers": n,
+                        "segments": r.segments,
+                        "fps": r.frames_new / took,
+                        "x_inprocess": (r.frames_new / took) / out["inprocess_fps"],
+                        "rows_equal": rows(g) == reference,
+                        "tracks": r.tracks,
+                    }
+                )
+        out["inprocess_tracks"] = s.tracks
+    return out
