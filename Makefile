@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck pytest bench clean browser default-model
+.PHONY: demo test lint typecheck pytest bench clean browser ffmpeg default-model
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,7 +28,13 @@ browser:
 	  && (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
-pytest: $(STAMP) browser
+# FFmpeg (the live-stream tests' sender) likewise: skipped with a reason where it is missing.
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null 2>&1) \
+	  || echo "ffmpeg not installed: the live-stream tests will be skipped"; }
+
+pytest: $(STAMP) browser ffmpeg
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

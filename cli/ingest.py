@@ -47,6 +47,12 @@ def add_parsers(sub: Any) -> None:
         "--force", action="store_true", help="re-ingest videos already done (replaces their rows)"
     )
     p.add_argument(
+        "--follow",
+        action="store_true",
+        help="read the video files as they grow (a recorder still writing); they end after "
+        "live.idle_s seconds without new frames",
+    )
+    p.add_argument(
         "--executor",
         choices=["inprocess", "ray"],
         help="inprocess (default) or ray: segments of each video run on Ray actors "
@@ -92,9 +98,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         reid={"name": args.reid, "weights": args.reid_weights},
         executor={"name": args.executor, "address": args.ray_address, "workers": args.workers},
     )
+    from pipeline.live import is_live
+
+    live = [v for v in args.videos if is_live(v) or args.follow]
     for v in args.videos:  # fail on a bad path before loading models
-        probe(Path(v))
+        if not is_live(v):
+            probe(Path(v))
     distributed = cfg.executor.name == "ray"
+    if distributed and live:
+        raise ProwlError(
+            "live sources and --follow run in-process (one reader per camera); leave out "
+            "--executor ray for them"
+        )
     if distributed:  # a wrong database or an unreachable cluster: said before anything runs
         from pipeline.distributed import check_shared_database, connect
 
@@ -144,6 +159,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         bars[0].set_postfix(people=people, refresh=False)
 
                 try:
+                    if video in live:
+                        from pipeline.live import ingest_live
+
+                        planned(0)
+                        bars[0].total = None
+                        summary = ingest_live(
+                            video,
+                            cfg,
+                            gallery,
+                            detector,
+                            embedder,
+                            camera_id=camera,
+                            stop_event=stop,
+                            progress=progress,
+                            follow_file=not is_live(video),
+                        )
+                        _print_summary(summary, cfg)
+                        continue
                     if distributed:
                         from pipeline.distributed import ingest_distributed
 
@@ -221,6 +254,12 @@ def _print_summary(s: Any, cfg: Any) -> None:
         f"in {s.tracks} tracks ({s.embedded} crops embedded), "
         f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
     )
+    if s.live is not None:
+        print(
+            f"  live: {s.live.received} frames received, {s.live.dropped} dropped while the "
+            f"pipeline was behind, {s.live.reconnects} reconnections"
+            + (f"; ended: {s.live.gave_up}" if s.live.gave_up else "")
+        )
     if s.segments:
         print(
             f"  Ray: {s.segments} segments on {s.workers} workers on {s.nodes} "

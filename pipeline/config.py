@@ -91,6 +91,14 @@ class ExecutorConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    connect_tries: int  # a live source that does not open after this many tries is an error
+    backoff_max_s: float  # reconnect delays double from 1 s up to this
+    read_timeout_s: float  # no frame for this long = the stream broke
+    idle_s: float  # a followed file that has not grown for this long has ended
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     db: str | None
@@ -101,6 +109,7 @@ class Config:
     storage: StorageConfig
     query: QueryConfig
     executor: ExecutorConfig
+    live: LiveConfig
 
     @property
     def db_url(self) -> str:
@@ -115,6 +124,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "storage": StorageConfig,
     "query": QueryConfig,
     "executor": ExecutorConfig,
+    "live": LiveConfig,
 }
 
 
@@ -215,6 +225,10 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "executor.overlap_s": (lambda v: 0 <= v <= 60, "within 0..60 (seconds)"),
     "executor.workers": (lambda v: 1 <= v <= 10_000, "within 1..10000"),
     "executor.cpus_per_worker": (lambda v: 0 < v <= 256, "within (0, 256]"),
+    "live.connect_tries": (lambda v: 1 <= v <= 1000, "within 1..1000"),
+    "live.backoff_max_s": (lambda v: 1 <= v <= 3600, "within 1..3600 (seconds)"),
+    "live.read_timeout_s": (lambda v: 0.5 <= v <= 600, "within 0.5..600 (seconds)"),
+    "live.idle_s": (lambda v: 1 <= v <= 86400, "within 1..86400 (seconds)"),
 }
 
 

@@ -75,6 +75,7 @@ class IngestSummary:
     segments: int = 0  # distributed ingest: segments run, by this many workers
     workers: int = 0
     nodes: int = 0
+    live: Any = None  # live sources: pipeline.live.LiveStats (received, dropped, reconnects)
 
     @property
     def frames_per_s(self) -> float:

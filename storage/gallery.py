@@ -154,7 +154,7 @@ class Gallery(IndexedGallery):
 
     def upsert_video(
         self,
-        path: Path,
+        path: Path | str,
         content_hash: str,
         camera_id: str,
         fps: float,
@@ -185,7 +185,7 @@ class Gallery(IndexedGallery):
         raise AssertionError("unreachable")
 
     def _upsert_video_once(
-        self, path: Path, content_hash: str, camera_id: str, *meta: Any
+        self, path: Path | str, content_hash: str, camera_id: str, *meta: Any
     ) -> VideoRow:
         fps, width_px, height_px, frame_count, start_time, given = meta
         with self.session() as s, s.begin():
@@ -203,7 +203,7 @@ class Gallery(IndexedGallery):
                     width_px=width_px,
                     height_px=height_px,
                     frame_count=frame_count,
-                    size_bytes=source_size_bytes(path),
+                    size_bytes=source_size_bytes(Path(path)),  # 0 for a stream's URL
                     start_time=start_time,
                 )
                 s.add(row)
