@@ -181,3 +181,42 @@ def test_sigterm_stops_cleanly_with_everything_committed(vtest_path, tmp_path) -
         assert (
             runs[0][0].frames_processed == runs[0][0].next_frame or runs[0][0].frames_processed > 0
         )
+
+
+@pytest.mark.slow
+def test_following_a_file_that_is_still_being_written(
+    cfg_default, yolo, default_embedder, vtest_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """FFmpeg writes 4 s of vtest.avi to an MPEG-TS file in real time while prowl follows it:
+    every frame is stored with the file's own times, and the run ends once the file has not
+    grown for live.idle_s."""
+    from pipeline.live import ingest_live
+    from storage.gallery import Gallery
+
+    growing = tmp_path / "recording.ts"
+    cmd = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(vtest_path), "-t", "4"]
+    cmd += ["-c:v", "mpeg2video", "-q:v", "4", "-f", "mpegts", str(growing)]
+    writer = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            not growing.exists() or growing.stat().st_size < 200_000
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cfg = _cfg(cfg_default, tmp_path / "g", idle_s=3.0, read_timeout_s=1.0)
+        with Gallery(cfg.db_url, tmp_path / "g") as g:
+            s = ingest_live(
+                str(growing), cfg, g, yolo, default_embedder, "recorder", follow_file=True
+            )
+            assert writer.wait(timeout=30) == 0
+            with g.session() as sess:
+                from sqlalchemy import func, select
+
+                from storage.models import DetectionRow
+
+                last = sess.scalar(select(func.max(DetectionRow.timestamp_s)))
+    finally:
+        writer.kill()
+    assert s.live.gave_up and "no new frames" in s.live.gave_up
+    assert s.live.received == s.frames_processed >= 38  # 4 s at 10 frames/s, all of it
+    assert last is not None and 3.0 <= last < 4.1  # the file's own clock, not the wall's
