@@ -33,6 +33,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -52,6 +53,22 @@ Id = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 MAX_UPLOAD_BYTES = 10 << 20
 MAX_VIDEO_UPLOAD_BYTES = 4 << 30
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/webp")
+
+
+class QueryForm(BaseModel):
+    """The fields of a search (and of an evidence export: the same search, zipped)."""
+
+    detection_id: int | None = Field(None, ge=1, le=MAX_ID)
+    confirmed: str | None = Field(None, max_length=20000)  # detection ids, comma-separated
+    rejected: str | None = Field(None, max_length=20000)
+    subject_id: int | None = Field(None, ge=1, le=MAX_ID)
+    k: int = Field(20, ge=1, le=1000)
+    by: str = Field("detection", pattern="^(detection|track)$")
+    camera: str | None = Field(None, max_length=200)
+    video_id: int | None = Field(None, ge=1, le=MAX_ID)
+    from_s: float | None = Field(None, ge=0, le=1e9)
+    to_s: float | None = Field(None, ge=0, le=1e9)
+    min_similarity: float | None = Field(None, ge=-1, le=1)
 
 
 @dataclass
@@ -349,22 +366,14 @@ def create_app(
         return np.asarray(crop, np.uint8)
 
     async def answer(
-        image: UploadFile | None,
-        detection_id: int | None,
-        confirmed: str | None,
-        rejected: str | None,
-        subject_id: int | None,
-        k: int,
-        by: str,
-        camera: str | None,
-        video_id: int | None,
-        from_s: float | None,
-        to_s: float | None,
-        min_similarity: float | None,
+        image: UploadFile | None, q: QueryForm
     ) -> tuple[QueryResult, dict[str, Any], float]:
+        detection_id, subject_id, k, by = q.detection_id, q.subject_id, q.k, q.by
+        camera, video_id, from_s, to_s = q.camera, q.video_id, q.from_s, q.to_s
+        min_similarity = q.min_similarity
         crops = [await read_crop(image)] if image is not None and image.filename else []
-        marked = _ids(confirmed, "confirmed")
-        refused = _ids(rejected, "rejected")
+        marked = _ids(q.confirmed, "confirmed")
+        refused = _ids(q.rejected, "rejected")
         if subject_id is not None:
             from storage.subjects import subject
 
@@ -429,36 +438,13 @@ def create_app(
 
     @app.post("/api/search")
     async def search(
+        q: Annotated[QueryForm, Form()],
         image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
-        detection_id: int | None = Form(None, ge=1, le=MAX_ID),
-        confirmed: str | None = Form(None, max_length=20000),
-        rejected: str | None = Form(None, max_length=20000),
-        subject_id: int | None = Form(None, ge=1, le=MAX_ID),
-        k: int = Form(20, ge=1, le=1000),
-        by: str = Form("detection", pattern="^(detection|track)$"),
-        camera: str | None = Form(None, max_length=200),
-        video_id: int | None = Form(None, ge=1, le=MAX_ID),
-        from_s: float | None = Form(None, ge=0, le=1e9),
-        to_s: float | None = Form(None, ge=0, le=1e9),
-        min_similarity: float | None = Form(None, ge=-1, le=1),
     ) -> dict[str, Any]:
         """Search with an uploaded crop, a stored sighting (``detection_id``), a named subject,
         or confirmed sightings; ``rejected`` sightings are left out and look-alikes pushed
         down. Every combination goes through the CLI's ``run_query``."""
-        result, _asked, took = await answer(
-            image,
-            detection_id,
-            confirmed,
-            rejected,
-            subject_id,
-            k,
-            by,
-            camera,
-            video_id,
-            from_s,
-            to_s,
-            min_similarity,
-        )
+        result, _asked, took = await answer(image, q)
         return {
             "embedder": result.embedder,
             "seconds": took,
@@ -468,37 +454,17 @@ def create_app(
 
     @app.post("/api/export")
     async def export(
+        q: Annotated[QueryForm, Form()],
         image: UploadFile | None = File(None),  # noqa: B008 - FastAPI's declaration style
-        detection_id: int | None = Form(None, ge=1, le=MAX_ID),
-        confirmed: str | None = Form(None, max_length=20000),
-        rejected: str | None = Form(None, max_length=20000),
-        subject_id: int | None = Form(None, ge=1, le=MAX_ID),
-        k: int = Form(20, ge=1, le=200),
-        by: str = Form("detection", pattern="^(detection|track)$"),
-        camera: str | None = Form(None, max_length=200),
-        video_id: int | None = Form(None, ge=1, le=MAX_ID),
-        from_s: float | None = Form(None, ge=0, le=1e9),
-        to_s: float | None = Form(None, ge=0, le=1e9),
-        min_similarity: float | None = Form(None, ge=-1, le=1),
     ) -> FileResponse:
         """The same search as /api/search, answered with the evidence zip
-        (pipeline/evidence.py: hits CSV/JSON, crops, frames, clips, HTML summary, hashes)."""
+        (pipeline/evidence.py: hits CSV/JSON, crops, frames, clips, HTML summary, hashes);
+        at most 200 hits (each brings its frame and, for the first 20, a clip)."""
         from pipeline.evidence import write_evidence
 
-        result, asked, _took = await answer(
-            image,
-            detection_id,
-            confirmed,
-            rejected,
-            subject_id,
-            k,
-            by,
-            camera,
-            video_id,
-            from_s,
-            to_s,
-            min_similarity,
-        )
+        if q.k > 200:
+            raise HTTPException(422, "k: an evidence export holds at most 200 hits")
+        result, asked, _took = await answer(image, q)
         tmp = Path(tempfile.mkdtemp(prefix="prowl-evidence-"))
         name = f"prowl-evidence-{time.strftime('%Y%m%d-%H%M%S')}.zip"
         path = write_evidence(gallery, result, tmp / name, asked)
