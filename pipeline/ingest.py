@@ -256,6 +256,10 @@ def ingest_video(
     ``planned`` is told how many frames will be processed, before the work starts."""
     prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
     if prep.skipped:
+        if prep.run.status != "complete":
+            # every frame was committed but the process died before finishing the run
+            gallery.finish_run(prep.run)
+            prep.summary.tracks = gallery.track_count(prep.run.id)
         return prep.summary
     path, cfg, detector, run, gaps = prep.path, prep.cfg, prep.detector, prep.run, prep.gaps
     summary, created, camera = prep.summary, prep.created, prep.summary.camera_id

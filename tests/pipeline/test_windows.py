@@ -80,3 +80,25 @@ def test_an_image_folder_with_a_broken_file_is_never_stored_twice(
     r = _cli("ingest", str(folder), "--reid", "hsv", "--data-dir", str(data), "--force")
     assert r.returncode == 0, r.stderr
     assert len(_rows(data)) == len(first)  # replaced, not doubled
+
+
+def test_a_run_stored_in_full_but_never_finished_is_finished_by_the_next_call(
+    vtest_path: Path, tmp_path: Path
+) -> None:
+    """The process died after its last commit and before it finished the run (tracks not
+    derived, status 'running'): the same command finishes it instead of calling it done."""
+    data = tmp_path / "g"
+    argv = ("ingest", str(vtest_path), "--end", "3", "--reid", "hsv", "--data-dir", str(data))
+    assert _cli(*argv).returncode == 0
+    with sqlite3.connect(data / "gallery.db") as db:
+        tracks = db.execute("SELECT count(*) FROM tracks").fetchone()[0]
+        assert tracks > 0
+        db.execute("DELETE FROM tracks")
+        db.execute("UPDATE ingest_runs SET status = 'running', finished_at = NULL")
+    rows = _rows(data)
+    again = _cli(*argv)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(data / "gallery.db") as db:
+        assert db.execute("SELECT status FROM ingest_runs").fetchall() == [("complete",)]
+        assert db.execute("SELECT count(*) FROM tracks").fetchone()[0] == tracks
+    assert _rows(data) == rows  # finished, not ingested again
