@@ -122,20 +122,101 @@ def _load_ranges(text: str | None) -> Ranges:
 
 
 @dataclass
-class _Pending:
-    """Finished work of one frame, waiting for its transaction."""
+class Pending:
+    """Finished work of one frame, waiting for its transaction (the image is not kept: the
+    thumbnails and the vectors are all that is stored)."""
 
-    frame: Frame
+    index: int
+    timestamp_s: float
     detections: Detections
     thumbnails: list[bytes]
     embed: NDArray[np.bool_]  # which detections get a vector (the tracking cadence)
     embeddings: NDArray[np.float32] | None = None
 
+    def rows(self, track_id: Callable[[int], int]) -> list[NewDetection]:
+        """The frame's detections as rows; ``track_id`` maps the tracker's id to the stored one."""
+        dets, out = self.detections, []
+        for j in range(len(dets)):
+            x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+            ids = dets.track_ids
+            tid = None if ids is None or ids[j] < 0 else int(ids[j])
+            vec = self.embeddings[j] if self.embed[j] and self.embeddings is not None else None
+            out.append(
+                NewDetection(
+                    frame_index=self.index,
+                    timestamp_s=self.timestamp_s,
+                    xyxy=(x1, y1, x2, y2),
+                    score=float(dets.scores[j]),
+                    embedding=vec,
+                    thumbnail=self.thumbnails[j],
+                    track_id=None if tid is None else track_id(tid),
+                )
+            )
+        return out
+
+
+class FrameStages:
+    """detect (a batch of frames) → track → the tracking cadence's choice of crops to embed →
+    crops and thumbnails → batched embedding. Both executors feed it: the in-process ingest
+    commits ``take()`` every few frames, a distributed segment once at its end."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        detector: Detector,
+        embedder: Embedder,
+        tracker: ByteTracker | None,
+        cadence: EmbedCadence,
+        clock: StageClock,
+    ) -> None:
+        self.cfg, self.detector, self.embedder = cfg, detector, embedder
+        self.tracker, self.cadence, self.clock = tracker, cadence, clock
+        self.pending: list[Pending] = []
+        self.batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)
+
+    def feed(
+        self, batch: list[Frame], skip: Callable[[Frame, Detections], bool] | None = None
+    ) -> None:
+        """One batch of frames through the stages. ``skip(frame, tracked detections)``: True
+        for a frame that only feeds the tracker (a segment's lead-in)."""
+        t = time.perf_counter()
+        results = self.detector.detect(batch)
+        t = self.clock.add("detect", t)
+        for frame, raw in zip(batch, results, strict=True):
+            dets = self.tracker.update(raw, frame.index) if self.tracker is not None else raw
+            if skip is not None and skip(frame, dets):
+                continue
+            embed = self.cadence.choose(dets, frame.index)
+            crops = crop_boxes(frame.image, dets.xyxy)
+            thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
+            self.pending.append(Pending(frame.index, frame.timestamp_s, dets, thumbs, embed))
+            rows = np.flatnonzero(embed)
+            self.batcher.add(len(self.pending) - 1, rows, [crops[j] for j in rows])
+        self.clock.add("track+crop", t)
+        if self.batcher.full:
+            self.embed_waiting()
+
+    def embed_waiting(self) -> None:
+        if not len(self.batcher):
+            return
+        t = time.perf_counter()
+        for pos, rows, vectors in self.batcher.flush():
+            item = self.pending[pos]
+            item.embeddings = np.full((len(item.detections), self.embedder.dim), np.nan, np.float32)
+            item.embeddings[rows] = vectors
+        self.clock.add("embed", t)
+
+    def take(self) -> list[Pending]:
+        """Every frame fed so far, embedded; the stages start empty again."""
+        self.embed_waiting()
+        out, self.pending = self.pending, []
+        return out
+
 
 ProgressFn = Callable[[int, int], None]  # (frames processed now, people found now)
 
 
-class _Clock:
+class StageClock:
     def __init__(self) -> None:
         self.stage_s: dict[str, float] = {}
 
@@ -267,7 +348,7 @@ def ingest_video(
         planned(prep.planned_frames)
 
     report = DecodeReport()
-    clock = _Clock()
+    clock = StageClock()
     started = time.perf_counter()
     yielded, before = 0, run.frames_processed
     try:
@@ -282,7 +363,7 @@ def ingest_video(
                 report=gap_report,
                 image_fps=cfg.video.fps,
             )
-            _run_stages(
+            run_stages(
                 prefetch(frames, cfg.video.queue_frames),
                 cfg,
                 gallery,
@@ -356,14 +437,14 @@ def gallery_fps(gallery: Gallery, run: RunRow) -> float:
     return float(video.fps) if video is not None else 25.0
 
 
-def _run_stages(
+def run_stages(
     frames: Iterator[Frame],
     cfg: Config,
     gallery: Gallery,
     run: RunRow,
     detector: Detector,
     embedder: Embedder,
-    clock: _Clock,
+    clock: StageClock,
     progress: ProgressFn | None,
     stop: threading.Event | None,
     gap_start: int = 0,
@@ -385,54 +466,24 @@ def _run_stages(
         cadence.restore(saved["cadence"])
     elif tc.enabled:
         tracker = ByteTracker(tracker_cfg, next_id=run.next_track_id)
-    pending: list[_Pending] = []
-    batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)  # crops of pending frames
+    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock)
     processed = run.frames_processed
-
-    def embed_waiting() -> None:
-        if not len(batcher):
-            return
-        t = time.perf_counter()
-        for pos, rows, vectors in batcher.flush():
-            item = pending[pos]
-            item.embeddings = np.full((len(item.detections), embedder.dim), np.nan, np.float32)
-            item.embeddings[rows] = vectors
-        clock.add("embed", t)
 
     def commit() -> None:
         nonlocal processed
-        embed_waiting()
+        pending = stages.take()
         if not pending:
             return
         t = time.perf_counter()
-        rows = []
-        for item in pending:
-            dets = item.detections
-            for j in range(len(dets)):
-                x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
-                tid = (
-                    None
-                    if dets.track_ids is None or dets.track_ids[j] < 0
-                    else (run.id * TRACK_ID_STRIDE + int(dets.track_ids[j]))
-                )
-                vec = item.embeddings[j] if item.embed[j] and item.embeddings is not None else None
-                rows.append(
-                    NewDetection(
-                        frame_index=item.frame.index,
-                        timestamp_s=item.frame.timestamp_s,
-                        xyxy=(x1, y1, x2, y2),
-                        score=float(dets.scores[j]),
-                        embedding=vec,
-                        thumbnail=item.thumbnails[j],
-                        track_id=tid,
-                    )
-                )
+        rows = [
+            row for item in pending for row in item.rows(lambda tid: run.id * TRACK_ID_STRIDE + tid)
+        ]
         processed += len(pending)
         state = None
         if tracker is not None:
             alive = {t.track_id for t in tracker.tracks}
             state = json.dumps({"tracker": tracker.state(), "cadence": cadence.state(alive)})
-        next_frame = pending[-1].frame.index + 1
+        next_frame = pending[-1].index + 1
         done = merge_ranges([*_load_ranges(run.done_ranges), (gap_start, next_frame)])
         gallery.commit_frames(
             run,
@@ -446,25 +497,12 @@ def _run_stages(
         clock.add("store", t)
         if progress is not None:
             progress(len(pending), len(rows))
-        pending.clear()
 
     t = time.perf_counter()
     for batch in batched(frames, cfg.detector.batch_frames):
-        t = clock.add("decode", t)
-        results = detector.detect(batch)
-        t = clock.add("detect", t)
-        for frame, raw in zip(batch, results, strict=True):
-            dets = tracker.update(raw, frame.index) if tracker is not None else raw
-            embed = cadence.choose(dets, frame.index)
-            frame_crops = crop_boxes(frame.image, dets.xyxy)
-            thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in frame_crops]
-            pending.append(_Pending(frame, dets, thumbs, embed))
-            rows = np.flatnonzero(embed)
-            batcher.add(len(pending) - 1, rows, [frame_crops[j] for j in rows])
-        t = clock.add("track+crop", t)
-        if batcher.full:
-            embed_waiting()
-        if len(pending) >= cfg.storage.commit_frames:
+        clock.add("decode", t)
+        stages.feed(batch)
+        if len(stages.pending) >= cfg.storage.commit_frames:
             commit()
         t = time.perf_counter()
         if stop is not None and stop.is_set():

@@ -240,7 +240,7 @@ def ingest_live(
     end (a followed file that stopped growing). Returns an IngestSummary with the live
     counters (received, dropped, reconnects)."""
     from pipeline.assets import sha256_of
-    from pipeline.ingest import IngestSummary, _Clock, _run_stages, settings_key
+    from pipeline.ingest import IngestSummary, StageClock, run_stages, settings_key
 
     stop = stop_event or threading.Event()
     lc = cfg.live
@@ -280,10 +280,10 @@ def ingest_live(
     key = settings_key(cfg, detector.name, embedder.name) + f";live={src.start_iso}"
     run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
     summary = IngestSummary(video=shown, camera_id=camera, status="complete")
-    clock = _Clock()
+    clock = StageClock()
     started = time.perf_counter()
     try:
-        _run_stages(src.frames(), cfg, gallery, run, detector, embedder, clock, progress, stop)
+        run_stages(src.frames(), cfg, gallery, run, detector, embedder, clock, progress, stop)
     except BaseException as exc:
         gallery.abandon_run(run, str(exc).splitlines()[0][:300] if str(exc) else "failed", False)
         raise

@@ -16,18 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import NDArray
-
 from detectors import Detector
 from pipeline.config import Config
-from pipeline.crops import crop_boxes, encode_jpeg
 from pipeline.frameranges import Ranges
 from pipeline.stream import batched, prefetch
 from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
-from pipeline.types import Detections
+from pipeline.types import Detections, Frame
 from reid import Embedder
-from reid.batching import CropBatcher
 from storage.gallery import NewDetection
 
 
@@ -81,13 +76,15 @@ def process_segment(
 ) -> SegmentRows:
     """Detect, track and embed one segment (the same stages and settings as an in-process
     ingest) and return its rows."""
+    from pipeline.ingest import FrameStages, StageClock
     from pipeline.video import DecodeReport, read_frames
 
     started = time.perf_counter()
     tc = cfg.tracking
     tracker = ByteTracker(TrackerConfig.from_settings(tc, fps), next_id=1) if tc.enabled else None
     cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
-    batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)
+    clock = StageClock()
+    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock)
     report = DecodeReport()
     frames = read_frames(
         Path(segment.video),
@@ -98,65 +95,28 @@ def process_segment(
         report=report,
         image_fps=cfg.video.fps,
     )
-    # per stored frame: index, time, detections, thumbnails (never the image: bounded memory)
-    kept: list[tuple[int, float, Detections, list[bytes]]] = []
     lead_in: dict[int, list[tuple[int, float, float, float, float]]] = {}
-    vectors: dict[tuple[int, int], NDArray[np.float32]] = {}
-    stage = {"decode": 0.0, "detect": 0.0, "track+crop": 0.0, "embed": 0.0}
 
-    def flush() -> None:
-        t = time.perf_counter()
-        for pos, rows, vecs in batcher.flush():
-            for j, v in zip(rows, vecs, strict=True):
-                vectors[(pos, int(j))] = v
-        stage["embed"] += time.perf_counter() - t
+    def lead_in_only(frame: Frame, dets: Detections) -> bool:
+        """Lead-in frames feed the tracker; only their tracks' boxes are kept."""
+        if frame.index >= segment.first:
+            return False
+        if dets.track_ids is not None:
+            for j, tid in enumerate(dets.track_ids):
+                if tid >= 0:
+                    x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
+                    lead_in.setdefault(int(tid), []).append((frame.index, x1, y1, x2, y2))
+        return True
 
     t = time.perf_counter()
     for batch in batched(prefetch(frames, cfg.video.queue_frames), cfg.detector.batch_frames):
-        stage["decode"] += time.perf_counter() - t
-        t = time.perf_counter()
-        results = detector.detect(batch)
-        stage["detect"] += time.perf_counter() - t
-        t = time.perf_counter()
-        for frame, raw in zip(batch, results, strict=True):
-            dets = tracker.update(raw, frame.index) if tracker is not None else raw
-            if frame.index < segment.first:  # lead-in: only the tracks' boxes are kept
-                if dets.track_ids is not None:
-                    for j, tid in enumerate(dets.track_ids):
-                        if tid >= 0:
-                            x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
-                            lead_in.setdefault(int(tid), []).append((frame.index, x1, y1, x2, y2))
-                continue
-            embed = cadence.choose(dets, frame.index)
-            crops = crop_boxes(frame.image, dets.xyxy)
-            thumbs = [encode_jpeg(c, cfg.storage.thumbnail_px) for c in crops]
-            kept.append((frame.index, frame.timestamp_s, dets, thumbs))
-            rows = np.flatnonzero(embed)
-            batcher.add(len(kept) - 1, rows, [crops[j] for j in rows])
-        stage["track+crop"] += time.perf_counter() - t
-        if batcher.full:
-            flush()
+        clock.add("decode", t)
+        stages.feed(batch, skip=lead_in_only)
         if stop_event is not None and stop_event.is_set():
             raise InterruptedError("stopped")
         t = time.perf_counter()
-    flush()
-    detections = []
-    for pos, (index, timestamp_s, dets, thumbs) in enumerate(kept):
-        for j in range(len(dets)):
-            ids = dets.track_ids
-            tid = None if ids is None or ids[j] < 0 else int(ids[j])
-            x1, y1, x2, y2 = (float(v) for v in dets.xyxy[j])
-            detections.append(
-                NewDetection(
-                    frame_index=index,
-                    timestamp_s=timestamp_s,
-                    xyxy=(x1, y1, x2, y2),
-                    score=float(dets.scores[j]),
-                    embedding=vectors.get((pos, j)),
-                    thumbnail=thumbs[j],
-                    track_id=tid,
-                )
-            )
+    kept = stages.take()  # the segment's rows are held until its one commit
+    detections = [row for item in kept for row in item.rows(lambda tid: tid)]
     reached = segment.stop if not report.stopped_early else max(segment.first, report.end_index)
     return SegmentRows(
         segment=segment,
@@ -166,5 +126,5 @@ def process_segment(
         frames=len(kept),
         reached=reached,
         seconds=time.perf_counter() - started,
-        stage_s=stage,
+        stage_s=clock.stage_s,
     )
