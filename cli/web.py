@@ -381,8 +381,11 @@ def create_app(
                 marked += list(subject(gallery, subject_id).detection_ids)
             except ProwlError:
                 raise HTTPException(404, f"no subject {subject_id}") from None
-        for d in [*marked, *refused] + ([detection_id] if detection_id is not None else []):
-            detection_of(d)
+        named = [*marked, *refused] + ([detection_id] if detection_id is not None else [])
+        known = gallery.track_ids(named)  # one query for every id the request names
+        missing = next((d for d in named if d not in known), None)
+        if missing is not None:
+            raise HTTPException(404, f"no detection {missing}")
         if not crops and detection_id is None and not marked:
             raise HTTPException(
                 422, "give an image, a detection_id, a subject or confirmed sightings"

@@ -82,9 +82,9 @@ def write_evidence(
                 clips_missing.append(f"#{h.rank}: {exc}")
     videos = []
     for vid in sorted({h.video_id for h in result.hits}):
-        _row, video = gallery.detection(
-            next(h.detection_id for h in result.hits if h.video_id == vid)
-        )
+        video = gallery.video(vid)
+        if video is None:  # removed since the search
+            continue
         path = Path(video.path)
         videos.append(
             {

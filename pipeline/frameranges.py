@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 Ranges = list[tuple[int, int]]
 
 
@@ -33,3 +35,8 @@ def missing_ranges(want: tuple[int, int], done: Ranges) -> Ranges:
 def kept_frames(a: int, b: int, stride: int) -> int:
     """How many frames of [a, b) a stride keeps (those with index % stride == 0)."""
     return max(0, (b - 1) // stride - (a - 1) // stride) if b > a else 0
+
+
+def load_ranges(text: str | None) -> Ranges:
+    """Ranges as a run stores them (JSON ``[[first, stop), ...]``, or nothing yet)."""
+    return [(int(a), int(b)) for a, b in json.loads(text)] if text else []

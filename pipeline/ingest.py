@@ -28,7 +28,7 @@ from pipeline.assets import sha256_of
 from pipeline.config import Config
 from pipeline.crops import crop_boxes, encode_jpeg
 from pipeline.errors import ProwlError, SourceError
-from pipeline.frameranges import Ranges, kept_frames, merge_ranges, missing_ranges
+from pipeline.frameranges import Ranges, kept_frames, load_ranges, merge_ranges, missing_ranges
 from pipeline.stream import batched, prefetch
 from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections, Frame
@@ -115,10 +115,6 @@ def _sized(path: Path, cfg: Config, detector: Detector) -> tuple[Config, Detecto
             sized_cfg.detector.imgsz_px,
         )
     return sized_cfg, sized
-
-
-def _load_ranges(text: str | None) -> Ranges:
-    return [(int(a), int(b)) for a, b in json.loads(text)] if text else []
 
 
 @dataclass
@@ -226,6 +222,14 @@ class StageClock:
         return now
 
 
+def embedder_row_of(gallery: Gallery, embedder: Embedder) -> Any:
+    """The gallery's row of this embedder (made on first use), tied to its weights' sha256."""
+    weights = embedder.weights
+    return gallery.embedder_row(
+        embedder.name, embedder.dim, weights, sha256_of(Path(weights)) if weights else None
+    )
+
+
 @dataclass
 class PreparedRun:
     """A video's run, found or started, and what of its window is still to do."""
@@ -285,12 +289,7 @@ def prepare_run(
                 "are replaced, never doubled)"
             )
         gallery.refresh_video(video, info.frame_count, source_size_bytes(path))
-    emb_row = gallery.embedder_row(
-        embedder.name,
-        embedder.dim,
-        embedder.weights,
-        sha256_of(Path(embedder.weights)) if embedder.weights else None,
-    )
+    emb_row = embedder_row_of(gallery, embedder)
     cfg, detector = _sized(path, cfg, detector)
     key = settings_key(cfg, detector.name, embedder.name)
     run = gallery.find_run(video.id, key)
@@ -300,7 +299,7 @@ def prepare_run(
     first, stop = frame_window(info, cfg.video.start_s, cfg.video.end_s)
     if info.frame_count and stop == NO_END:
         stop = info.frame_count
-    done = _load_ranges(run.done_ranges) if run is not None else []
+    done = load_ranges(run.done_ranges) if run is not None else []
     gaps = missing_ranges((first, stop), done)
     if run is not None and not gaps:
         summary.status = "skipped"
@@ -381,7 +380,7 @@ def ingest_video(
                 break
             # The whole gap is done, also past its last kept frame (or the source's end).
             reached = b if not gap_report.stopped_early else gap_report.end_index
-            done = merge_ranges([*_load_ranges(run.done_ranges), (a, reached)])
+            done = merge_ranges([*load_ranges(run.done_ranges), (a, reached)])
             gallery.set_done_ranges(run, json.dumps(done))
         if not (stop_event is not None and stop_event.is_set()) and yielded == 0:
             raise SourceError(
@@ -484,7 +483,7 @@ def run_stages(
             alive = {t.track_id for t in tracker.tracks}
             state = json.dumps({"tracker": tracker.state(), "cadence": cadence.state(alive)})
         next_frame = pending[-1].index + 1
-        done = merge_ranges([*_load_ranges(run.done_ranges), (gap_start, next_frame)])
+        done = merge_ranges([*load_ranges(run.done_ranges), (gap_start, next_frame)])
         gallery.commit_frames(
             run,
             rows,

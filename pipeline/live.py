@@ -239,8 +239,13 @@ def ingest_live(
     """Ingest a live source until ``stop_event``, ``cfg.video.end_s`` seconds of it, or its
     end (a followed file that stopped growing). Returns an IngestSummary with the live
     counters (received, dropped, reconnects)."""
-    from pipeline.assets import sha256_of
-    from pipeline.ingest import IngestSummary, StageClock, run_stages, settings_key
+    from pipeline.ingest import (
+        IngestSummary,
+        StageClock,
+        embedder_row_of,
+        run_stages,
+        settings_key,
+    )
 
     stop = stop_event or threading.Event()
     lc = cfg.live
@@ -271,12 +276,7 @@ def ingest_live(
         None if follow_file else src.start_iso,
         given=not follow_file,
     )
-    emb_row = gallery.embedder_row(
-        embedder.name,
-        embedder.dim,
-        embedder.weights,
-        sha256_of(Path(embedder.weights)) if embedder.weights else None,
-    )
+    emb_row = embedder_row_of(gallery, embedder)
     key = settings_key(cfg, detector.name, embedder.name) + f";live={src.start_iso}"
     run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
     summary = IngestSummary(video=shown, camera_id=camera, status="complete")

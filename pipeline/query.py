@@ -169,7 +169,7 @@ def make_ranker(
             if not ranked:
                 return []
             index = gallery.index_for(embedder_id)
-            vectors = np.stack([index.reconstruct(i) for _, i in ranked])
+            vectors = index.reconstruct_many([i for _, i in ranked])
             sims = np.asarray([sv for sv, _ in ranked], np.float32)
             closest_negative = (vectors @ negs.T).max(axis=1)
             score = sims - NEGATIVE_WEIGHT * np.maximum(0.0, closest_negative - sims)
@@ -194,11 +194,7 @@ def make_ranker(
         ranked = gallery.rank(embedder_id, query, max(depth, rerank_pool), filters)
         head, tail = ranked[:rerank_pool], ranked[rerank_pool:]
         index = gallery.index_for(embedder_id)
-        vectors = (
-            np.stack([index.reconstruct(i) for _, i in head])
-            if head
-            else np.zeros((0, len(query)), np.float32)
-        )
+        vectors = index.reconstruct_many([i for _, i in head])
         return ([head[int(j)] for j in rerank_order(query, vectors)] + tail)[:depth]
 
     return rank

@@ -252,6 +252,13 @@ class VectorIndex:
     def reconstruct(self, ident: int) -> NDArray[np.float32]:
         return np.asarray(self._index.reconstruct(int(ident)), dtype=np.float32)
 
+    def reconstruct_many(self, idents: list[int]) -> NDArray[np.float32]:
+        """The stored vectors of these ids, one row each, in one call."""
+        if not idents:
+            return np.zeros((0, self.dim), np.float32)
+        ids = np.asarray(idents, dtype=np.int64)
+        return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
+
     def save(self, path: Path) -> None:
         """Atomic: written to a temporary file in the same folder, then renamed over."""
         path.parent.mkdir(parents=True, exist_ok=True)

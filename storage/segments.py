@@ -14,9 +14,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 from sqlalchemy import select, update
 
-from pipeline.frameranges import merge_ranges
+from pipeline.boxes import iou_matrix
+from pipeline.frameranges import load_ranges, merge_ranges
 from storage.gallery import Gallery, NewDetection, detection_rows
 from storage.models import TRACK_ID_STRIDE, DetectionRow, RunRow, SegmentRow
 from storage.tracks import rebuild_tracks
@@ -62,9 +64,7 @@ def commit_segment(
         )
         if rows:
             s.execute(insert(DetectionRow), rows)
-        done = merge_ranges(
-            [*[tuple(r) for r in json.loads(run.done_ranges or "[]")], (first, reached)]
-        )
+        done = merge_ranges([*load_ranges(run.done_ranges), (first, reached)])
         s.execute(
             update(RunRow)
             .where(RunRow.id == run_id)
@@ -90,14 +90,6 @@ def commit_segment(
     return True
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def stitch_run(gallery: Gallery, run_id: int) -> int:
     """Join each track that a segment picked up in its lead-in with the track the previous
     segment stored for the same person in those frames (boxes matched by IoU, majority of
@@ -116,29 +108,37 @@ def stitch_run(gallery: Gallery, run_id: int) -> int:
             select(SegmentRow).where(SegmentRow.run_id == run_id).order_by(SegmentRow.first_frame)
         ).all()
         for seg in segments:
-            for key, boxes in json.loads(seg.lead_in or "{}").items():
-                frames = sorted({int(b[0]) for b in boxes})
-                stored: dict[int, list[tuple[tuple[float, ...], int]]] = {}
-                for f, x1, y1, x2, y2, tid in s.execute(
-                    select(
-                        DetectionRow.frame_index,
-                        DetectionRow.x1,
-                        DetectionRow.y1,
-                        DetectionRow.x2,
-                        DetectionRow.y2,
-                        DetectionRow.track_id,
-                    ).where(
-                        DetectionRow.run_id == run_id,
-                        DetectionRow.frame_index.in_(frames),
-                        DetectionRow.track_id.is_not(None),
-                    )
-                ):
-                    stored.setdefault(int(f), []).append(((x1, y1, x2, y2), int(tid or 0)))
+            lead_in = json.loads(seg.lead_in or "{}")
+            frames = sorted({int(b[0]) for boxes in lead_in.values() for b in boxes})
+            # the rows the previous segment stored in this segment's lead-in: one query
+            stored: dict[int, tuple[list[tuple[float, ...]], list[int]]] = {}
+            for f, x1, y1, x2, y2, tid in s.execute(
+                select(
+                    DetectionRow.frame_index,
+                    DetectionRow.x1,
+                    DetectionRow.y1,
+                    DetectionRow.x2,
+                    DetectionRow.y2,
+                    DetectionRow.track_id,
+                ).where(
+                    DetectionRow.run_id == run_id,
+                    DetectionRow.frame_index.in_(frames),
+                    DetectionRow.track_id.is_not(None),
+                )
+            ):
+                boxes_f, ids_f = stored.setdefault(int(f), ([], []))
+                boxes_f.append((x1, y1, x2, y2))
+                ids_f.append(int(tid or 0))
+            for key, boxes in lead_in.items():
                 votes: Counter[int] = Counter()
                 for f, *box in boxes:
-                    best = max(stored.get(int(f), []), key=lambda c: _iou(box, c[0]), default=None)
-                    if best is not None and _iou(box, best[0]) >= MATCH_IOU:
-                        votes[best[1]] += 1
+                    if int(f) not in stored:
+                        continue
+                    candidates, ids = stored[int(f)]
+                    overlap = iou_matrix(np.asarray([box]), np.asarray(candidates))[0]
+                    best = int(np.argmax(overlap))
+                    if overlap[best] >= MATCH_IOU:
+                        votes[ids[best]] += 1
                 if not votes:
                     continue
                 earlier, n = votes.most_common(1)[0]
