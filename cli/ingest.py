@@ -19,6 +19,8 @@ from cli.common import (
     storage_args,
 )
 from pipeline.errors import ProwlError
+from pipeline.redact import redact_text, redact_url
+from storage.database import safe_url
 
 
 def add_parsers(sub: Any) -> None:
@@ -45,6 +47,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--reid-weights", help="checkpoint for embedders that take one (torchreid:ARCH)")
     p.add_argument(
         "--force", action="store_true", help="re-ingest videos already done (replaces their rows)"
+    )
+    p.add_argument(
+        "--reattach-subjects",
+        action="store_true",
+        help="with --force: attach saved subjects' sightings of the video to the new boxes "
+        "(same frame, IoU >= 0.5); without it --force refuses to touch a video with such "
+        "sightings",
     )
     p.add_argument(
         "--follow",
@@ -110,6 +119,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "live sources and --follow run in-process (one reader per camera); leave out "
             "--executor ray for them"
         )
+    if args.reattach_subjects and (distributed or not args.force):
+        raise ProwlError("--reattach-subjects goes with --force and the in-process executor")
     if distributed:  # a wrong database or an unreachable cluster: said before anything runs
         from pipeline.distributed import check_shared_database, connect
 
@@ -129,6 +140,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         exit_code = 0
         with StopOnSignal() as stop:
             for i, video in enumerate(args.videos):
+                shown = redact_url(video)  # what is printed: no password, no secret parameter
                 camera = None
                 if args.camera:
                     camera = args.camera[0] if len(args.camera) == 1 else args.camera[i]
@@ -138,7 +150,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 people = 0
 
                 def planned(
-                    total: int, name: str = Path(video).name, bars: list[Any] = bars
+                    total: int, name: str = Path(shown).name, bars: list[Any] = bars
                 ) -> None:
                     bars.append(
                         tqdm(
@@ -183,6 +195,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         run_one: Any = ingest_distributed
                     else:
                         run_one = ingest_video
+                    extra = {"reattach_subjects": True} if args.reattach_subjects else {}
                     summary = run_one(
                         Path(video),
                         cfg,
@@ -194,13 +207,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         progress=progress,
                         stop_event=stop,
                         planned=planned,
+                        **extra,
                     )
                 finally:
                     for bar in bars:
                         bar.close()
                 _print_summary(summary, cfg)
                 if summary.status == "interrupted":
-                    cmd = " ".join(sys.argv[1:]) if sys.argv[1:] else "ingest VIDEO"
+                    cmd = redact_text(" ".join(sys.argv[1:])) if sys.argv[1:] else "ingest VIDEO"
                     print(
                         f"stopped: everything processed is stored; run `prowl {cmd}` "
                         "again to resume from the last committed frame",
@@ -209,7 +223,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     return EXIT_INTERRUPTED
                 if summary.status == "complete" and summary.detections == 0:
                     print(
-                        f"prowl: note: {video}: no people found in {summary.frames_processed} "
+                        f"prowl: note: {shown}: no people found in {summary.frames_processed} "
                         "frames; the video is recorded as processed",
                         file=sys.stderr,
                     )
@@ -217,7 +231,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     exit_code = EXIT_USER_ERROR
                     n = len(summary.unreadable)
                     print(
-                        f"prowl: {video}: {n} image{'s' if n > 1 else ''} could not be read "
+                        f"prowl: {shown}: {n} image{'s' if n > 1 else ''} could not be read "
                         f"({', '.join(summary.unreadable[:3])}{', ...' if n > 3 else ''}); the "
                         "other frames are stored",
                         file=sys.stderr,
@@ -225,15 +239,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 if summary.frames_lost:
                     exit_code = EXIT_USER_ERROR
                     print(
-                        f"prowl: {video}: decoding stopped at frame {summary.lost_from_frame} "
+                        f"prowl: {shown}: decoding stopped at frame {summary.lost_from_frame} "
                         f"of the {summary.frames_announced} the file announces (damaged or "
                         "truncated); what was decoded is stored",
                         file=sys.stderr,
                     )
-        print(f"gallery: {cfg.db_url}  (index files under {cfg.data_dir / 'index'})")
+        print(f"gallery: {safe_url(cfg.db_url)}  (index files under {cfg.data_dir / 'index'})")
         print(
             f"next: prowl query CROP.jpg --data-dir {cfg.data_dir}"
-            + (f" --db '{cfg.db}'" if cfg.db else "")
+            + (f" --db '{safe_url(cfg.db)}'" if cfg.db else "")
         )
         return exit_code
 
@@ -254,6 +268,15 @@ def _print_summary(s: Any, cfg: Any) -> None:
         f"in {s.tracks} tracks ({s.embedded} crops embedded), "
         f"{s.frames_per_s:.1f} frames/s ({s.elapsed_s:.1f} s)"
     )
+    if s.subjects_reattached or s.subjects_lost:
+        print(
+            f"  subjects: {s.subjects_reattached} sightings re-attached to the new boxes"
+            + (
+                f", {s.subjects_lost} not found again (no box on their frame with IoU >= 0.5)"
+                if s.subjects_lost
+                else ""
+            )
+        )
     if s.live is not None:
         print(
             f"  live: {s.live.received} frames received, {s.live.dropped} dropped while the "

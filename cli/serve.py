@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.common import load_cfg, open_gallery
 from pipeline.errors import ProwlError
+from storage.database import safe_url
 
 
 def add_parsers(sub: Any) -> None:
@@ -63,6 +64,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with open_gallery(cfg, must_exist=True) as gallery:
         app = create_app(gallery, token, cfg, [r.resolve() for r in args.ingest_root])
         url = f"http://{args.host}:{args.port}/"
-        print(f"serving {cfg.db_url.split('@')[-1]} on {url}" + ("?token=…" if token else ""))
+        print(f"serving {safe_url(cfg.db_url)} on {url}" + ("?token=…" if token else ""))
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

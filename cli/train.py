@@ -16,6 +16,8 @@ from typing import Any
 from cli.common import load_cfg, open_gallery, storage_args
 from pipeline.errors import ProwlError
 from pipeline.outputs import write_text
+from pipeline.redact import redact_text
+from storage.database import safe_url
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -137,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         with open_gallery(cfg, must_exist=True) as gallery, gallery.session() as s:
             tracks = track_crops(s, args.min_sightings)
         samples = gallery_training_set(tracks)
-        source = f"gallery {cfg.db_url} (tracks with >= {args.min_sightings} sightings)"
+        source = f"gallery {safe_url(cfg.db_url)} (tracks with >= {args.min_sightings} sightings)"
     else:
         if args.format is None:
             raise ProwlError("--dataset needs --format (market1501, dukemtmc, ...)")
@@ -238,7 +240,7 @@ def _card(
         },
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "wall_time_s": round(wall_s, 1),
-        "command": "prowl " + " ".join(sys.argv[1:]),
+        "command": "prowl " + redact_text(" ".join(sys.argv[1:])),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "licences": "code MIT (prowl); OSNet architecture after torchreid (MIT); the weights "
         "inherit the terms of their initialisation and training data",
@@ -323,15 +325,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         "model": f"prowl:{args.out / 'model.pt'}",
         "architecture": f"{recipe.arch} + BNNeck",
         "initialisation": recipe.init,
-        "data": f"gallery {cfg.db_url}: {len(tracks)} tracks with >= {args.min_sightings} "
-        "sightings, no labels",
+        "data": f"gallery {safe_url(cfg.db_url)}: {len(tracks)} tracks with "
+        f">= {args.min_sightings} sightings, no labels",
         "method": "rounds of tracklet association (average linkage of mean track features; "
         "tracks seen at the same time never merge) then training with the prowl train recipe",
         "rounds": [asdict(r) for r in logs],
         "separation": sep,
         "recipe": asdict(recipe),
         "wall_time_s": round(time.perf_counter() - started, 1),
-        "command": "prowl " + " ".join(sys.argv[1:]),
+        "command": "prowl " + redact_text(" ".join(sys.argv[1:])),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "licences": "the weights inherit the terms of their initialisation; the footage is yours",

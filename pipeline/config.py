@@ -96,6 +96,17 @@ class LiveConfig:
     backoff_max_s: float  # reconnect delays double from 1 s up to this
     read_timeout_s: float  # no frame for this long = the stream broke
     idle_s: float  # a followed file that has not grown for this long has ended
+    drop_when_behind: bool = True  # a camera (never a followed file): drop the oldest frame
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    max_image_mb: float = 10.0  # a query image upload
+    max_image_megapixels: float = 40.0  # decoded size of a query image (header read first)
+    max_video_upload_mb: float = 4096.0  # a video uploaded for ingest
+    workers: int = 4  # searches, frames, exports at once (threads); the rest wait
+    clip_jobs: int = 2  # clips cut at once
+    clips_cache_mb: float = 2048.0  # cached clips; least recently used go first
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class Config:
     query: QueryConfig
     executor: ExecutorConfig
     live: LiveConfig
+    serve: ServeConfig = ServeConfig()
 
     @property
     def db_url(self) -> str:
@@ -125,6 +137,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "query": QueryConfig,
     "executor": ExecutorConfig,
     "live": LiveConfig,
+    "serve": ServeConfig,
 }
 
 
@@ -145,11 +158,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist; pass an existing YAML file"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8 YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if data is None:
@@ -229,6 +246,12 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "live.backoff_max_s": (lambda v: 1 <= v <= 3600, "within 1..3600 (seconds)"),
     "live.read_timeout_s": (lambda v: 0.5 <= v <= 600, "within 0.5..600 (seconds)"),
     "live.idle_s": (lambda v: 1 <= v <= 86400, "within 1..86400 (seconds)"),
+    "serve.max_image_mb": (lambda v: 0.01 <= v <= 1024, "within 0.01..1024 (MB)"),
+    "serve.max_image_megapixels": (lambda v: 0.01 <= v <= 1000, "within 0.01..1000"),
+    "serve.max_video_upload_mb": (lambda v: 1 <= v <= 1 << 20, "within 1..1048576 (MB)"),
+    "serve.workers": (lambda v: 1 <= v <= 256, "within 1..256"),
+    "serve.clip_jobs": (lambda v: 1 <= v <= 64, "within 1..64"),
+    "serve.clips_cache_mb": (lambda v: 1 <= v <= 1 << 24, "within 1..16777216 (MB)"),
 }
 
 

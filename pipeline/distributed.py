@@ -22,7 +22,7 @@ from typing import Any
 from detectors import Detector
 from pipeline.config import Config
 from pipeline.errors import ConfigError, ProwlError
-from pipeline.ingest import IngestSummary, ProgressFn, prepare_run
+from pipeline.ingest import IngestSummary, PreparedRun, ProgressFn, prepare_run
 from pipeline.segments import Segment, plan_segments, process_segment
 from reid import Embedder
 from storage.gallery import Gallery
@@ -134,6 +134,23 @@ def ingest_distributed(
     ex = cfg.executor
     ray = connect(ex.address)  # before anything is stored: an unreachable cluster changes nothing
     prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
+    try:
+        return _run_segments(prep, cfg, gallery, progress, stop_event, planned, on_segment, ray)
+    finally:
+        prep.release()
+
+
+def _run_segments(
+    prep: PreparedRun,
+    cfg: Config,
+    gallery: Gallery,
+    progress: ProgressFn | None,
+    stop_event: threading.Event | None,
+    planned: Callable[[int], None] | None,
+    on_segment: Callable[[dict[str, Any], list[Any]], None] | None,
+    ray: Any,
+) -> IngestSummary:
+    ex = cfg.executor
     summary = prep.summary
     if prep.skipped and prep.run.status == "complete":
         return summary

@@ -45,7 +45,9 @@ from pipeline.video import (
 from reid import Embedder
 from reid.batching import CropBatcher
 from storage.gallery import Gallery, NewDetection
+from storage.leases import Lease, take
 from storage.models import RunRow
+from storage.subjects import SubjectSighting, reattach, subject_sightings_of_run
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class IngestSummary:
     workers: int = 0
     nodes: int = 0
     live: Any = None  # live sources: pipeline.live.LiveStats (received, dropped, reconnects)
+    subjects_reattached: int = 0  # --force --reattach-subjects: sightings found again ...
+    subjects_lost: int = 0  # ... and not (no box of the new run on their frame, IoU >= 0.5)
 
     @property
     def frames_per_s(self) -> float:
@@ -245,6 +249,12 @@ class PreparedRun:
     skipped: bool
     planned_frames: int
     frames_before: int
+    lease: Lease | None = None  # this process's claim on the run; close() when done
+    subject_sightings: list[SubjectSighting] = field(default_factory=list)  # to re-attach
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.close()
 
 
 def prepare_run(
@@ -255,10 +265,14 @@ def prepare_run(
     embedder: Embedder,
     camera_id: str | None = None,
     force: bool = False,
+    reattach_subjects: bool = False,
 ) -> PreparedRun:
     """Everything an ingest does before its first frame, for every executor: the video and
     embedder rows, the detector's input size, the run of these settings (found, reset with
-    ``force``, or started) and the ranges of the window it has not stored yet."""
+    ``force``, or started) and the ranges of the window it has not stored yet. The run is
+    claimed for this process (RunBusy while another live process ingests it); the caller
+    calls ``release()`` when done. ``force`` refuses to drop sightings of saved subjects
+    unless ``reattach_subjects``."""
     path = Path(path).resolve()
     info = probe(path, cfg.video.fps)
     duration_s = info.duration_s
@@ -294,28 +308,76 @@ def prepare_run(
     key = settings_key(cfg, detector.name, embedder.name)
     run = gallery.find_run(video.id, key)
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
-    if run is not None and force:
-        gallery.reset_run(run)
     first, stop = frame_window(info, cfg.video.start_s, cfg.video.end_s)
     if info.frame_count and stop == NO_END:
         stop = info.frame_count
-    done = load_ranges(run.done_ranges) if run is not None else []
-    gaps = missing_ranges((first, stop), done)
-    if run is not None and not gaps:
-        summary.status = "skipped"
-        summary.frames_processed = run.frames_processed
-        summary.detections = run.detections_count
-        return PreparedRun(path, info, cfg, detector, run, [], False, summary, True, 0, 0)
+    finished = run is not None and not force and run.status == "complete"
+    if finished and not missing_ranges((first, stop), load_ranges(run.done_ranges)):
+        assert run is not None
+        return _skipped(path, info, cfg, detector, run, summary, None)
     created = run is None
     if run is None:
-        run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
-    if gaps[0][0] == run.next_frame > 0:
-        summary.resumed_from_frame = run.next_frame
-        log.info("resuming %s from frame %d", path.name, run.next_frame)
+        mine = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
+        run = gallery.find_run(video.id, key)  # another process may have made one first
+        assert run is not None
+        if run.id != mine.id:
+            gallery.abandon_run(mine, "made twice", drop=True)
+            created = False
+    # The run is ours from here: claimed in the transaction that reads its resume point.
+    run, lease = take(gallery, run.id)
+    try:
+        sightings: list[SubjectSighting] = []
+        if force and not created:
+            sightings = subject_sightings_of_run(gallery, run.id)
+            if sightings and not reattach_subjects:
+                raise SourceError(
+                    f"{path.name}: --force would remove {len(sightings)} sightings of saved "
+                    f"subjects ({', '.join(sorted({x.subject for x in sightings})[:5])}); add "
+                    "--reattach-subjects to re-ingest and attach them to the new boxes (same "
+                    "frame, IoU >= 0.5), or leave out --force"
+                )
+            gallery.reset_run(run)
+        done = load_ranges(run.done_ranges)
+        gaps = missing_ranges((first, stop), done)
+        if not gaps:
+            return _skipped(path, info, cfg, detector, run, summary, lease)
+        if gaps[0][0] == run.next_frame > 0:
+            summary.resumed_from_frame = run.next_frame
+            log.info("resuming %s from frame %d", path.name, run.next_frame)
+    except BaseException:
+        lease.close()
+        raise
     todo = sum(kept_frames(a, min(b, info.frame_count or b), cfg.video.stride) for a, b in gaps)
     return PreparedRun(
-        path, info, cfg, detector, run, gaps, created, summary, False, todo, run.frames_processed
+        path,
+        info,
+        cfg,
+        detector,
+        run,
+        gaps,
+        created,
+        summary,
+        False,
+        todo,
+        run.frames_processed,
+        lease,
+        sightings,
     )
+
+
+def _skipped(
+    path: Path,
+    info: Any,
+    cfg: Config,
+    detector: Detector,
+    run: RunRow,
+    summary: IngestSummary,
+    lease: Lease | None,
+) -> PreparedRun:
+    summary.status = "skipped"
+    summary.frames_processed = run.frames_processed
+    summary.detections = run.detections_count
+    return PreparedRun(path, info, cfg, detector, run, [], False, summary, True, 0, 0, lease)
 
 
 def ingest_video(
@@ -329,12 +391,33 @@ def ingest_video(
     progress: ProgressFn | None = None,
     stop_event: threading.Event | None = None,
     planned: Callable[[int], None] | None = None,
+    reattach_subjects: bool = False,
 ) -> IngestSummary:
     """Detect, embed and store every kept frame of ``path`` in the configured time window that
     the run of these settings has not stored yet: a new window adds to it, an interrupted one
     resumes, a finished one is skipped (``force`` replaces the run's rows instead).
     ``planned`` is told how many frames will be processed, before the work starts."""
-    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
+    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force, reattach_subjects)
+    summary: IngestSummary | None = None
+    try:
+        summary = _ingest_prepared(prep, gallery, embedder, progress, stop_event, planned)
+        return summary
+    finally:
+        if prep.subject_sightings:  # onto whatever the run holds now, even if it stopped
+            found, lost = reattach(gallery, prep.run.id, prep.subject_sightings)
+            if summary is not None:
+                summary.subjects_reattached, summary.subjects_lost = found, lost
+        prep.release()
+
+
+def _ingest_prepared(
+    prep: PreparedRun,
+    gallery: Gallery,
+    embedder: Embedder,
+    progress: ProgressFn | None,
+    stop_event: threading.Event | None,
+    planned: Callable[[int], None] | None,
+) -> IngestSummary:
     if prep.skipped:
         if prep.run.status != "complete":
             # every frame was committed but the process died before finishing the run

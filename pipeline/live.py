@@ -32,7 +32,9 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import SourceError
+from pipeline.redact import redact_url
 from pipeline.types import Frame
+from storage.leases import take
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,8 @@ def is_live(source: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without a password (rtsp://user:secret@cam/ -> rtsp://user:***@cam/)."""
-    return re.sub(r"(?<=://)([^:/@]+):[^@/]*@", r"\1:***@", url)
+    """The URL without its secrets (pipeline.redact): what is shown, logged and stored."""
+    return redact_url(url)
 
 
 @dataclass
@@ -81,8 +83,12 @@ class LiveSource:
         follow_file: bool = False,
         idle_s: float = 30.0,
         duration_s: float | None = None,
+        drop_when_behind: bool = True,
     ) -> None:
         self.source, self.camera, self.stop = source, camera, stop
+        # A file being written waits for us (nothing is lost by reading it later); only a
+        # camera, which will not wait, may lose frames when the pipeline is behind.
+        self.drop_when_behind = drop_when_behind and not follow_file
         self.stride, self.connect_tries, self.backoff_max_s = stride, connect_tries, backoff_max_s
         self.read_timeout_s, self.follow_file, self.idle_s = read_timeout_s, follow_file, idle_s
         self.duration_s = duration_s
@@ -155,6 +161,14 @@ class LiveSource:
             yield frame
 
     def _put(self, frame: Frame) -> None:
+        if not self.drop_when_behind or frame is None:
+            while not self.closed.is_set():  # backpressure: wait for the consumer
+                try:
+                    self.queue.put(frame, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+            return
         while True:
             try:
                 self.queue.put_nowait(frame)
@@ -189,6 +203,7 @@ class LiveSource:
                 self.stats.received += 1
                 if index % self.stride == 0:
                     self._put(Frame(np.asarray(image, np.uint8), index, now, self.camera))
+                    last_frame_at = time.monotonic()  # waiting for the consumer is not idling
                 index += 1
                 image = None
         finally:
@@ -262,6 +277,7 @@ def ingest_live(
         follow_file=follow_file,
         idle_s=lc.idle_s,
         duration_s=cfg.video.end_s,
+        drop_when_behind=lc.drop_when_behind,
     )
     src.connect()  # an unreachable source fails here, before anything is stored
     shown = redact(source)
@@ -278,7 +294,9 @@ def ingest_live(
     )
     emb_row = embedder_row_of(gallery, embedder)
     key = settings_key(cfg, detector.name, embedder.name) + f";live={src.start_iso}"
-    run = gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride)
+    run, lease = take(
+        gallery, gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride).id
+    )
     summary = IngestSummary(video=shown, camera_id=camera, status="complete")
     clock = StageClock()
     started = time.perf_counter()
@@ -286,12 +304,16 @@ def ingest_live(
         run_stages(src.frames(), cfg, gallery, run, detector, embedder, clock, progress, stop)
     except BaseException as exc:
         gallery.abandon_run(run, str(exc).splitlines()[0][:300] if str(exc) else "failed", False)
+        lease.close()
         raise
     finally:
         src.closed.set()  # the reader thread ends too
-    gallery.refresh_video(video, src.stats.received, 0)
-    gallery.set_done_ranges(run, f"[[0, {src.stats.received}]]")
-    gallery.finish_run(run)
+    try:
+        gallery.refresh_video(video, src.stats.received, 0)
+        gallery.set_done_ranges(run, f"[[0, {src.stats.received}]]")
+        gallery.finish_run(run)
+    finally:
+        lease.close()
     fresh = gallery.find_run(video.id, key)
     summary.elapsed_s = time.perf_counter() - started
     summary.stage_s = clock.stage_s

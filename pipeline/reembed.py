@@ -18,6 +18,7 @@ from pipeline.assets import sha256_of
 from pipeline.errors import GalleryError
 from reid import Embedder
 from storage import reembed as store
+from storage.database import bump_version
 from storage.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def reembed(
         if not todo:
             with gallery.session() as s, s.begin():
                 switched = store.switch(s, old, new)
+                bump_version(s)
             if switched:
                 break
             continue  # an ingest added rows meanwhile: embed them too

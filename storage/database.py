@@ -9,12 +9,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from pipeline.errors import GalleryError
-from storage.models import Base
+from pipeline.redact import redact_url
+from storage.models import Base, GalleryStateRow
 
 _SCHEMA_LOCK = 0x70726F776C  # 'prowl'
 
@@ -30,11 +32,11 @@ _ADDED_COLUMNS = (
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password hidden, for messages."""
+    """The URL with its password (and secret query parameters) hidden, for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact_url(make_url(url).render_as_string(hide_password=True))
     except Exception:
-        return url
+        return redact_url(url)
 
 
 def index_key(url: str) -> str:
@@ -108,6 +110,8 @@ def open_engine(url: str, data_dir: Path, must_exist: bool) -> tuple[Engine, str
                     # TABLE and one would fail: the lock makes the second wait and see them.
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
                 Base.metadata.create_all(conn)
+                if conn.scalar(select(GalleryStateRow.id).where(GalleryStateRow.id == 1)) is None:
+                    conn.execute(insert(GalleryStateRow).values(id=1, version=0))
         else:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -161,3 +165,22 @@ def wipe(url: str) -> None:
         raise GalleryError(f"cannot reset {safe_url(url)}: {exc}") from None
     finally:
         engine.dispose()
+
+
+def bump_version(s: Session) -> None:
+    """Inside a write transaction: the gallery changed (see GalleryStateRow)."""
+    s.execute(
+        update(GalleryStateRow)
+        .where(GalleryStateRow.id == 1)
+        .values(version=GalleryStateRow.version + 1)
+    )
+
+
+def read_version(engine: Engine) -> int | None:
+    """The gallery's change counter; None for a gallery no current prowl has written to."""
+    try:
+        with engine.connect() as conn:
+            value = conn.scalar(select(GalleryStateRow.version).where(GalleryStateRow.id == 1))
+    except SQLAlchemyError:  # no such table yet
+        return None
+    return None if value is None else int(value)

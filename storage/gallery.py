@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import GalleryError
 from pipeline.video import source_size_bytes
-from storage.database import wipe
+from storage.database import bump_version, wipe
 from storage.indexed import IndexedGallery
 from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow
 from storage.search import Hit, SearchFilters
@@ -230,10 +230,10 @@ class Gallery(IndexedGallery):
         """The video's run with these settings. A run of an older prowl, whose key also held
         its time window (``...;start=S;end=E``), is adopted under the new key."""
         with self.session() as s, s.begin():
-            run = s.scalar(
-                select(RunRow).where(
-                    RunRow.video_id == video_id, RunRow.settings_key == settings_key
-                )
+            run = s.scalar(  # the oldest, should two processes have started one at once
+                select(RunRow)
+                .where(RunRow.video_id == video_id, RunRow.settings_key == settings_key)
+                .order_by(RunRow.id)
             )
             if run is not None:
                 return run
@@ -286,6 +286,7 @@ class Gallery(IndexedGallery):
             )
             s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
             s.execute(delete(DetectionRow).where(DetectionRow.run_id == run.id))
+            bump_version(s)
             s.execute(
                 update(RunRow)
                 .where(RunRow.id == run.id)
@@ -344,6 +345,7 @@ class Gallery(IndexedGallery):
             if done_ranges is not None:
                 values["done_ranges"] = done_ranges
             s.execute(update(RunRow).where(RunRow.id == run.id).values(**values))
+            bump_version(s)
         id_arr = np.asarray(ids, dtype=np.int64)
         embedded = [k for k, d in enumerate(detections) if d.embedding is not None]
         if embedded:
@@ -384,6 +386,7 @@ class Gallery(IndexedGallery):
                     )
                     if not others:
                         s.execute(delete(VideoRow).where(VideoRow.id == run.video_id))
+                    bump_version(s)
                 else:
                     s.execute(update(RunRow).where(RunRow.id == run.id).values(error=why))
                     rebuild_tracks(s, run)
@@ -406,4 +409,5 @@ class Gallery(IndexedGallery):
         run.status = "complete"
         with self.session() as s, s.begin():
             rebuild_tracks(s, run)
+            bump_version(s)
         self.save_indexes()

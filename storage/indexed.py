@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import GalleryError
-from storage.database import index_key, open_engine
+from storage.database import index_key, open_engine, read_version
 from storage.index import ANN_MIN_VECTORS, VectorIndex
 from storage.models import DetectionRow, EmbedderRow
 from storage.search import GalleryReads
@@ -70,6 +70,10 @@ class IndexedGallery(GalleryReads):
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    def version(self) -> int | None:
+        """The gallery's change counter (bumped by every commit that changes sightings)."""
+        return read_version(self.engine)
 
     def close(self) -> None:
         self.save_indexes()

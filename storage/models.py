@@ -191,3 +191,27 @@ class SegmentRow(Base):
     # frames (stored by the previous segment), used to join tracks across the cut
     lead_in: Mapped[str | None] = mapped_column(Text, nullable=True)
     committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RunLeaseRow(Base):
+    """The process ingesting a run right now (storage/leases.py): one row per held run,
+    renewed by a heartbeat, deleted when the ingest ends."""
+
+    __tablename__ = "run_leases"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+
+
+class GalleryStateRow(Base):
+    """One row: a counter bumped by every transaction that adds, removes or re-vectors
+    sightings, so a long-lived reader (`prowl serve`) knows when to catch its indexes up."""
+
+    __tablename__ = "gallery_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

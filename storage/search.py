@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import QueryError
@@ -48,6 +49,11 @@ class Hit:
     track_id: int | None
     thumbnail: bytes = field(repr=False)
     video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
+
+
+def shown_status(status: str, live: bool) -> str:
+    """A run's status as people should read it: "running" only while a process works on it."""
+    return "interrupted" if status == "running" and not live else status
 
 
 class GalleryReads:
@@ -154,14 +160,27 @@ class GalleryReads:
                     ).group_by(DetectionRow.video_id)
                 )
             }
-            for vid, status in s.execute(select(RunRow.video_id, RunRow.status)):
-                out.setdefault(int(vid), (0, None, None, []))[3].append(str(status))
+            runs = s.execute(select(RunRow.id, RunRow.video_id, RunRow.status)).all()
+        live = self.live_runs()
+        for rid, vid, status in runs:
+            shown = shown_status(str(status), int(rid) in live)
+            out.setdefault(int(vid), (0, None, None, []))[3].append(shown)
         return out
 
+    def live_runs(self) -> set[int]:
+        """Ids of the runs a working process is ingesting right now (storage/leases.py)."""
+        from storage.leases import live_runs
+
+        try:
+            return live_runs(self)
+        except SQLAlchemyError:  # a gallery from before leases, opened read-only
+            return set()
+
     def runs(self) -> list[tuple[RunRow, VideoRow]]:
-        """Every ingest run with its video, oldest first."""
+        """Every ingest run with its video, oldest first; a run whose process is gone shows
+        status ``interrupted`` (resumable), one being worked on ``running``."""
         with self.session() as s:
-            return [
+            rows = [
                 (r, v)
                 for r, v in s.execute(
                     select(RunRow, VideoRow)
@@ -169,6 +188,12 @@ class GalleryReads:
                     .order_by(RunRow.id)
                 ).tuples()
             ]
+            for r, _v in rows:
+                s.expunge(r)
+        live = self.live_runs()
+        for r, _v in rows:
+            r.status = shown_status(r.status, r.id in live)
+        return rows
 
     def frame_detections(self, video_id: int, frame_index: int) -> list[DetectionRow]:
         with self.session() as s:
@@ -334,7 +359,14 @@ class GalleryReads:
                 q = q.where(RunRow.video_id.in_(list(video_ids)))
             rows = s.execute(q.order_by(RunRow.id)).all()
         out = []
+        live = self.live_runs()
         for run, video in rows:
+            if run.id in live:
+                out.append(
+                    f"the ingest of {Path(video.path).name} [camera {video.camera_id}] is "
+                    f"running now: {run.frames_processed} frames stored so far"
+                )
+                continue
             why = f" (stopped: {run.error})" if run.error else ""
             out.append(
                 f"the ingest of {Path(video.path).name} [camera {video.camera_id}] is incomplete: "

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from pipeline.boxes import iou_matrix
 from pipeline.frameranges import load_ranges, merge_ranges
+from storage.database import bump_version
 from storage.gallery import Gallery, NewDetection, detection_rows
 from storage.models import TRACK_ID_STRIDE, DetectionRow, RunRow, SegmentRow
 from storage.tracks import rebuild_tracks
@@ -87,6 +88,7 @@ def commit_segment(
                 lead_in=json.dumps({str(global_id(k)): v for k, v in lead_in.items()}),
             )
         )
+        bump_version(s)
     return True
 
 

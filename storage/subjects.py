@@ -114,3 +114,92 @@ def delete_subject(gallery: Gallery, subject_id: int) -> None:
     with gallery.session() as s, s.begin():
         s.execute(delete(SubjectSightingRow).where(SubjectSightingRow.subject_id == subject_id))
         s.execute(delete(SubjectRow).where(SubjectRow.id == subject_id))
+
+
+@dataclass(frozen=True)
+class SubjectSighting:
+    """A subject's sighting by where it is (frame and box), to find it again among the rows of
+    a run ingested anew (`prowl ingest --force --reattach-subjects`)."""
+
+    subject_id: int
+    subject: str
+    frame_index: int
+    xyxy: tuple[float, float, float, float]
+
+
+def subject_sightings_of_run(gallery: Gallery, run_id: int) -> list[SubjectSighting]:
+    if not _exists(gallery):
+        return []
+    with gallery.session() as s:
+        rows = s.execute(
+            select(
+                SubjectRow.id,
+                SubjectRow.name,
+                DetectionRow.frame_index,
+                DetectionRow.x1,
+                DetectionRow.y1,
+                DetectionRow.x2,
+                DetectionRow.y2,
+            )
+            .join(SubjectSightingRow, SubjectSightingRow.subject_id == SubjectRow.id)
+            .join(DetectionRow, DetectionRow.id == SubjectSightingRow.detection_id)
+            .where(DetectionRow.run_id == run_id)
+        ).all()
+    return [
+        SubjectSighting(int(i), str(n), int(f), (x1, y1, x2, y2))
+        for i, n, f, x1, y1, x2, y2 in rows
+    ]
+
+
+def reattach(
+    gallery: Gallery, run_id: int, sightings: Sequence[SubjectSighting], min_iou: float = 0.5
+) -> tuple[int, int]:
+    """Attach each sighting to the run's box on the same frame that overlaps it most (IoU >=
+    ``min_iou``). Returns (attached, not found)."""
+    import numpy as np
+
+    from pipeline.boxes import iou_matrix
+
+    frames = sorted({x.frame_index for x in sightings})
+    with gallery.session() as s, s.begin():
+        boxes: dict[int, list[tuple[int, tuple[float, float, float, float]]]] = {}
+        for start in range(0, len(frames), 500):
+            for did, f, x1, y1, x2, y2 in s.execute(
+                select(
+                    DetectionRow.id,
+                    DetectionRow.frame_index,
+                    DetectionRow.x1,
+                    DetectionRow.y1,
+                    DetectionRow.x2,
+                    DetectionRow.y2,
+                ).where(
+                    DetectionRow.run_id == run_id,
+                    DetectionRow.frame_index.in_(frames[start : start + 500]),
+                )
+            ):
+                boxes.setdefault(int(f), []).append((int(did), (x1, y1, x2, y2)))
+        found: set[tuple[int, int]] = set()
+        for x in sightings:
+            candidates = boxes.get(x.frame_index, [])
+            if not candidates:
+                continue
+            ious = iou_matrix(
+                np.asarray([x.xyxy], np.float32),
+                np.asarray([b for _d, b in candidates], np.float32),
+            )[0]
+            best = int(np.argmax(ious))
+            if ious[best] >= min_iou:
+                found.add((x.subject_id, candidates[best][0]))
+        have = set(
+            s.execute(
+                select(SubjectSightingRow.subject_id, SubjectSightingRow.detection_id).where(
+                    SubjectSightingRow.detection_id.in_([d for _s, d in found] or [-1])
+                )
+            ).tuples()
+        )
+        s.add_all(
+            SubjectSightingRow(subject_id=sid, detection_id=did)
+            for sid, did in found
+            if (sid, did) not in have
+        )
+    return len(found), len(sightings) - len(found)

@@ -139,7 +139,7 @@ async function showFrame() {
     btn.addEventListener("click", () => {
       pickedDetection = b.detection_id; $("image").value = ""; clearMarks();
       $("querying").replaceChildren(el("span", {text: `querying with detection #${b.detection_id} `}),
-        el("img", {src: `/api/detections/${b.detection_id}/thumbnail`, alt: "picked", style: "height:64px"}));
+        el("img", {src: `/api/detections/${b.detection_id}/thumbnail`, alt: "picked", cls: "picked"}));
       search();
     });
     wrap.append(btn);
