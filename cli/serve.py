@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,14 @@ def add_parsers(sub: Any) -> None:
         help="a folder whose videos may be ingested from the gallery page (repeatable; "
         "without it only uploads can be ingested)",
     )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further Host name to answer to (repeatable), e.g. a reverse proxy's public "
+        "name; any other Host header is refused (DNS rebinding)",
+    )
     p.add_argument("--config", type=Path)
     p.set_defaults(func=cmd_serve)
 
@@ -44,26 +53,51 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, port: int) -> None:
+    """Say in one line, before serving, that the address cannot be bound."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ProwlError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ProwlError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --port or stop what uses it"
+            ) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cli.web import create_app
+    from cli.web_guard import allowed_hosts_for
 
     if not 0 < args.port < 65536:
         raise ProwlError(f"--port {args.port} is not a TCP port (1..65535)")
     token = args.token
-    if token is not None and len(token) < 16:
-        raise ProwlError("--token must be at least 16 characters")
+    if token is not None and (len(token) < 16 or any(c.isspace() for c in token)):
+        raise ProwlError("--token must be at least 16 characters with no spaces")
     if not is_loopback(args.host) and token is None:
         token = secrets.token_urlsafe(24)
-        print(f"access token (needed by every client; shown once): {token}", flush=True)
     for root in args.ingest_root:
         if not root.is_dir():
             raise ProwlError(f"--ingest-root {root} is not a folder")
     cfg = load_cfg(args)
+    check_bind(args.host, args.port)
+    hosts = allowed_hosts_for(args.host, args.allowed_host)
     with open_gallery(cfg, must_exist=True) as gallery:
-        app = create_app(gallery, token, cfg, [r.resolve() for r in args.ingest_root])
-        url = f"http://{args.host}:{args.port}/"
+        app = create_app(
+            gallery, token, cfg, [r.resolve() for r in args.ingest_root], allowed_hosts=hosts
+        )
+        if token is not None and args.token is None:
+            print(f"access token (needed by every client; shown once): {token}", flush=True)
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{shown}:{args.port}/"
         print(f"serving {safe_url(cfg.db_url)} on {url}" + ("?token=…" if token else ""))
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

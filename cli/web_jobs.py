@@ -192,3 +192,87 @@ class IngestJobs:
                 self.after_job()
             except Exception:
                 log.exception("catching the indexes up after job %d failed", job.id)
+
+
+@dataclass
+class ExportJob:
+    id: int
+    name: str
+    status: str = "queued"  # queued | running | complete | failed
+    done: int = 0
+    total: int = 0
+    size_bytes: int | None = None
+    error: str | None = None
+    queued_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    path: Path | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("path")
+        out["zip"] = f"/api/exports/{self.id}/zip" if self.status == "complete" else None
+        return out
+
+
+class ExportJobs:
+    """Evidence zips written by one worker thread, one at a time, with progress; the newest
+    ``keep`` zips stay downloadable under ``folder``."""
+
+    def __init__(self, folder: Path, keep: int = 20) -> None:
+        self.folder, self.keep = folder, keep
+        self.jobs: dict[int, ExportJob] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[ExportJob, Callable[..., Path]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="prowl-export", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, name: str, work: Callable[[Path, Callable[[int, int], None]], Path]
+    ) -> dict[str, Any]:
+        with self._lock:
+            job = ExportJob(next(self._ids), name)
+            self.jobs[job.id] = job
+            for old in sorted(self.jobs)[: -self.keep]:
+                gone = self.jobs.pop(old)
+                if gone.path is not None:
+                    gone.path.unlink(missing_ok=True)
+        self._queue.put((job, work))
+        return job.public()
+
+    def get(self, job_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            return job.public() if job else None
+
+    def path(self, job_id: int) -> Path | None:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            return job.path if job is not None and job.status == "complete" else None
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job, work = item
+            job.status = "running"
+
+            def progress(done: int, total: int, job: ExportJob = job) -> None:
+                job.done, job.total = done, total
+
+            try:
+                path = work(self.folder / f"{job.id}-{job.name}", progress)
+                job.path, job.size_bytes = path, path.stat().st_size
+                job.status = "complete"
+            except ProwlError as exc:
+                job.status, job.error = "failed", str(exc)
+            except Exception as exc:  # the job fails, the server goes on
+                log.exception("export job %d failed", job.id)
+                job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
+            finally:
+                job.finished_at = time.time()

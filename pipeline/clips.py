@@ -21,21 +21,87 @@ from storage.gallery import Gallery
 from storage.models import DetectionRow
 
 MAX_WIDTH_PX = 640
+
+
+class ClipError(QueryError):
+    """A clip could not be written whole (full disk, failing writer): nothing was kept."""
+
 CLIP_SECONDS = 2.0  # before and after the sighting
 
 
-def clip_path(gallery: Gallery, detection_id: int, seconds: float = CLIP_SECONDS) -> Path:
-    """The cached clip of a sighting, cut now if it is not cached yet."""
-    from pipeline.video import probe, read_frames
-
+def clip_path(
+    gallery: Gallery,
+    detection_id: int,
+    seconds: float = CLIP_SECONDS,
+    cache_bytes: int | None = None,
+) -> Path:
+    """The cached clip of a sighting, cut now if it is not cached yet. A clip enters the cache
+    only when it decodes back to every frame written (a full disk truncates files silently);
+    otherwise it is deleted and QueryError says so. ``cache_bytes``: the cache is trimmed to
+    this size afterwards, least recently used clips first."""
     row, video = gallery.detection(detection_id)
     source = Path(video.path)
     if not source.exists():
         raise QueryError(f"the source video of detection {detection_id} is not available")
     digest = video.content_hash.split(":")[-1][:20]
     out = gallery.data_dir / "clips" / f"{digest}-{detection_id}-{seconds:g}s.webm"
-    if out.is_file():
+    if out.is_file() and out.stat().st_size > 0:
+        os.utime(out)  # recently used
         return out
+    try:
+        _cut(gallery, row, source, out, seconds)
+    except OSError as exc:  # the clips folder is full or gone
+        raise ClipError(
+            f"the clip of detection {detection_id} could not be written "
+            f"({exc.strerror or exc}); free space under {out.parent}"
+        ) from None
+    if cache_bytes is not None:
+        trim_cache(out.parent, cache_bytes, keep=out)
+    return out
+
+
+def trim_cache(folder: Path, max_bytes: int, keep: Path | None = None) -> int:
+    """Delete the least recently used clips until the folder holds at most ``max_bytes``
+    (``keep`` stays). Returns how many were deleted."""
+    clips = []
+    for p in folder.glob("*.webm"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        clips.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _t, size, _p in clips)
+    deleted = 0
+    for _t, size, p in sorted(clips):
+        if total <= max_bytes:
+            break
+        if p == keep:
+            continue
+        p.unlink(missing_ok=True)
+        total -= size
+        deleted += 1
+    return deleted
+
+
+def decoded_frames(path: Path) -> int:
+    """How many frames of ``path`` decode."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while cap.isOpened():
+            ok, _image = cap.read()
+            if not ok:
+                break
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
+def _cut(gallery: Gallery, row: DetectionRow, source: Path, out: Path, seconds: float) -> None:
+    from pipeline.video import probe, read_frames
+
+    detection_id = row.id
     info = probe(source)
     fps = info.fps or 25.0
     first = max(0, row.frame_index - round(seconds * fps))
@@ -98,5 +164,11 @@ def clip_path(gallery: Gallery, detection_id: int, seconds: float = CLIP_SECONDS
     if not written:
         tmp.unlink(missing_ok=True)
         raise QueryError(f"no frames around frame {row.frame_index} could be decoded for a clip")
+    got = decoded_frames(tmp)
+    if got != written:
+        tmp.unlink(missing_ok=True)
+        raise ClipError(
+            f"the clip of detection {detection_id} came out broken ({got} of {written} frames "
+            f"decode; is the disk under {out.parent} full?); nothing was kept"
+        )
     os.replace(tmp, out)
-    return out

@@ -18,6 +18,7 @@ import json
 import logging
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,26 @@ def write_evidence(
     target: Path,
     asked: dict[str, Any] | None = None,
     max_clips: int = MAX_CLIPS,
+    progress: Callable[[int, int], None] | None = None,
+    clips_cache_bytes: int | None = None,
 ) -> Path:
     """Write the evidence zip of ``result`` to ``target`` (atomically: a temporary file renamed
-    when complete). ``asked``: the query's parameters, recorded in query.json."""
+    when complete). ``asked``: the query's parameters, recorded in query.json. ``progress``
+    is told (steps done, steps in all) as frames, clips and hashes are made."""
     from pipeline.clips import clip_path
+
+    n_clips = sum(1 for h in result.hits if h.rank <= max_clips)
+    steps, done = 2 + n_clips + 1, 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps)
 
     files: dict[str, bytes] = {}
     frames = report.frames_with_boxes(result.hits)
+    step()
     files["summary.html"] = report.render_html(result, "prowl evidence", frames).encode()
     with tempfile.TemporaryDirectory() as tmp:
         report.write_csv(result, Path(tmp) / "hits.csv")
@@ -76,10 +90,11 @@ def write_evidence(
         if h.rank <= max_clips:
             try:
                 files[f"clips/{_name(h.rank, h.detection_id, 'webm')}"] = clip_path(
-                    gallery, h.detection_id
+                    gallery, h.detection_id, cache_bytes=clips_cache_bytes
                 ).read_bytes()
             except ProwlError as exc:
                 clips_missing.append(f"#{h.rank}: {exc}")
+            step()
     videos = []
     for vid in sorted({h.video_id for h in result.hits}):
         video = gallery.video(vid)
@@ -100,6 +115,7 @@ def write_evidence(
                 "available": path.exists(),
             }
         )
+    step()
     files["videos.json"] = json.dumps(
         {"videos": videos, "clips_not_made": clips_missing}, indent=2
     ).encode()
@@ -115,4 +131,5 @@ def write_evidence(
             stored = name.endswith((".jpg", ".webm"))  # already compressed
             zf.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
     tmp_zip.replace(target)
+    step()
     return target

@@ -311,9 +311,12 @@ def prepare_run(
     first, stop = frame_window(info, cfg.video.start_s, cfg.video.end_s)
     if info.frame_count and stop == NO_END:
         stop = info.frame_count
-    finished = run is not None and not force and run.status == "complete"
-    if finished and not missing_ranges((first, stop), load_ranges(run.done_ranges)):
-        assert run is not None
+    if (
+        run is not None
+        and not force
+        and run.status == "complete"
+        and not missing_ranges((first, stop), load_ranges(run.done_ranges))
+    ):
         return _skipped(path, info, cfg, detector, run, summary, None)
     created = run is None
     if run is None:

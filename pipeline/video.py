@@ -102,6 +102,9 @@ def _folder_timeline(
     return DEFAULT_IMAGE_FPS, None, None
 
 
+MAX_FRAME_COUNT = 10**9  # ~1 year at 30 frames/s; a count beyond it is a container's nonsense
+
+
 def probe(path: Path, image_fps: float | None = None) -> SourceInfo:
     """What a source holds, without decoding it all. Raises SourceError for unusable input.
     ``image_fps`` sets an image folder's frame rate (default: its file names' or EXIF times,
@@ -140,6 +143,17 @@ def probe(path: Path, image_fps: float | None = None) -> SourceInfo:
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         if width <= 0 or height <= 0:
             raise SourceError(f"{path}: video has no decodable picture; check the file")
+        # An image renamed .avi opens and announces absurd counts: a video has a first frame.
+        ok, first_frame = cap.read()
+        if not ok or first_frame is None:
+            raise SourceError(f"{path}: no frame of it can be decoded; it is not a usable video")
+        if count > MAX_FRAME_COUNT or count < 0:
+            # The container does not know its length. A still image read as a "video" (a
+            # JPEG named .avi) looks like this too: a video has more than one picture.
+            ok, _second = cap.read()
+            if not ok:
+                raise SourceError(f"{path}: holds a single picture, not a video; check the file")
+            count = 0  # unknown
     finally:
         cap.release()
     if not math.isfinite(fps) or fps <= 0 or fps > 1000:

@@ -170,8 +170,14 @@ def test_token_on_every_request(vtest_gallery) -> None:  # type: ignore[no-untyp
         assert httpx.get(f"{url}/api/detections/5/thumbnail").status_code == 401  # media too
         assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        with httpx.Client() as client:  # ?token= once, then the cookie it sets
-            assert client.get(f"{url}/?token={token}").status_code == 200
+        # the scheme is case-insensitive (RFC 7235)
+        assert httpx.get(url, headers={"Authorization": f"bearer {token}"}).status_code == 200
+        assert httpx.get(url, headers={"Authorization": f"BEARER {token}"}).status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200  # liveness needs no token
+        with httpx.Client(follow_redirects=True) as client:  # ?token= once, then the cookie
+            r = client.get(f"{url}/?token={token}")
+            assert r.status_code == 200 and r.history[0].status_code == 303
+            assert "token" not in str(r.url)  # gone from the address bar and the history
             assert client.get(f"{url}/api/detections/5/thumbnail").status_code == 200
 
 
@@ -203,6 +209,9 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, capsys) -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     for argv, words in (
         (["--token", "short"], "at least 16"),
+        (["--token", " " * 16], "no spaces"),
+        (["--token", "x" * 15 + " "], "at least 16"),
+        (["--host", "no-such-host.invalid"], "cannot resolve"),
         (["--port", "70000"], "not a TCP port"),
         (["--data-dir", str(tmp_path / "none")], "gallery"),
     ):

@@ -69,6 +69,24 @@ def app_env(
     gallery.close()
 
 
+def export_zip(url: str, **request: Any) -> Any:
+    """An evidence export as the page does it: start the job, follow its progress, fetch the
+    zip. Returns the zip's response."""
+    started = httpx.post(f"{url}/api/export", timeout=120, **request)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    seen = []
+    deadline = time.monotonic() + 600
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        job = httpx.get(f"{url}/api/exports/{job['id']}", timeout=30).json()
+        seen.append((job["done"], job["total"]))
+    assert job["status"] == "complete", job
+    assert seen == sorted(seen)  # progress only goes forward
+    return httpx.get(f"{url}{job['zip']}", timeout=120)
+
+
 def _embedded_ids(gallery: Any, n: int) -> list[int]:
     from sqlalchemy import select
 
@@ -93,11 +111,12 @@ def test_clip_is_cut_once_and_served_in_byte_ranges(app_env) -> None:  # type: i
     assert r.headers["accept-ranges"] == "bytes" and len(r.content) > 10_000
     clip = app_env["cfg"].data_dir / "clips"
     (path,) = clip.glob(f"*-{det}-*.webm")
-    stamp = path.stat().st_mtime_ns
+    inode = path.stat().st_ino
     part = httpx.get(f"{url}/api/detections/{det}/clip", headers={"Range": "bytes=100-1099"})
     assert part.status_code == 206 and part.content == r.content[100:1100]
     assert part.headers["content-range"] == f"bytes 100-1099/{len(r.content)}"
-    assert path.stat().st_mtime_ns == stamp  # served from the cache, not cut again
+    assert path.stat().st_ino == inode  # served from the cache, not cut again (a new cut is
+    # a new file renamed over it; reading it only marks it recently used)
     local = Path(str(path) + ".check.webm")
     local.write_bytes(r.content)
     cap = cv2.VideoCapture(str(local))
@@ -156,11 +175,10 @@ def test_evidence_zip_holds_what_an_investigator_needs(app_env, vtest_path) -> N
     url, gallery = app_env["url"], app_env["gallery"]
     query = _embedded_ids(gallery, 30)[-1]
     row, _video = gallery.detection(query)
-    r = httpx.post(
-        f"{url}/api/export",
+    r = export_zip(
+        url,
         files={"image": ("suspect.jpg", bytes(row.thumbnail), "image/jpeg")},
         data={"k": "6", "camera": "campus"},
-        timeout=300,
     )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
@@ -271,10 +289,35 @@ def test_ingest_from_the_page_only_under_the_root(app_env) -> None:  # type: ign
         ).status_code
         == 415
     )
-    kept = sorted(p.name for p in (app_env["cfg"].data_dir / "uploads").iterdir())
-    assert len(kept) == 1 and kept[0].endswith("lobby_cam.avi")  # the refused ones are gone
+    # a JPEG named .avi opens in OpenCV but has no frame to decode: refused before storing
+    ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
+    fake = httpx.post(
+        f"{url}/api/ingest/upload", files={"video": ("y.avi", jpeg.tobytes(), "video/x-msvideo")}
+    )
+    assert fake.status_code == 400 and "y.avi" in fake.json()["error"], fake.text
+    uploads = app_env["cfg"].data_dir / "uploads"
+    kept = [p for p in uploads.rglob("*") if p.is_file()]
+    assert [p.name for p in kept] == ["lobby_cam.avi"]  # the refused ones are gone
     lobby = next(v for v in httpx.get(f"{url}/api/videos").json() if v["camera"] == "lobby")
     assert lobby["start_time"] is None  # the upload's name carries no made-up footage time
+    # the same content uploaded again, under other names and without a camera: the same
+    # video, kept once, never a new camera named after a random prefix
+    videos_now = len(httpx.get(f"{url}/api/videos").json())
+    for name in ("again.avi", "lobby cam.avi"):
+        r = httpx.post(
+            f"{url}/api/ingest/upload", files={"video": (name, upload, "video/x-msvideo")}
+        )
+        assert r.status_code == 200, r.text
+        assert _wait_for(url, r.json()["id"])["status"] == "complete"
+    assert len(httpx.get(f"{url}/api/videos").json()) == videos_now
+    assert [p.name for p in uploads.rglob("*") if p.is_file()] == ["lobby_cam.avi"]
+    # a new upload without a camera is named after its own file, not a random prefix
+    clip = _write_clip(app_env["outside"], uploads.parent / "side.avi", 0, 5)
+    r = httpx.post(
+        f"{url}/api/ingest/upload",
+        files={"video": ("side door.avi", clip.read_bytes(), "video/x-msvideo")},
+    )
+    assert r.status_code == 200 and r.json()["camera"] == "side_door"
 
 
 def test_api_fuzzed_from_its_schema_gives_no_server_error(app_env) -> None:  # type: ignore[no-untyped-def]

@@ -101,10 +101,16 @@ $("clearmarks").addEventListener("click", clearMarks);
 $("export").addEventListener("click", async () => {
   statusLine.textContent = "making the evidence zip (frames and clips)…";
   try {
-    const blob = await api("/api/export", {method: "POST", body: query()});
-    const a = el("a", {href: URL.createObjectURL(blob), download: "prowl-evidence.zip"});
+    let job = await api("/api/export", {method: "POST", body: query()});
+    while (job.status === "queued" || job.status === "running") {
+      statusLine.textContent = `making the evidence zip: ${job.done} of ${job.total || "?"} steps…`;
+      await new Promise((r) => setTimeout(r, 500));
+      job = await api(`/api/exports/${job.id}`);
+    }
+    if (job.status !== "complete") throw new Error(job.error || "the export failed");
+    const a = el("a", {href: job.zip, download: job.name});
     document.body.append(a); a.click(); a.remove();
-    statusLine.textContent = `evidence zip ready (${(blob.size / 1e6).toFixed(1)} MB)`;
+    statusLine.textContent = `evidence zip ready (${(job.size_bytes / 1e6).toFixed(1)} MB)`;
   } catch (e) { statusLine.textContent = e.message; }
 });
 $("savesubject").addEventListener("click", async () => {
