@@ -53,19 +53,16 @@ def decode_upload(state: ServerState, image: UploadFile) -> np.ndarray[Any, Any]
     data = image.file.read(limit + 1)
     if len(data) > limit:
         raise HTTPException(413, f"the image is over {settings.max_image_mb:g} MB")
+    most = f"at most {settings.max_image_megapixels:g} megapixels are accepted (crop or scale it)"
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-    except Image.DecompressionBombError:
-        width, height = 1 << 20, 1 << 20
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise HTTPException(413, f"the image declares a huge picture; {most}") from None
     except Exception:
         raise HTTPException(400, "the upload is not a readable image") from None
     if width * height > settings.max_image_megapixels * 1e6:
-        raise HTTPException(
-            413,
-            f"the image is {width}x{height} pixels; at most "
-            f"{settings.max_image_megapixels:g} megapixels are accepted (crop or scale it)",
-        )
+        raise HTTPException(413, f"the image is {width}x{height} pixels; {most}")
     crop = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if crop is None:
         raise HTTPException(400, "the upload is not a readable image")

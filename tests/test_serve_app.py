@@ -289,8 +289,8 @@ def test_ingest_from_the_page_only_under_the_root(app_env) -> None:  # type: ign
         ).status_code
         == 415
     )
-    # a JPEG named .avi opens in OpenCV but has no frame to decode: refused before storing
-    ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
+    # a JPEG named .avi opens in OpenCV as one picture, not a video: refused before storing
+    _ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
     fake = httpx.post(
         f"{url}/api/ingest/upload", files={"video": ("y.avi", jpeg.tobytes(), "video/x-msvideo")}
     )

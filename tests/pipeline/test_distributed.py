@@ -140,6 +140,33 @@ def test_ray_ingest_equals_in_process_and_reruns_are_no_ops(
 
 @pytest.mark.slow
 @pytest.mark.postgres
+def test_a_run_held_by_another_ingest_is_not_written_by_ray(
+    reference, local_ray, yolo, default_embedder, vtest_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The run's lease covers Ray too: while another ingest holds the run, a Ray ingest of
+    the same video and settings refuses before any segment runs."""
+    from pipeline.distributed import ingest_distributed
+    from pipeline.ingest import prepare_run
+    from storage.gallery import Gallery
+    from storage.leases import RunBusy
+
+    cfg, _ref_summary, _ref_rows = reference
+    with fresh_pg_database() as db:
+        cfg = replace(cfg, db=db, data_dir=tmp_path)
+        with Gallery(cfg.db_url, tmp_path) as g:
+            held = prepare_run(vtest_path, cfg, g, yolo, default_embedder, "campus")
+            try:
+                with pytest.raises(RunBusy, match="another prowl process"):
+                    ingest_distributed(
+                        vtest_path, cfg, g, yolo, default_embedder, camera_id="campus"
+                    )
+                assert _rows(g) == []
+            finally:
+                held.release()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_a_worker_killed_mid_segment_costs_nothing(
     reference, local_ray, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from storage.gallery import Gallery
 from storage.index import VectorIndex
 
 pytestmark = pytest.mark.slow
@@ -174,6 +175,9 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
         # The kill landed mid-run: the run is not complete and (after start-up) some but not
         # all of the frames were committed, so the resume has real work left.
         assert _run_status(data) != "complete", f"kill point {i}: the run had finished"
+        if _run_status(data) is not None:  # its owner is gone: shown interrupted, not running
+            with Gallery(f"sqlite:///{data / 'gallery.db'}", data, must_exist=True) as g:
+                assert [r.status for r, _v in g.runs()] == ["interrupted"], i
         committed = _committed_frames(data)
         if min_frames:
             assert min_frames <= committed < FRAMES, (i, committed)
@@ -190,6 +194,70 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
         assert sorted(saved.ids().tolist()) == _ids(data), "index on disk disagrees with rows"
         survived.append(at)
     assert all(0 < a < FRAMES for a in survived[1:]), survived
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_two_ingests_of_one_run_at_once_store_each_frame_once(
+    backend, reference, vtest_path, tmp_path, request
+) -> None:  # type: ignore[no-untyped-def]
+    """Two `prowl ingest` of the same video and settings started together over a run stopped
+    at frame 50: one resumes it, the other refuses in one line (or finds it done); no frame
+    is stored twice, and the rows are those of one uninterrupted run."""
+    from storage.gallery import wipe
+
+    cfg = _cfg(tmp_path)
+    data = tmp_path / "data"
+    db: list[str] = []
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        wipe(url)
+        db = ["--db", url]
+    first = subprocess.run(
+        [*_ingest(vtest_path, data, cfg, *db), "--end", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stderr
+    procs = [
+        subprocess.Popen(
+            _ingest(vtest_path, data, cfg, *db),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        outcomes.append((p.returncode, out, err))
+    resumed = [o for o in outcomes if o[0] == 0 and "resumed at frame 50" in o[1]]
+    assert len(resumed) == 1, outcomes
+    other = next(o for o in outcomes if o is not resumed[0])
+    refused = other[0] == 2 and "another prowl process" in other[2]
+    assert refused or (other[0] == 0 and "already ingested" in other[1]), other
+    if refused:
+        assert len(other[2].strip().splitlines()) == 1, other[2]
+    if backend == "sqlite":
+        rows = _rows(data)
+    else:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = sorted(
+                tuple(r)
+                for r in conn.execute(text("SELECT frame_index, x1, y1, x2, y2 FROM detections"))
+            )
+        engine.dispose()
+        wipe(url)
+    assert len(set(rows)) == len(rows), "a frame was stored twice"
+    _same_detections(rows, reference[0])
 
 
 def test_sigint_commits_and_says_how_to_resume(reference, vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
