@@ -37,11 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_opencv(verbose: bool) -> None:
+    """OpenCV's own warnings (a backend that cannot open a URL, a codec tag) are noise next
+    to prowl's one-line errors; -v shows them."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_INFO if verbose else cv2.utils.logging.LOG_LEVEL_ERROR
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import DBAPIError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_opencv(args.verbose)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="prowl: %(levelname)s: %(message)s",

@@ -174,8 +174,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     if video in live:
                         from pipeline.live import ingest_live
 
-                        planned(0)
-                        bars[0].total = None
+                        def connected(planned: Any = planned, bars: list[Any] = bars) -> None:
+                            planned(0)  # the bar appears once the source answers
+                            bars[0].total = None
+
                         summary = ingest_live(
                             video,
                             cfg,
@@ -186,6 +188,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                             stop_event=stop,
                             progress=progress,
                             follow_file=not is_live(video),
+                            connected=connected,
                         )
                         _print_summary(summary, cfg)
                         continue

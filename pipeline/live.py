@@ -250,6 +250,7 @@ def ingest_live(
     stop_event: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
     follow_file: bool = False,
+    connected: Callable[[], None] | None = None,
 ) -> Any:
     """Ingest a live source until ``stop_event``, ``cfg.video.end_s`` seconds of it, or its
     end (a followed file that stopped growing). Returns an IngestSummary with the live
@@ -280,6 +281,8 @@ def ingest_live(
         drop_when_behind=lc.drop_when_behind,
     )
     src.connect()  # an unreachable source fails here, before anything is stored
+    if connected is not None:
+        connected()
     shown = redact(source)
     video = gallery.upsert_video(
         shown if not follow_file else Path(source).resolve(),
