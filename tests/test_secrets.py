@@ -64,7 +64,6 @@ def test_unreachable_camera_secrets_stay_out_of_the_error(tmp_path: Path) -> Non
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg (`make ffmpeg`)")
 def test_a_camera_token_is_stored_and_shown_nowhere(vtest_path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import httpx
-
     from sqlalchemy import select
 
     from cli.web import create_app

@@ -183,13 +183,27 @@ def test_sigterm_stops_cleanly_with_everything_committed(vtest_path, tmp_path) -
         )
 
 
+@contextmanager
+def both_cores_busy() -> Iterator[None]:
+    """Two processes spinning, one per core: the machine is as slow and busy as a CI run's."""
+    spin = [sys.executable, "-c", "while True: pass"]
+    procs = [subprocess.Popen(spin) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+
+
 @pytest.mark.slow
 def test_following_a_file_that_is_still_being_written(
     cfg_default, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    """FFmpeg writes 4 s of vtest.avi to an MPEG-TS file in real time while prowl follows it:
-    every frame is stored with the file's own times, and the run ends once the file has not
-    grown for live.idle_s."""
+    """FFmpeg writes 4 s of vtest.avi to an MPEG-TS file in real time while prowl follows it,
+    on a machine whose cores are both busy: every frame is stored (a file waits for the
+    pipeline, nothing is dropped however slow it is) with the file's own times, and the run
+    ends once the file has not grown for live.idle_s."""
     from pipeline.live import ingest_live
     from storage.gallery import Gallery
 
@@ -203,8 +217,9 @@ def test_following_a_file_that_is_still_being_written(
             not growing.exists() or growing.stat().st_size < 200_000
         ) and time.monotonic() < deadline:
             time.sleep(0.1)
-        cfg = _cfg(cfg_default, tmp_path / "g", idle_s=3.0, read_timeout_s=1.0)
-        with Gallery(cfg.db_url, tmp_path / "g") as g:
+        cfg = _cfg(cfg_default, tmp_path / "g", idle_s=5.0, read_timeout_s=1.0)
+        cfg = replace(cfg, video=replace(cfg.video, queue_frames=2))  # the reader must wait
+        with Gallery(cfg.db_url, tmp_path / "g") as g, both_cores_busy():
             s = ingest_live(
                 str(growing), cfg, g, yolo, default_embedder, "recorder", follow_file=True
             )
@@ -218,5 +233,6 @@ def test_following_a_file_that_is_still_being_written(
     finally:
         writer.kill()
     assert s.live.gave_up and "no new frames" in s.live.gave_up
+    assert s.live.dropped == 0
     assert s.live.received == s.frames_processed >= 38  # 4 s at 10 frames/s, all of it
     assert last is not None and 3.0 <= last < 4.1  # the file's own clock, not the wall's

@@ -105,3 +105,39 @@ def test_cli_refines_and_writes_evidence(vtest_gallery, tmp_path, capsys) -> Non
     assert main(["query", "--subject", "nobody", *where(cfg, data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no subject named 'nobody'" in err[0]
+
+
+@pytest.mark.slow
+def test_force_never_silently_empties_a_saved_subject(vtest_path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`prowl ingest VIDEO --force` used to drop a subject's sightings with the old rows, so
+    the analyst's subject searched as empty. Now --force refuses while subjects hold
+    sightings of the video, and --reattach-subjects re-ingests and attaches them to the new
+    boxes; the subject then still searches."""
+    from cli import main
+    from storage.gallery import Gallery
+    from storage.subjects import save_subject, subject_named
+
+    data = tmp_path / "g"
+    base = ["ingest", str(vtest_path), "--end", "4", "--camera", "campus", "--data-dir", str(data)]
+    assert main([*base, "-q"]) == 0
+    with Gallery(f"sqlite:///{data / 'gallery.db'}", data) as g:
+        rows = g.frame_detections(g.videos()[0].id, 20)[:2]
+        assert len(rows) == 2
+        save_subject(g, "suspect", [r.id for r in rows])
+        boxes = sorted((r.frame_index, round(r.x1), round(r.y1)) for r in rows)
+    capsys.readouterr()
+    assert main([*base, "--force", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "suspect" in err[0] and "--reattach-subjects" in err[0], err
+    with Gallery(f"sqlite:///{data / 'gallery.db'}", data) as g:
+        assert len(subject_named(g, "suspect").detection_ids) == 2  # refused: nothing changed
+    assert main([*base, "--force", "--reattach-subjects", "-q"]) == 0
+    assert "2 sightings re-attached" in capsys.readouterr().out
+    with Gallery(f"sqlite:///{data / 'gallery.db'}", data) as g:
+        kept = subject_named(g, "suspect").detection_ids
+        now = [g.detection(d)[0] for d in kept]
+        assert sorted((r.frame_index, round(r.x1), round(r.y1)) for r in now) == boxes
+        assert len(kept) == 2
+    by_subject = ["query", "--subject", "suspect", "--by", "detection", "--data-dir", str(data)]
+    assert main([*by_subject, "--k", "3"]) == 0
+    assert str(kept[0]) in capsys.readouterr().out  # the subject searches, and finds itself
