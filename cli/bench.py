@@ -69,6 +69,12 @@ def cmd_bench_ray(args: argparse.Namespace) -> int:
         workers = [int(w) for w in args.workers.split(",")]
     except ValueError:
         raise ConfigError("--workers takes counts separated by commas, e.g. 1,2") from None
+    if not workers or min(workers) < 1:
+        raise ConfigError("--workers takes counts of at least 1, e.g. 1,2")
+    if args.end is not None and not args.end > 0:
+        raise ConfigError("--end must be a positive number of seconds")
+    if args.segment is not None and not 1 <= args.segment <= 86400:
+        raise ConfigError("--segment must be within 1..86400 seconds")
     cfg = load_cfg(args, executor={"address": args.ray_address, "segment_s": args.segment})
     from pipeline.distributed import check_shared_database
 
@@ -94,7 +100,10 @@ def cmd_bench_ray(args: argparse.Namespace) -> int:
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
     from pipeline.assets import resolve
     from pipeline.benchmarks import bench_ingest
+    from pipeline.errors import ConfigError
 
+    if args.frames < 0:
+        raise ConfigError("--frames must be 0 (the whole video) or more")
     cfg = load_cfg(
         args,
         detector={
@@ -142,7 +151,18 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
     from pipeline.benchmarks import bench_search
+    from pipeline.errors import ConfigError
 
+    for flag, value, low, high in (
+        ("--n", args.n, 1, 100_000_000),
+        ("--dim", args.dim, 1, 65_536),
+        ("--queries", args.queries, 1, 1_000_000),
+        ("--k", args.k, 1, 10_000),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(f"{flag} {value} must be within {low}..{high:_}".replace("_", ","))
+    if args.k > args.n:
+        raise ConfigError(f"--k {args.k} asks for more neighbours than --n {args.n} vectors hold")
     r = bench_search(args.n, args.dim, args.queries, args.k, args.data)
     if args.json:
         print(json.dumps(r, indent=2))
@@ -169,6 +189,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.measure:
         from pipeline.assets import resolve
+        from pipeline.errors import ConfigError
+
+        if args.frames < 1:
+            raise ConfigError("--frames must be at least 1")
 
         cfg = load_cfg(args)
         names = [n for n in args.only.split(",") if n] if args.only else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg
 from pipeline.errors import ProwlError
-from pipeline.outputs import write_text
+from pipeline.outputs import check_writable, write_text
 
 
 def _iou(text: str) -> str | float:
@@ -135,6 +136,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Path]:
 
     if not 0 <= args.det_thresh <= 1:
         raise ProwlError("--det-thresh must be within 0..1")
+    if getattr(args, "json", None) not in (None, "-"):
+        check_writable(Path(args.json))
     cfg = load_cfg(args, reid={"weights": args.reid_weights})
     ds = load_dataset(args.dataset, args.format, args.min_visibility, args.query_frame)
     if not ds.queries:
@@ -207,7 +210,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     for spec in detectors:  # a bad option fails before any progress bar
         variant(spec, cfg)
-    run_bench(ds, detectors, reids, cfg, args.out, cache, opts)
+    from reid import EMBEDDER_NAMES
+
+    for name in reids:
+        if name not in EMBEDDER_NAMES and not name.startswith(("prowl:", "torchreid:")):
+            raise ProwlError(
+                f"unknown re-ID embedder '{name}'; valid names: {', '.join(EMBEDDER_NAMES)}"
+            )
+    created = not args.out.exists()
+    try:
+        run_bench(ds, detectors, reids, cfg, args.out, cache, opts)
+    except BaseException:
+        if created:  # a refused or failed bench leaves no folder behind
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     print((args.out / "results.md").read_text())
     print(
         f"wrote {args.out / 'results.csv'}, {args.out / 'map_vs_recall.png'}, "
@@ -223,6 +239,8 @@ def cmd_eval_reid(args: argparse.Namespace) -> int:
     from evaluation.reid_runner import evaluate_reid
     from evaluation.runner import build_embedder_checked
 
+    if args.json not in (None, "-"):
+        check_writable(Path(args.json))  # before the evaluation, not after it
     cfg = load_cfg(args, reid={"weights": args.reid_weights})
     ds = load_reid_dataset(args.dataset, args.format)
     args.reid = args.reid or cfg.reid.name

@@ -330,6 +330,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The sample video through the whole pipeline into ./prowl-data (or --data-dir)."""
     from pipeline.assets import resolve
 
+    if args.end is not None and not args.end > 0:
+        raise ProwlError("--end must be a positive number of seconds")
     video = resolve("vtest.avi")
     print(f"sample video: {video}")
     ingest_args = _parser(args).parse_args(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,11 +220,16 @@ def cmd_export_reid_set(args: argparse.Namespace) -> int:
     from pipeline.export import export_reid_set
 
     cfg = load_cfg(args)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise QueryError(f"{args.out} is not empty; choose a new folder")
+    if args.min_sightings < 2 or args.per_track < 1:
+        raise QueryError("--min-sightings must be at least 2 and --per-track at least 1")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise QueryError(f"{args.out} is not an empty folder; choose a new folder")
+    created = not args.out.exists()
     with open_gallery(cfg, must_exist=True) as gallery:
         ids, nq, ng = export_reid_set(gallery, args.out, args.min_sightings, args.per_track)
     if ids < 2:
+        if created:  # nothing half-made is left behind
+            shutil.rmtree(args.out, ignore_errors=True)
         raise QueryError(
             f"only {ids} track(s) with >= {args.min_sightings} sightings; lower --min-sightings "
             "or ingest more footage"

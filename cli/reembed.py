@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from cli.common import EXIT_INTERRUPTED, StopOnSignal, build, load_cfg, open_gallery, storage_args
+from pipeline.errors import ProwlError
 
 
 def add_parsers(sub: Any) -> None:
@@ -28,6 +29,8 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from pipeline.reembed import reembed
     from reid import build_embedder
 
+    if not 1 <= args.batch <= 65536:
+        raise ProwlError("--batch must be within 1..65536 crops")
     cfg = load_cfg(args, reid={"name": args.reid, "weights": args.reid_weights})
     embedder = build(build_embedder, cfg.reid)
     with open_gallery(cfg, must_exist=True) as gallery, StopOnSignal() as stop:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery, storage_args
+from pipeline.config import DEVICE
 from pipeline.errors import ProwlError
 from pipeline.outputs import write_text
 from pipeline.redact import redact_text
@@ -94,8 +96,38 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_adapt)
 
 
+def check_device(device: str) -> None:
+    """``--device``: cpu, cuda[:N] or mps, and present on this machine; said before any work."""
+    if not DEVICE.match(device):
+        raise ProwlError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= count:
+            raise ProwlError(f"--device {device}: this machine has {count} CUDA devices; use cpu")
+
+
+def _check_training_flags(args: argparse.Namespace) -> None:
+    """The flags train and adapt share, checked before any data is read or file written."""
+    check_device(args.device)
+    if not (math.isfinite(args.lr) and 0 < args.lr <= 1):
+        raise ProwlError(f"--lr {args.lr} must be a learning rate within (0, 1]")
+    if args.iters_per_epoch < 0:
+        raise ProwlError("--iters-per-epoch must be 0 (one pass over the images) or more")
+    if getattr(args, "patience", 1) < 1:
+        raise ProwlError("--patience must be at least 1 (epochs without improvement)")
+    if args.min_sightings < 2:
+        raise ProwlError("--min-sightings must be at least 2")
+    if args.out.exists() and not args.out.is_dir():
+        raise ProwlError(f"--out {args.out} is a file; give a folder")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    _check_training_flags(args)
 
     from evaluation.train_data import (
         gallery_training_set,
@@ -279,6 +311,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from reid.training import Recipe, save_model
     from storage.tracks import track_crops, track_spans
 
+    _check_training_flags(args)
     if args.rounds < 1 or args.epochs < 1:
         raise ProwlError("--rounds and --epochs must be at least 1")
     if not all(-1 <= t <= 1 for t in args.threshold):

@@ -105,7 +105,10 @@ def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:
     if name.startswith("gt-jitter"):
         _, _, sigma = name.partition(":")
         try:
-            return GroundTruthDetector([f.boxes for f in ds.frames], jitter=float(sigma or 0.1))
+            jitter = float(sigma or 0.1)
+            if not 0 <= jitter <= 10:  # also refuses nan
+                raise ValueError(jitter)
+            return GroundTruthDetector([f.boxes for f in ds.frames], jitter=jitter)
         except ValueError:
             raise ProwlError(
                 f"'{name}': use gt-jitter or gt-jitter:SIGMA (e.g. gt-jitter:0.2)"

@@ -26,6 +26,7 @@ MAX_WIDTH_PX = 640
 class ClipError(QueryError):
     """A clip could not be written whole (full disk, failing writer): nothing was kept."""
 
+
 CLIP_SECONDS = 2.0  # before and after the sighting
 
 

@@ -189,7 +189,7 @@ def _is_iso(text: str) -> bool:
 _WHOLE = "a whole number"
 _NUMBER = "a number"
 _BACKENDS = ("auto", "openvino", "onnxruntime", "torch")
-_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 # key -> (check of the typed value, what the key accepts); types come from the dataclasses
 _RANGES: dict[str, tuple[Any, str]] = {
@@ -207,7 +207,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "detector.conf": (lambda v: 0 <= v <= 1, "within 0..1"),
     "detector.iou": (lambda v: 0 < v <= 1, "within (0, 1]"),
     "detector.batch_frames": (lambda v: 1 <= v <= 1024, "within 1..1024"),
-    "detector.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
+    "detector.device": (lambda v: bool(DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
     "detector.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "detector.precision": (lambda v: v in ("fp32", "int8"), "fp32 or int8"),
     "detector.min_person_px": (lambda v: 0 <= v <= 1024, "within 0..1024 (0 = off)"),
@@ -224,7 +224,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "reid.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "reid.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
     "reid.batch_crops": (lambda v: 1 <= v <= 4096, "within 1..4096"),
-    "reid.device": (lambda v: bool(_DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
+    "reid.device": (lambda v: bool(DEVICE.match(v)), "cpu, cuda, cuda:N or mps"),
     "tracking.embed_every_frames": (lambda v: v >= 1, ">= 1"),
     "tracking.embed_on_resize": (lambda v: v > 0, "> 0 (a fraction of the box height)"),
     "tracking.high_thresh": (lambda v: 0 <= v <= 1, "within 0..1"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,25 @@ def write_text(path: Path, text: str) -> Path:
             f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
         ) from None
     return path
+
+
+def check_writable(path: Path) -> None:
+    """Before long work: a file can be written at ``path`` later (nothing is created now)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProwlError(f"{path} is a folder; give a file name to write")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ProwlError(f"cannot write {path}: {ancestor} is not a folder; choose a writable path")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ProwlError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
+        ) from None
 
 
 def make_dir(path: Path) -> Path:

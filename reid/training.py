@@ -250,8 +250,14 @@ def train(
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
+        try:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+        except (RuntimeError, ValueError, KeyError):
+            raise ProwlError(
+                f"--resume: {last} was saved by a run of another architecture or recipe; "
+                f"use the same --arch ({recipe.arch}?) or a new --out"
+            ) from None
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
         logs = [EpochLog(**e) for e in state["logs"]]
         rng = np.random.default_rng()

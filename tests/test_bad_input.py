@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from cli import main
+from evaluation.reid_synthetic import write_reid_synthetic
 from evaluation.synthetic import write_synthetic
 from pipeline.query import read_frame
 from tests.conftest import fresh_pg_database
@@ -77,6 +78,8 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "a-file").write_text("x")
     (d / "not-a-dataset").mkdir()
     write_synthetic(d / "syn", "prw", identities=3, cameras=2, frames_per_camera=6, seed=0)
+    write_reid_synthetic(d / "market", "market1501", identities=3, cameras=2, seed=0)
+    (d / "latin1.yaml").write_bytes("# caméra du hall\nquery:\n  k: 5\n".encode("latin-1"))
 
 
 # (name, argv with {v} = the sample video, {f} = the files folder, needle in the message,
@@ -158,9 +161,103 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tracks unknown video", ["tracks", "x.mp4"], "no video 'x.mp4'"),
     ("export under a file", ["export-tracks", "--out", "{f}/a-file/mot"], "cannot create folder"),
     ("unknown subcommand flag", ["stats", "--colour"], "unrecognized arguments"),
+    ("config not UTF-8", ["stats", "--config", "{f}/latin1.yaml"], "not UTF-8"),
+    # export-reid-set: refused before a folder is made, or the half-made folder removed
+    (
+        "reid set min-sightings negative",
+        ["export-reid-set", "--out", "{f}/reid-out", "--min-sightings", "-5"],
+        "--min-sightings",
+    ),
+    (
+        "reid set with too few tracks",
+        ["export-reid-set", "--out", "{f}/reid-out", "--min-sightings", "100000"],
+        "lower --min-sightings",
+    ),
+    # reembed
+    ("reembed unknown embedder", ["reembed", "--reid", "nope"], "unknown re-ID embedder"),
+    ("reembed batch 0", ["reembed", "--reid", "hsv", "--batch", "0"], "--batch"),
+    # train and adapt: every flag checked before the data is read
+    ("adapt device banana", ["adapt", "--device", "banana", "--out", "{f}/a"], "--device"),
+    (
+        "adapt on a GPU that is not here",
+        ["adapt", "--device", "cuda:7", "--out", "{f}/a"],
+        "CUDA devices",
+    ),
+    (
+        "train device banana",
+        ["train", "--from-gallery", "--device", "banana", "--out", "{f}/t"],
+        "--device",
+    ),
+    ("train lr nan", ["train", "--from-gallery", "--lr", "nan", "--out", "{f}/t"], "--lr"),
+    ("train lr negative", ["train", "--from-gallery", "--lr", "-1", "--out", "{f}/t"], "--lr"),
+    (
+        "train iters negative",
+        ["train", "--from-gallery", "--iters-per-epoch", "-5", "--out", "{f}/t"],
+        "--iters-per-epoch",
+    ),
+    (
+        "train patience 0",
+        ["train", "--from-gallery", "--patience", "0", "--out", "{f}/t"],
+        "--patience",
+    ),
+    ("train out is a file", ["train", "--from-gallery", "--out", "{f}/a-file"], "is a file"),
+    # serve
+    ("serve on no port", ["serve", "--port", "70000"], "not a TCP port"),
 ]
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
+    # benchmarks and tools that need no gallery
+    ("bench-search n 0", ["bench-search", "--n", "0"], "--n 0"),
+    ("bench-search n negative", ["bench-search", "--n", "-5"], "--n -5"),
+    ("bench-search dim 0", ["bench-search", "--dim", "0"], "--dim"),
+    ("bench-search queries 0", ["bench-search", "--queries", "0"], "--queries"),
+    ("bench-search k 0", ["bench-search", "--k", "0"], "--k"),
+    ("bench-search k over n", ["bench-search", "--n", "100", "--k", "1000"], "more neighbours"),
+    ("bench-ingest frames negative", ["bench-ingest", "--frames", "-1"], "--frames"),
+    ("bench-ray on SQLite", ["bench-ray", "--db", "sqlite:///{f}/x.db"], "SQLite is one"),
+    (
+        "bench-ray workers 0",
+        ["bench-ray", "--db", "sqlite:///{f}/x.db", "--workers", "0"],
+        "--workers",
+    ),
+    ("models frames 0", ["models", "--measure", "--frames", "0"], "--frames"),
+    ("demo end negative", ["demo", "--end", "-5"], "--end"),
+    ("make-crowd grid 1", ["make-crowd", "{f}/crowd", "--grid", "1"], "--grid"),
+    (
+        "eval gt-jitter negative",
+        ["eval", "{f}/syn", "--format", "prw", "--detector", "gt-jitter:-1"],
+        "gt-jitter",
+    ),
+    (
+        "eval-reid json unwritable, said before the evaluation",
+        [
+            "eval-reid",
+            "{f}/market",
+            "--format",
+            "market1501",
+            "--reid",
+            "hsv",
+            "--json",
+            "/proc/x/m.json",
+        ],
+        "cannot write /proc/x/m.json",
+    ),
+    (
+        "bench refused leaves no folder",
+        [
+            "bench",
+            "{f}/syn",
+            "--format",
+            "prw",
+            "--detectors",
+            "gt",
+            "--reids",
+            "nope",
+            "--out",
+            "{f}/bench-out",
+        ],
+        "unknown re-ID",
+    ),
     (
         "reid set in no layout",
         ["eval-reid", "{f}/not-a-dataset", "--format", "market1501"],
@@ -269,9 +366,11 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     if "torchreid:osnet_x1_0" in argv and not SHARED_CKPT.is_file():
         pytest.skip("the OSNet development checkpoint (../shared/models) is not here")
     before = _state(gallery)
+    files_before = _listing(gallery.files)
     code, err = _run([*argv, *gallery.flags], gallery, vtest_path, capfd, caplog)
     _assert_one_error_line(code, err, needle.replace("{f}", str(gallery.files)))
     assert _state(gallery) == before
+    assert _listing(gallery.files) == files_before  # no output folder or file left behind
 
 
 @pytest.mark.parametrize("name,argv,needle", EVAL_CASES, ids=[c[0] for c in EVAL_CASES])
@@ -288,7 +387,35 @@ def test_bad_evaluation_input_is_one_line_exit_2(
     files.mkdir()
     _make_files(files, vtest_path)
     g = Gallery(tmp_path / "data", None, files)
-    extra = [] if argv[0] in ("make-synthetic", "eval-reid") else ["--data-dir", str(g.data)]
+    extra = ["--data-dir", str(g.data)] if _takes_data_dir(argv[0]) else []
+    files_before = _listing(files)
     code, err = _run([*argv, *extra], g, vtest_path, capfd, caplog)
     _assert_one_error_line(code, err, needle.replace("{f}", str(files)))
     assert not (g.data / "gallery.db").exists()  # evaluation never creates a gallery
+    assert _listing(files) == files_before  # no output folder or file left behind
+
+
+def _takes_data_dir(command: str) -> bool:
+    import argparse
+
+    from cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return "--data-dir" in sub.choices[command]._option_string_actions
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_every_subcommand_has_a_bad_input_case() -> None:
+    """A new subcommand without a case here fails this test: its bad input must be shown to
+    be one line, exit 2, nothing changed."""
+    import argparse
+
+    from cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    covered = {argv[0] for _name, argv, _needle in CASES + EVAL_CASES}
+    assert set(sub.choices) - covered == set()
