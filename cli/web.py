@@ -27,9 +27,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cli import web_gallery, web_ingest, web_media, web_search
+from cli.web_gallery import router as gallery_routes
 from cli.web_guard import LOOPBACK_NAMES, Guard
+from cli.web_ingest import router as ingest_routes
 from cli.web_jobs import ExportJobs, IngestJobs
+from cli.web_media import router as media_routes
+from cli.web_search import router as search_routes
 from cli.web_state import ServerState
 from pipeline.config import Config, ServeConfig
 from storage.gallery import Gallery
@@ -97,6 +100,6 @@ def create_app(
     async def health() -> dict[str, str]:  # on the event loop: answered whatever else runs
         return {"status": "ok"}
 
-    for module in (web_gallery, web_media, web_search, web_ingest):
-        app.include_router(module.router)
+    for routes in (gallery_routes, media_routes, search_routes, ingest_routes):
+        app.include_router(routes)
     return app

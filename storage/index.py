@@ -25,6 +25,8 @@ import errno
 import logging
 import math
 import os
+import secrets
+import threading
 from pathlib import Path
 
 import faiss
@@ -49,6 +51,12 @@ def nlist_for(n: int) -> int:
 
 
 SELECTIVE = 0.5  # filters keeping less than this fraction are scanned exactly
+
+
+def _unique() -> str:
+    """A temporary file's tag: two writers of one index, in two processes or in two threads
+    of one (a server and its ingest job), never share a temporary file."""
+    return f"{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}"
 
 
 class VectorIndex:
@@ -239,7 +247,7 @@ class VectorIndex:
         if self._ann is None or not self.approximate:
             ann_file.unlink(missing_ok=True)
             return
-        tmp = ann_file.with_name(f".{ann_file.name}.{os.getpid()}.tmp")
+        tmp = ann_file.with_name(f".{ann_file.name}.{_unique()}.tmp")
         try:
             faiss.write_index(self._ann, str(tmp))
             os.replace(tmp, ann_file)
@@ -262,7 +270,7 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         """Atomic: written to a temporary file in the same folder, then renamed over."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
         try:
             try:
                 faiss.write_index(self._index, str(tmp))

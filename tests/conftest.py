@@ -149,3 +149,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     wipe(url)
     yield url
     wipe(url)
+
+
+@pytest.fixture(scope="module")
+def served(vtest_gallery) -> Iterator[tuple[str, object]]:  # type: ignore[no-untyped-def]
+    """`prowl serve`'s app over the vtest gallery on a free loopback port: (url, gallery)."""
+    from cli.web import create_app
+    from tests.test_serve import serving
+
+    _cfg, gallery, _summary, _data = vtest_gallery
+    with serving(create_app(gallery)) as url:
+        yield url, gallery

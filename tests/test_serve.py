@@ -38,15 +38,6 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def served(vtest_gallery) -> Iterator[tuple[str, Any]]:  # type: ignore[no-untyped-def]
-    from cli.web import create_app
-
-    _cfg, gallery, _summary, _data = vtest_gallery
-    with serving(create_app(gallery)) as url:
-        yield url, gallery
-
-
 def _crop_of(gallery: Any, detection_id: int) -> bytes:
     row, _video = gallery.detection(detection_id)
     return bytes(row.thumbnail)

@@ -8,27 +8,15 @@ import os
 import select
 import socket
 import struct
-import threading
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.test_serve import serving
 
 httpx = pytest.importorskip("httpx")
-
-
-@pytest.fixture(scope="module")
-def served(vtest_gallery) -> Iterator[tuple[str, Any]]:  # type: ignore[no-untyped-def]
-    from cli.web import create_app
-
-    _cfg, gallery, _summary, _data = vtest_gallery
-    with serving(create_app(gallery)) as url:
-        yield url, gallery
 
 
 def _png_declaring(width: int, height: int) -> bytes:
@@ -223,38 +211,3 @@ def test_clips_cache_keeps_the_recently_used(tmp_path: Path) -> None:
         os.utime(p, (now - 60 * i, now - 60 * i))
     assert trim_cache(tmp_path, 2500) == 3
     assert sorted(p.name for p in tmp_path.glob("*.webm")) == ["c0.webm", "c1.webm"]
-
-
-def test_healthz_answers_while_searches_hold_every_worker(served) -> None:  # type: ignore[no-untyped-def]
-    """Searches run in worker threads: the event loop still answers /healthz while 16
-    clients search at once."""
-    url, gallery = served
-    crop = bytes(gallery.detection(5)[0].thumbnail)
-    answers: list[int] = []
-    health: list[tuple[int, bool]] = []
-    running = threading.Event()
-
-    def client() -> None:
-        running.set()
-        for _ in range(3):
-            r = httpx.post(
-                f"{url}/api/search",
-                files={"image": ("q.jpg", crop, "image/jpeg")},
-                data={"k": "20"},
-                timeout=300,
-            )
-            answers.append(r.status_code)
-
-    threads = [threading.Thread(target=client) for _ in range(16)]
-    for t in threads:
-        t.start()
-    running.wait()
-    while any(t.is_alive() for t in threads):
-        r = httpx.get(f"{url}/healthz", timeout=30)
-        health.append((r.status_code, any(t.is_alive() for t in threads)))
-        time.sleep(0.05)
-    for t in threads:
-        t.join()
-    assert answers.count(200) == 48
-    assert health and all(code == 200 for code, _busy in health)
-    assert any(busy for _code, busy in health)  # answered while searches were still running
