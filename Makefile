@@ -60,3 +60,17 @@ default-model: $(STAMP)
 	cp $(DM)/adapt/card.json reid/weights/osnet-x0_25-prowl.card.json
 	sha256sum reid/weights/osnet-x0_25-prowl.pt
 
+
+# The real labelled sequences of ../shared/data/real-mot (MOT15 ground truth; see its README)
+# as a MOT layout prowl reads: each sequence's gt, seqinfo and video (PETS09-S2L1's frames are
+# the sample video's). Links only: nothing is copied or committed.
+REALMOT ?= ../shared/data/real-mot
+build/real-mot: $(REALMOT)/README.md
+	rm -rf $@ && mkdir -p $@
+	for seq in PETS09-S2L1 TUD-Campus TUD-Stadtmitte; do \
+	  mkdir -p $@/$$seq && ln -s "$$(realpath $(REALMOT)/$$seq/gt)" $@/$$seq/gt && \
+	  ln -s "$$(realpath $(REALMOT)/$$seq/seqinfo.ini)" $@/$$seq/seqinfo.ini; \
+	done
+	ln -s "$$(realpath $(REALMOT)/TUD-Campus/video.mp4)" $@/TUD-Campus/video.mp4
+	ln -s "$$(realpath $(REALMOT)/TUD-Stadtmitte/video.mp4)" $@/TUD-Stadtmitte/video.mp4
+	ln -s "$$(realpath $(REALMOT)/../vtest.avi)" $@/PETS09-S2L1/video.avi

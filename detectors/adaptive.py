@@ -1,14 +1,15 @@
-"""The detector's input size chosen for the footage: small people get a larger input.
+"""The detector's input size chosen for the footage, by what a larger input would find.
 
 A 640-px detector sees the people of 768×576 campus footage at 80-120 px and finds them; on
-crowded street footage or a wide view the same people are 20-30 px at its input and most are
-missed (on the 4×4 mosaic of `prowl make-crowd`, recall 0.23 at 640 px against 0.56 at
-1280). So each video is probed first: the detector runs on a few frames spread over the whole
-source, and when the people it finds there are mostly shorter than ``min_person_px`` at its
-input, the input grows (a multiple of 32) until the median person would be that tall, up to
-``max_imgsz_px`` and never beyond the footage's own resolution. The probe covers the whole
-source whatever the time window, so every window of a video gets the same size (and the same
-run: the size is part of the run's settings key)."""
+crowded street footage or a wide view most people are 20-30 px at its input and are missed.
+Measuring the people the cheap pass finds cannot tell: it only sees the large ones (on wide
+footage their median height looks fine and the input never grew; survivorship). So each video
+is probed with the expensive setting first: on a few frames spread over the whole source, the
+detector at the largest input (``max_imgsz_px``, never beyond the footage's own resolution)
+gives the reference people; then the cheapest input, from ``imgsz_px`` up, that still finds
+``adapt_recall`` (90 %) of them (IoU >= 0.5) is chosen. The probe covers the whole source
+whatever the time window, so every window of a video gets the same size (and the same run:
+the size is part of the run's settings key). ``min_person_px: 0`` turns adaptation off."""
 
 from __future__ import annotations
 
@@ -16,33 +17,56 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
-
 from detectors.base import Detector
+from pipeline.boxes import iou_matrix
 from pipeline.config import Config
-from pipeline.types import Frame
+from pipeline.types import Detections, Frame
 
 PROBE_FRAMES = 8
+REFERENCE_CONF = 0.4  # the expensive pass's people: confident ones only
+STEP_PX = 320  # candidate inputs: imgsz_px, +320, +640, ... up to the largest
+
+
+def candidate_sizes(cfg: Config, frames: Sequence[Frame]) -> list[int]:
+    """The input sizes worth probing, cheapest first; the last one is the reference."""
+    d = cfg.detector
+    native = max(max(f.height_px, f.width_px) for f in frames)
+    cap = max(d.imgsz_px, min(d.max_imgsz_px, math.ceil(native / 32) * 32))
+    sizes = list(range(d.imgsz_px, cap, STEP_PX))
+    return [*sizes, cap] if not sizes or sizes[-1] != cap else sizes
+
+
+def found_fraction(reference: list[Detections], found: list[Detections], conf: float) -> float:
+    """The share of the reference people that ``found`` also has (IoU >= 0.5, score >= conf)."""
+    total = hits = 0
+    for ref, got in zip(reference, found, strict=True):
+        keep = got.xyxy[got.scores >= conf]
+        total += len(ref)
+        if len(ref) and len(keep):
+            iou = iou_matrix(ref.xyxy, keep)
+            hits += int((iou.max(axis=1) >= 0.5).sum())
+    return hits / total if total else 1.0
 
 
 def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> int:
     """The input size (long side, px) for footage like ``frames``."""
     d = cfg.detector
-    if d.min_person_px == 0 or not frames:
+    resize = getattr(detector, "with_input_size", None)
+    if d.min_person_px == 0 or not frames or resize is None:
         return d.imgsz_px
-    heights: list[float] = []
-    for frame, det in zip(frames, detector.detect(frames), strict=True):
-        gain = d.imgsz_px / max(frame.height_px, frame.width_px)
-        heights.extend(((det.xyxy[:, 3] - det.xyxy[:, 1]) * gain).tolist())
-    if len(heights) < 3:  # nobody to judge by
+    sizes = candidate_sizes(cfg, frames)
+    if len(sizes) == 1:
         return d.imgsz_px
-    median = float(np.median(heights))
-    if median >= d.min_person_px:
+    reference = [
+        det[det.scores >= max(d.conf, REFERENCE_CONF)] for det in resize(sizes[-1]).detect(frames)
+    ]
+    if sum(len(r) for r in reference) < 3:  # nobody to judge by
         return d.imgsz_px
-    native = max(max(f.height_px, f.width_px) for f in frames)
-    cap = min(d.max_imgsz_px, math.ceil(native / 32) * 32)
-    want = math.ceil(d.imgsz_px * d.min_person_px / median / 32) * 32
-    return max(d.imgsz_px, min(cap, want))
+    for px in sizes[:-1]:
+        found = detector.detect(frames) if px == d.imgsz_px else resize(px).detect(frames)
+        if found_fraction(reference, found, d.conf) >= d.adapt_recall:
+            return px
+    return sizes[-1]
 
 
 def sized_for(cfg: Config, detector: Detector, frames: Sequence[Frame]) -> tuple[Config, Detector]:

@@ -84,9 +84,108 @@ def write_crowd(
         for track, _ in rows:
             length[track] = length.get(track, 0) + 1
 
-    h, w = info.height_px, info.width_px
-    name = f"{Path(video).stem}-mosaic{grid}x{grid}"
-    seq = out / name
+    keep = {t for t, n in length.items() if n >= min_track_frames}
+    return _write_mosaic(
+        out / f"{Path(video).stem}-mosaic{grid}x{grid}",
+        images,
+        {f: [(t, b, t in keep) for t, b in rows] for f, rows in labels.items()},
+        (info.width_px, info.height_px),
+        info.fps,
+        grid,
+        frames,
+        stride,
+        offset,
+    )
+
+
+def write_crowd_from_mot(
+    seq: Path,
+    out: Path,
+    grid: int = 4,
+    frames: int = 40,
+    stride: int = 4,
+    progress: Callable[[int], object] | None = None,
+) -> CrowdSummary:
+    """The same mosaic made from a labelled MOT sequence (MOT15 or later, images or video):
+    its ground truth moved into each tile exactly (a box shifted by the tile's offset; ids
+    kept, so a person seen in two tiles at once is one identity; boxes the original marks as
+    ignored stay ignored). Real labels, no detector involved: a default may be chosen on it."""
+    import configparser as _cp
+
+    from evaluation.datasets import frame_images, load_mot
+
+    ds = load_mot(seq)
+    ini = _cp.ConfigParser()
+    ini.read(Path(seq) / "seqinfo.ini")
+    fps = ini.getfloat("Sequence", "frameRate", fallback=25.0)
+    raw_ids = _raw_ids(Path(seq))
+    n_src = len(ds.frames)
+    tiles = grid * grid
+    span = (frames - 1) * stride
+    if n_src <= span + tiles:
+        raise DatasetError(f"{seq}: {n_src} frames are too few for {frames}×{stride} frames")
+    offset = (n_src - 1 - span) // max(1, tiles - 1)
+    needed = {t * stride + j * offset for t in range(frames) for j in range(tiles)}
+    images: dict[int, np.ndarray] = {}
+    labels: dict[int, list[tuple[int, np.ndarray, bool]]] = {}
+    for i, image in frame_images(ds):
+        if i in needed:
+            images[i] = image
+            f = ds.frames[i]
+            labels[i] = [
+                (raw_ids.get((f.name, j), -1), f.boxes[j], bool(f.pids[j] >= 0))
+                for j in range(len(f.boxes))
+            ]
+        if progress:
+            progress(1)
+    h, w = next(iter(images.values())).shape[:2]
+    return _write_mosaic(
+        out / f"{Path(seq).name}-mosaic{grid}x{grid}",
+        images,
+        labels,
+        (w, h),
+        fps,
+        grid,
+        frames,
+        stride,
+        offset,
+    )
+
+
+def _raw_ids(seq: Path) -> dict[tuple[str, int], int]:
+    """(frame name, box position in that frame) -> the ground truth's own track id, in the
+    order ``load_mot`` reads the rows."""
+    from evaluation.datasets import _mot_rows
+
+    gt = _mot_rows(np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2), seq / "gt")
+    out: dict[tuple[str, int], int] = {}
+    count: dict[int, int] = {}
+    for row in gt:
+        if int(row[7]) not in (1, 2, 7):
+            continue
+        n = int(row[0])
+        k = count.get(n, 0)
+        out[(f"{seq.name}/{n:06d}", k)] = int(row[1])
+        count[n] = k + 1
+    return out
+
+
+def _write_mosaic(
+    seq: Path,
+    images: dict[int, np.ndarray],
+    labels: dict[int, list[tuple[int, np.ndarray, bool]]],
+    size_wh: tuple[int, int],
+    fps: float,
+    grid: int,
+    frames: int,
+    stride: int,
+    offset: int,
+) -> CrowdSummary:
+    """Write the mosaic sequence: tile j of mosaic frame t is source frame t·stride + j·offset;
+    each label (id, box, labelled) moves with its tile."""
+    w, h = size_wh
+    tiles = grid * grid
+    name = seq.name
     (seq / "img1").mkdir(parents=True, exist_ok=True)
     (seq / "gt").mkdir(parents=True, exist_ok=True)
     rows_out: list[str] = []
@@ -98,9 +197,8 @@ def write_crowd(
             src = t * stride + j * offset
             y0, x0 = (j // grid) * h, (j % grid) * w
             canvas[y0 : y0 + h, x0 : x0 + w] = images[src]
-            for track, box in labels.get(src, []):
+            for track, box, keep in labels.get(src, []):
                 x1, y1, x2, y2 = (float(v) for v in box)
-                keep = length[track] >= min_track_frames
                 labeled += keep
                 if keep:
                     identities.add(track)
@@ -115,7 +213,7 @@ def write_crowd(
     ini["Sequence"] = {
         "name": name,
         "imDir": "img1",
-        "frameRate": f"{info.fps / stride:g}",
+        "frameRate": f"{fps / stride:g}",
         "seqLength": str(frames),
         "imWidth": str(w * grid),
         "imHeight": str(h * grid),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import configparser
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +32,7 @@ class GalleryFrame:
     camera: str
     boxes: NDArray[np.float32]  # (N, 4) xyxy, clipped to >= 0
     pids: NDArray[np.int64]  # (N,), UNLABELED for unlabeled people
+    video_frame: int = -1  # >= 0: ``path`` is a video and this frame (0-based) is the image
 
 
 @dataclass(frozen=True)
@@ -143,13 +146,52 @@ def load_prw(root: Path) -> SearchDataset:
 
 
 # ----------------------------------------------------------------------------------- MOT
+VIDEO_NAMES = ("video.mp4", "video.avi", "video.mkv", "video.mov", "video.ts")
+
+
 def _sequences(root: Path) -> list[Path]:
     if (root / "gt" / "gt.txt").exists():
         return [root]
-    seqs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "img1").is_dir())
+    seqs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "gt" / "gt.txt").is_file())
     if not seqs:
-        raise DatasetError(f"{root}: no MOT sequence (SEQ/img1, SEQ/gt/gt.txt) found")
+        raise DatasetError(f"{root}: no MOT sequence (SEQ/gt/gt.txt with SEQ/img1) found")
     return seqs
+
+
+def _sequence_frames(seq: Path, im_dir: str, length: int | None) -> list[tuple[int, Path, int]]:
+    """(1-based frame number, file, frame of the video or -1) of every frame of ``seq``: the
+    images of ``im_dir``, else the frames of ``SEQ/video.*`` (frame N = the N-th decoded)."""
+    images = sorted((seq / im_dir).glob("*.jpg"))
+    if images:
+        return [(int(p.stem), p, -1) for p in images]
+    video = next((seq / n for n in VIDEO_NAMES if (seq / n).is_file()), None)
+    if video is None:
+        raise DatasetError(
+            f"{seq}: no frames: put them in {im_dir}/*.jpg, or the sequence's video as "
+            f"{seq.name}/video.mp4 (or .avi)"
+        )
+    if length is None:
+        from pipeline.video import probe
+
+        length = probe(video).frame_count
+    return [(n, video, n - 1) for n in range(1, length + 1)]
+
+
+def _mot_rows(gt: NDArray[np.float64], gt_path: Path) -> NDArray[np.float64]:
+    """Rows as MOT16+ (frame, id, x, y, w, h, flag, class, visibility). MOT15 files have ten
+    columns (frame, id, x, y, w, h, flag, wx, wy, wz) and only pedestrians, all visible."""
+    if not gt.size:
+        return np.zeros((0, 9))
+    if gt.shape[1] == 10:  # MOT15
+        out = gt[:, :9].copy()
+        out[:, 7], out[:, 8] = 1.0, 1.0
+        return out
+    if gt.shape[1] < 9:
+        raise DatasetError(
+            f"{gt_path}: {gt.shape[1]} columns, expected 9 (frame,id,x,y,w,h,flag,class,"
+            "visibility) or MOT15's 10"
+        )
+    return gt[:, :9]
 
 
 def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first") -> SearchDataset:
@@ -165,33 +207,25 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
     for seq in _sequences(root):
         ini = configparser.ConfigParser()
         ini_path = seq / "seqinfo.ini"
-        im_dir = "img1"
+        im_dir, length = "img1", None
         if ini_path.exists():
             ini.read(ini_path)
             im_dir = ini.get("Sequence", "imDir", fallback="img1")
-        images = sorted((seq / im_dir).glob("*.jpg"))
-        if not images:
-            raise DatasetError(f"{seq / im_dir}: no frames (*.jpg)")
+            length = ini.getint("Sequence", "seqLength", fallback=None)
         gt_path = _require(seq / "gt" / "gt.txt", "ground truth gt/gt.txt")
         try:
-            gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
+            gt = _mot_rows(np.loadtxt(gt_path, delimiter=",", ndmin=2), gt_path)
         except ValueError as exc:
             raise DatasetError(f"{gt_path}: not MOT gt text ({exc})") from None
-        if gt.size and gt.shape[1] < 9:
-            raise DatasetError(
-                f"{gt_path}: {gt.shape[1]} columns, expected 9 "
-                "(frame,id,x,y,w,h,flag,class,visibility)"
-            )
         by_frame: dict[int, list[NDArray[np.float64]]] = {}
         for row in gt:
             by_frame.setdefault(int(row[0]), []).append(row)
-        for image in images:
-            number = int(image.stem)
+        for number, image, video_frame in _sequence_frames(seq, im_dir, length):
             rows = [r for r in by_frame.get(number, []) if int(r[7]) in (1, 2, 7)]  # people classes
             arr = np.array(rows).reshape(-1, 9) if rows else np.zeros((0, 9))
             boxes = _xywh_to_xyxy(arr[:, 2:6]) if len(arr) else np.zeros((0, 4), np.float32)
             pids = np.full(len(arr), UNLABELED, np.int64)
-            name = f"{seq.name}/{image.stem}"
+            name = f"{seq.name}/{number:06d}"
             for j, r in enumerate(arr):
                 if int(r[6]) == 1 and int(r[7]) == 1 and r[8] >= min_visibility:
                     pid = pid_of.setdefault((seq.name, int(r[1])), len(pid_of))
@@ -199,7 +233,7 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
                     appearances.setdefault(pid, []).append(
                         (float(r[8]), number, name, boxes[j], seq.name)
                     )
-            frames.append(GalleryFrame(name, image, seq.name, boxes, pids))
+            frames.append(GalleryFrame(name, image, seq.name, boxes, pids, video_frame))
     queries = []
     for pid, seen in sorted(appearances.items()):
         if len({s[2] for s in seen}) < 2:
@@ -226,3 +260,52 @@ def load_dataset(
             return load_mot(root, min_visibility, query_frame)
         case _:
             raise DatasetError(f"unknown dataset format '{fmt}'; use prw or mot")
+
+
+def frame_images(ds: SearchDataset) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """(index in ``ds.frames``, BGR image) of every gallery frame in order; a video's frames
+    are decoded in one pass, not seeked one by one."""
+    import cv2
+
+    cap: Any = None
+    opened: Path | None = None
+    position = -1
+    try:
+        for i, f in enumerate(ds.frames):
+            if f.video_frame < 0:
+                img = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise DatasetError(f"{f.path}: not a readable image")
+                yield i, np.asarray(img, np.uint8)
+                continue
+            if opened != f.path:
+                if cap is not None:
+                    cap.release()
+                cap, opened, position = cv2.VideoCapture(str(f.path)), f.path, 0
+            if position != f.video_frame:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, f.video_frame)
+                position = f.video_frame
+            ok, img = cap.read()
+            if not ok or img is None:
+                raise DatasetError(f"{f.path}: frame {f.video_frame} cannot be decoded")
+            position += 1
+            yield i, np.asarray(img, np.uint8)
+    finally:
+        if cap is not None:
+            cap.release()
+
+
+def frame_image(f: GalleryFrame) -> NDArray[np.uint8]:
+    """One gallery frame's image (a query's frame)."""
+    import cv2
+
+    if f.video_frame < 0:
+        img = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"{f.path}: not a readable image")
+        return np.asarray(img, np.uint8)
+    from pipeline.video import read_frames
+
+    for frame in read_frames(f.path, first_index=f.video_frame, stop_index=f.video_frame + 1):
+        return frame.image
+    raise DatasetError(f"{f.path}: frame {f.video_frame} cannot be decoded")

@@ -12,18 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from detectors import Detector, build_detector
-from evaluation.datasets import SearchDataset
+from evaluation.datasets import SearchDataset, frame_image, frame_images
 from evaluation.scoring import DetectedDataset, EvalOptions, score
 from evaluation.tracking_eval import track_level
 from pipeline.assets import sha256_of
 from pipeline.config import Config
 from pipeline.crops import crop_boxes
-from pipeline.errors import DatasetError, ProwlError
+from pipeline.errors import ProwlError
 from pipeline.stream import batched, prefetch
 from pipeline.types import Frame
 from reid import Embedder, build_embedder
@@ -39,11 +38,8 @@ Progress = Callable[[int], object]
 
 
 def _frames(ds: SearchDataset) -> Iterator[Frame]:
-    for i, f in enumerate(ds.frames):
-        img = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError(f"{f.path}: not a readable image")
-        yield Frame(np.asarray(img, np.uint8), i, 0.0, f.camera)
+    for i, image in frame_images(ds):
+        yield Frame(image, i, 0.0, ds.frames[i].camera)
 
 
 def variant(spec: str, cfg: Config) -> tuple[str, Config]:
@@ -205,10 +201,7 @@ def embed_queries(ds: SearchDataset, embedder: Embedder) -> NDArray[np.float32]:
     index = ds.frame_index()
     crops = []
     for q in ds.queries:
-        img = cv2.imread(str(ds.frames[index[q.frame]].path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError(f"{ds.frames[index[q.frame]].path}: not a readable image")
-        frame_img: NDArray[np.uint8] = np.asarray(img, np.uint8)
+        frame_img = frame_image(ds.frames[index[q.frame]])
         crops.append(np.ascontiguousarray(crop_boxes(frame_img, q.box[None])[0]))
     return embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
 

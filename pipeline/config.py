@@ -40,10 +40,11 @@ class DetectorConfig:
     backend: str = "auto"  # auto | openvino | onnxruntime | torch
     precision: str = "fp32"  # fp32 | int8 (OpenVINO, NNCF calibrated on the user's frames)
     calibration_frames: int = 32  # int8: frames of the footage used to calibrate
-    min_person_px: int = 48  # probe each video; smaller people get a larger input (0 = off)
+    min_person_px: int = 48  # probe each video for the input size (0 = off; see adapt_recall)
     max_imgsz_px: int = 1280  # the largest input that adaptation may choose
     tile_px: int | None = None  # tiled inference: tile size at native resolution (None = off)
     tile_overlap: float = 0.2  # fraction of a tile shared with its neighbour
+    adapt_recall: float = 0.9  # the chosen input finds this share of what the largest finds
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
         "that is a multiple of 32 within 64..8192",
     ),
     "detector.tile_overlap": (lambda v: 0 <= v < 0.9, "within [0, 0.9)"),
+    "detector.adapt_recall": (lambda v: 0 < v <= 1, "within (0, 1]"),
     "detector.calibration_frames": (lambda v: 1 <= v <= 1000, "within 1..1000"),
     "reid.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "reid.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
