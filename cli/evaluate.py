@@ -26,8 +26,13 @@ def _iou(text: str) -> str | float:
     return value
 
 
-def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", type=Path, help="dataset root folder")
+def _dataset_args(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        p.add_argument(
+            "dataset", type=Path, nargs="+", help="dataset root folders (each benched alone)"
+        )
+    else:
+        p.add_argument("dataset", type=Path, help="dataset root folder")
     p.add_argument("--format", required=True, choices=["prw", "mot"])
     p.add_argument(
         "--protocol",
@@ -72,7 +77,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="the detector × re-ID matrix: tables and plots")
-    _dataset_args(p)
+    _dataset_args(p, several=True)
     p.add_argument(
         "--detectors",
         required=True,
@@ -207,13 +212,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from evaluation.bench import run_bench
+    """One dataset: its table and plots in --out. Several: each in --out/NAME, and
+    --out/summary.md over all of them (the first detector is each table's baseline)."""
+    from evaluation.bench import run_bench, write_summary
 
-    cfg, ds, opts, cache = _setup(args)
+    roots = list(args.dataset)
     detectors = [d for d in args.detectors.split(",") if d]
     reids = [r for r in args.reids.split(",") if r]
     if not detectors or not reids:
         raise ProwlError("--detectors and --reids each need at least one name")
+    if len({r.name for r in roots}) != len(roots):
+        raise ProwlError("each dataset folder needs its own name (they become --out/NAME)")
+    setups = []
+    for root in roots:  # every dataset loads before any is benched: a bad one fails first
+        args.dataset = root
+        setups.append(_setup(args))
+    cfg = setups[0][0]
     from evaluation.runner import variant
 
     for spec in detectors:  # a bad option fails before any progress bar
@@ -226,16 +240,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"unknown re-ID embedder '{name}'; valid names: {', '.join(EMBEDDER_NAMES)}"
             )
     created = not args.out.exists()
+    results: dict[str, list[Any]] = {}
     try:
-        run_bench(ds, detectors, reids, cfg, args.out, cache, opts)
+        for root, (cfg, ds, opts, cache) in zip(roots, setups, strict=True):
+            out = args.out if len(roots) == 1 else args.out / root.name
+            results[root.name] = run_bench(ds, detectors, reids, cfg, out, cache, opts)
+            print((out / "results.md").read_text())
     except BaseException:
         if created:  # a refused or failed bench leaves no folder behind
             shutil.rmtree(args.out, ignore_errors=True)
         raise
-    print((args.out / "results.md").read_text())
+    if len(roots) > 1:
+        print(f"summary: {write_summary(results, args.out)}")
     print(
-        f"wrote {args.out / 'results.csv'}, {args.out / 'map_vs_recall.png'}, "
-        f"{args.out / 'map_vs_speed.png'}, {args.out / 'threshold_sweep.png'}"
+        f"wrote results.csv, results.md, map_vs_recall.png, map_vs_speed.png and "
+        f"threshold_sweep.png under {args.out}"
     )
     return 0
 
@@ -307,10 +326,14 @@ def cmd_make_crowd(args: argparse.Namespace) -> int:
     from pipeline.assets import resolve
     from pipeline.video import probe
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise ProwlError(f"{args.out} is not empty; choose a new folder")
     if not 2 <= args.grid <= 8 or args.frames < 2 or args.stride < 1:
         raise ProwlError("--grid must be within 2..8, --frames >= 2 and --stride >= 1")
+    if args.from_mot is not None:  # one sequence folder in OUT, beside others
+        made = args.out / f"{args.from_mot.resolve().name}-mosaic{args.grid}x{args.grid}"
+        if made.exists():
+            raise ProwlError(f"{made} exists; choose another OUT")
+    elif args.out.exists() and any(args.out.iterdir()):
+        raise ProwlError(f"{args.out} is not empty; choose a new folder")
     cfg = load_cfg(args)
     if args.from_mot is not None:
         from evaluation.crowd import write_crowd_from_mot

@@ -37,6 +37,7 @@ COLUMNS = [
     "input_px",
     "detect_fps",
     "mAP",
+    "mAP_ci95",
     "top1",
     "top5",
     "top10",
@@ -88,6 +89,8 @@ def run_bench(
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):  # an interval
+        return "[" + ", ".join(f"{x:.3f}" for x in v) + "]"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
@@ -172,3 +175,34 @@ def _plot(
     fig.tight_layout()
     fig.savefig(out_dir / "threshold_sweep.png", dpi=120)
     plt.close(fig)
+
+
+def write_summary(results: dict[str, list[dict[str, Any]]], out_dir: Path) -> Path:
+    """One table over several datasets (``results``: dataset name -> its bench rows, the
+    first detector of each being the baseline): detection recall/AP, search mAP with its
+    95 % bootstrap interval over queries, top-1, and detection speed as a ratio to the
+    baseline measured in the same run (frames/s do not carry over between machines)."""
+    head = (
+        "| dataset | detector | input px | recall@0.5 | AP@0.5 | search mAP [95% CI] | top-1 "
+        "| detect × first row |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        base = rows[0].get("detect_fps") if rows else None
+        for r in rows:
+            lo, hi = r["mAP_ci95"]
+            fps = r.get("detect_fps")
+            ratio = (
+                f"{fps / base:.2f}×"
+                if isinstance(fps, float) and isinstance(base, float) and base > 0
+                else "—"
+            )
+            lines.append(
+                f"| {name} | {r['detector']} × {r['reid']} | {r['input_px']} | "
+                f"{r['det_recall@0.5']:.3f} | {r['det_ap@0.5']:.3f} | "
+                f"{r['mAP']:.3f} [{lo:.2f}, {hi:.2f}] | {r['top1']:.3f} | {ratio} |"
+            )
+    path = out_dir / "summary.md"
+    make_dir(out_dir)
+    path.write_text("\n".join(lines) + "\n")
+    return path

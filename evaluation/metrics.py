@@ -220,3 +220,17 @@ def reid_metrics(
     if not aps:
         return ReidResult(0.0, np.zeros(max_rank), 0)
     return ReidResult(float(np.mean(aps)), np.mean(cmcs, axis=0), len(aps))
+
+
+def bootstrap_ci(
+    values: NDArray[np.float64], resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (per-query APs): how far a
+    small query set's mAP could move with other queries of the same kind."""
+    v = np.asarray(values, np.float64)
+    if len(v) == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evaluation.datasets import SearchDataset
-from evaluation.metrics import detection_metrics, search_metrics
+from evaluation.metrics import bootstrap_ci, detection_metrics, search_metrics
 
 
 @dataclass
@@ -72,5 +72,6 @@ def score(
         cws=opts.cws,
     )
     out["mAP"] = s.mAP
+    out["mAP_ci95"] = bootstrap_ci(s.per_query_ap)
     out.update({f"top{k}": v for k, v in s.top_k.items()})
     return out

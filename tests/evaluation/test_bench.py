@@ -46,10 +46,13 @@ def test_bench_matrix_tables_and_plots(dataset: Path, tmp_path: Path, capsys) ->
     ]
     by = {
         (r["detector"], r["reid"]): {
-            k: float(v) for k, v in r.items() if k not in ("detector", "reid")
+            k: float(v) for k, v in r.items() if k not in ("detector", "reid", "mAP_ci95")
         }
         for r in rows
     }
+    for r in rows:  # the bootstrap interval over queries holds the mAP
+        lo, hi = (float(x) for x in r["mAP_ci95"].strip("[]").split(","))
+        assert lo <= float(r["mAP"]) <= hi
     # By hand: ground-truth boxes, every one scored 1 -> recall 1 and AP 1 at any IoU.
     for reid in ("hsv", "mobilenetv2-imagenet"):
         gt = by[("gt", reid)]
@@ -162,3 +165,30 @@ def test_bench_detector_settings_are_axes(dataset: Path, tmp_path: Path, capsys)
     assert len(err) == 1 and "unknown detector option 'fast'" in err[0]
     assert run_pipeline.main([*base, "--detectors", "yolov8n@100"]) == 2
     assert "detector.imgsz_px" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_over_several_datasets_writes_one_summary(tmp_path: Path) -> None:
+    roots = []
+    for seed in (1, 2):
+        root = tmp_path / f"set{seed}"
+        write_synthetic(root, "prw", identities=5, cameras=2, frames_per_camera=8, seed=seed)
+        roots.append(root)
+    out = tmp_path / "bench"
+    argv = ["bench", *map(str, roots), "--format", "prw", "--detectors", "gt,gt-jitter:0.3"]
+    argv += ["--reids", "hsv", "--out", str(out), "--data-dir", str(tmp_path / "d")]
+    assert run_pipeline.main(argv) == 0
+    assert (out / "set1" / "results.csv").is_file() and (
+        out / "set2" / "map_vs_recall.png"
+    ).is_file()
+    text = (out / "summary.md").read_text().splitlines()
+    lines = [line for line in text if line.startswith("| set")]
+    assert [line.split(" | ")[0:2] for line in lines] == [
+        ["| set1", "gt × hsv"],
+        ["| set1", "gt-jitter:0.3 × hsv"],
+        ["| set2", "gt × hsv"],
+        ["| set2", "gt-jitter:0.3 × hsv"],
+    ]
+    ratios = [line.rstrip(" |").rsplit("|", 1)[-1].strip() for line in lines]
+    assert ratios[0] == ratios[2] == "1.00×"  # each dataset's first detector is its baseline
+    assert all(r.endswith("×") for r in ratios)

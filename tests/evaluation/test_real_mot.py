@@ -1,0 +1,92 @@
+"""Real labelled sequences in the layout the MOT Challenge publishes them: MOT15's ten-column
+ground truth, frames from the sequence's video decoded in order, and the crowded mosaic made
+from them with the ground truth moved exactly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_video
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _mot15_sequence(root: Path, frames: int = 30) -> Path:
+    """A MOT15-style sequence: video.avi (frame i has a white column at x = i) and a gt with
+    two tracks, one of them marked ignored (flag 0) on its first frames."""
+    seq = root / "SEQ-A"
+    (seq / "gt").mkdir(parents=True)
+    write_video(seq / "video.avi", frames=frames, size_wh=(96, 64))
+    rows = []
+    for n in range(1, frames + 1):
+        rows.append(f"{n},1,{n},{5},{10},{20},1,-1,-1,-1")
+        rows.append(f"{n},2,{50},{30},{12},{24},{0 if n <= 3 else 1},-1,-1,-1")
+    (seq / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+    (seq / "seqinfo.ini").write_text(
+        f"[Sequence]\nname=SEQ-A\nimDir=img1\nframeRate=10\nseqLength={frames}\n"
+        "imWidth=96\nimHeight=64\nimExt=.jpg\n"
+    )
+    return seq
+
+
+def test_mot15_ground_truth_over_a_video(tmp_path: Path) -> None:
+    from evaluation.datasets import frame_image, frame_images, load_mot
+
+    _mot15_sequence(tmp_path)
+    ds = load_mot(tmp_path)
+    assert len(ds.frames) == 30 and ds.frames[0].name == "SEQ-A/000001"
+    first = ds.frames[0]
+    assert first.boxes.tolist() == [[1, 5, 11, 25], [50, 30, 62, 54]]  # x, y, w, h -> xyxy
+    assert first.pids[0] >= 0 and first.pids[1] == -2  # flag 0: a person, never a query
+    assert ds.frames[5].pids[1] >= 0
+    assert {q.pid for q in ds.queries} == {0, 1}
+    for i, image in frame_images(ds):  # frame N of the gt is the N-th decoded frame
+        column = int(np.argmax(image[:, :, 0].mean(axis=0)))
+        assert column == i, (i, column)
+    assert int(np.argmax(frame_image(ds.frames[17])[:, :, 0].mean(axis=0))) == 17
+
+
+def test_mosaic_of_a_labelled_sequence_moves_its_ground_truth_exactly(tmp_path: Path) -> None:
+    from evaluation.crowd import write_crowd_from_mot
+    from evaluation.datasets import load_mot
+
+    seq = _mot15_sequence(tmp_path / "src", frames=30)
+    r = write_crowd_from_mot(seq, tmp_path / "out", grid=2, frames=5, stride=2)
+    assert r.frames == 5 and r.size_wh == (192, 128)
+    gt = np.loadtxt(tmp_path / "out" / "SEQ-A-mosaic2x2" / "gt" / "gt.txt", delimiter=",")
+    offset = (30 - 1 - 4 * 2) // 3  # the tiles' time shift, as the writer spreads them
+    for t in range(5):
+        rows = gt[gt[:, 0] == t + 1]
+        for j in range(4):
+            src = t * 2 + j * offset + 1  # the source frame (1-based) in tile j
+            x0, y0 = (j % 2) * 96, (j // 2) * 64
+            one = rows[(rows[:, 1] == 1) & (np.abs(rows[:, 3] - (5 + y0)) < 0.01)]
+            one = one[np.abs(one[:, 2] - (src + x0)) < 0.01]
+            assert len(one) == 1, (t, j)  # track 1 at x = its source frame number, shifted
+            two = rows[(rows[:, 1] == 2) & (rows[:, 2] == 50 + x0) & (rows[:, 3] == 30 + y0)]
+            assert len(two) == 1 and two[0, 6] == (0 if src <= 3 else 1)  # ignored stays so
+    back = load_mot(tmp_path / "out")  # readable as a MOT sequence, ids kept as identities
+    assert len(back.frames) == 5 and len(back.queries) == 2
+
+
+@pytest.mark.skipif(not (SHARED / "real-mot").is_dir(), reason="../shared/data/real-mot absent")
+def test_the_sample_videos_own_ground_truth(tmp_path: Path) -> None:
+    """PETS09-S2L1 is vtest.avi: its MOT15 ground truth reads with the published counts
+    (795 frames, 19 ids, 4,476 rows to evaluate), over the video's own frames."""
+    from evaluation.datasets import load_mot
+
+    seq = tmp_path / "PETS09-S2L1"
+    seq.mkdir()
+    source = SHARED / "real-mot" / "PETS09-S2L1"
+    os.symlink(source / "gt", seq / "gt")
+    os.symlink(source / "seqinfo.ini", seq / "seqinfo.ini")
+    os.symlink(SHARED / "vtest.avi", seq / "video.avi")
+    ds = load_mot(seq)
+    assert len(ds.frames) == 795
+    assert sum(int((f.pids >= 0).sum()) for f in ds.frames) == 4476
+    assert sum(len(f.boxes) for f in ds.frames) == 4650
+    assert len({int(p) for f in ds.frames for p in f.pids if p >= 0}) == 19
