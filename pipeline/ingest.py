@@ -281,6 +281,13 @@ def prepare_run(
             f"{path}: --start {cfg.video.start_s:g} s is past the end "
             f"({duration_s:.1f} s, {info.frame_count} frames); choose an earlier start"
         )
+    tile = cfg.detector.tile_px
+    if tile is not None and info.width_px and tile >= max(info.width_px, info.height_px):
+        raise SourceError(
+            f"{path.name}: detector.tile_px {tile} is not smaller than the frames "
+            f"({info.width_px}x{info.height_px}); tiles only help footage larger than them: "
+            "use a smaller tile_px or null"
+        )
     camera = camera_id or camera_id_for(path)
     video = gallery.upsert_video(
         path,

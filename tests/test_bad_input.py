@@ -75,6 +75,7 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "stride.yaml").write_text("video:\n  stride: 2.5\n")
     (d / "enabled.yaml").write_text('tracking:\n  enabled: "no"\n')
     (d / "k.yaml").write_text("query:\n  k: ten\n")
+    (d / "big-tile.yaml").write_text("detector:\n  tile_px: 1024\n")
     (d / "a-file").write_text("x")
     (d / "not-a-dataset").mkdir()
     write_synthetic(d / "syn", "prw", identities=3, cameras=2, frames_per_camera=6, seed=0)
@@ -162,6 +163,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("export under a file", ["export-tracks", "--out", "{f}/a-file/mot"], "cannot create folder"),
     ("unknown subcommand flag", ["stats", "--colour"], "unrecognized arguments"),
     ("config not UTF-8", ["stats", "--config", "{f}/latin1.yaml"], "not UTF-8"),
+    ("tile larger than the frame", ["ingest", "{v}", "--config", "{f}/big-tile.yaml"], "tile_px"),
     # export-reid-set: refused before a folder is made, or the half-made folder removed
     (
         "reid set min-sightings negative",
