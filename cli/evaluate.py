@@ -198,7 +198,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "MOTA" in r:
         print(
             f"  tracking   MOTA {r['MOTA']:.3f}  IDF1 {r['IDF1']:.3f}  "
-            f"ID switches {r['ID_switches']}"
+            f"ID switches {r['ID_switches']}; {r['tracks']} tracks for {r['identities']} "
+            f"identities"
+        )
+        print(
+            f"  stitched   MOTA {r['MOTA_stitched']:.3f}  IDF1 {r['IDF1_stitched']:.3f}  "
+            f"ID switches {r['ID_switches_stitched']}; {r['tracks_stitched']} tracks "
+            "(fragments joined offline by look, time gap and walking distance)"
         )
         print(
             f"  pooled     mAP {r['mAP_pooled']:.3f}  top-1 {r['top1_pooled']:.3f} (track-pooled); "

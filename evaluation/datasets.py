@@ -49,6 +49,7 @@ class SearchDataset:
     root: Path
     frames: tuple[GalleryFrame, ...]
     queries: tuple[Query, ...]
+    fps: tuple[tuple[str, float], ...] = ()  # (camera, frames per second) where known
 
     def frame_index(self) -> dict[str, int]:
         return {f.name: i for i, f in enumerate(self.frames)}
@@ -204,6 +205,7 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
     frames: list[GalleryFrame] = []
     appearances: dict[int, list[tuple[float, int, str, NDArray[np.float32], str]]] = {}
     pid_of: dict[tuple[str, int], int] = {}
+    rates: list[tuple[str, float]] = []
     for seq in _sequences(root):
         ini = configparser.ConfigParser()
         ini_path = seq / "seqinfo.ini"
@@ -212,6 +214,7 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
             ini.read(ini_path)
             im_dir = ini.get("Sequence", "imDir", fallback="img1")
             length = ini.getint("Sequence", "seqLength", fallback=None)
+        rates.append((seq.name, ini.getfloat("Sequence", "frameRate", fallback=10.0)))
         gt_path = _require(seq / "gt" / "gt.txt", "ground truth gt/gt.txt")
         try:
             gt = _mot_rows(np.loadtxt(gt_path, delimiter=",", ndmin=2), gt_path)
@@ -244,7 +247,7 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
             else max(seen, key=lambda s: (s[0], -s[1]))
         )
         queries.append(Query(pid, pick[2], pick[3], pick[4]))
-    return SearchDataset(f"MOT:{root.name}", root, tuple(frames), tuple(queries))
+    return SearchDataset(f"MOT:{root.name}", root, tuple(frames), tuple(queries), tuple(rates))
 
 
 def load_dataset(

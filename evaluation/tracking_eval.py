@@ -14,6 +14,7 @@ from evaluation.datasets import SearchDataset
 from evaluation.scoring import DetectedDataset, EvalOptions, score
 from pipeline.boxes import iou_matrix
 from pipeline.config import TrackingConfig
+from pipeline.stitching import StitchSettings, Tracklet, stitch
 from pipeline.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections
 
@@ -36,8 +37,9 @@ def track_dataset(
     """Track ids for every detection of every frame (-1 = untracked); ids unique per dataset."""
     out: list[NDArray[np.int64]] = [np.zeros(0, np.int64)] * len(ds.frames)
     offset = 0
-    for positions in _sequences(ds).values():
-        tracker = ByteTracker(TrackerConfig.from_settings(cfg, fps))
+    rates = dict(ds.fps)
+    for cam, positions in _sequences(ds).items():
+        tracker = ByteTracker(TrackerConfig.from_settings(cfg, rates.get(cam, fps)))
         for n, i in enumerate(positions):
             keep = det.scores[i] >= det_thresh
             ids = np.full(len(det.scores[i]), UNTRACKED, np.int64)
@@ -137,6 +139,38 @@ def cadence_mask(
     return masks
 
 
+def stitched(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    feats: list[NDArray[np.float32]],
+    track_ids: list[NDArray[np.int64]],
+    use: list[NDArray[np.bool_]],
+    settings: StitchSettings,
+    fps: float = 10.0,
+) -> list[NDArray[np.int64]]:
+    """``track_ids`` with each camera's fragments joined by ``pipeline.stitching`` (pooled
+    vectors of the crops in ``use``, as ingest has them)."""
+    rates = dict(ds.fps)
+    pooled = pooled_features(feats, track_ids, use)
+    mapping: dict[int, int] = {}
+    for cam, positions in _sequences(ds).items():
+        rate = rates.get(cam, fps)
+        seen: dict[int, list[Any]] = {}
+        for n, i in enumerate(positions):
+            for j in np.flatnonzero(track_ids[i] >= 0):
+                t = int(track_ids[i][j])
+                entry = seen.setdefault(t, [n, det.boxes[i][j], n, det.boxes[i][j], None])
+                entry[2], entry[3] = n, det.boxes[i][j]
+                if use[i][j]:
+                    entry[4] = pooled[i][j]
+        tracklets = [
+            Tracklet(t, a / rate, b / rate, box_a, box_b, feat)
+            for t, (a, box_a, b, box_b, feat) in seen.items()
+        ]
+        mapping.update(stitch(tracklets, settings))
+    return [np.asarray([mapping.get(int(t), int(t)) for t in ids], np.int64) for ids in track_ids]
+
+
 def track_level(
     ds: SearchDataset,
     det: DetectedDataset,
@@ -147,8 +181,15 @@ def track_level(
 ) -> dict[str, Any]:
     ids = track_dataset(ds, det, cfg)
     out: dict[str, Any] = mot_metrics(ds, det, ids, opts.det_thresh)
-    pooled = score(ds, det, pooled_features(feats, ids), query_feats, opts)
     mask = cadence_mask(ds, det, ids, cfg.embed_every_frames, cfg.embed_on_resize)
+    joined = stitched(ds, det, feats, ids, mask, StitchSettings())
+    out.update(
+        {f"{k}_stitched": v for k, v in mot_metrics(ds, det, joined, opts.det_thresh).items()}
+    )
+    out["tracks"] = len({int(t) for a in ids for t in a if t >= 0})
+    out["tracks_stitched"] = len({int(t) for a in joined for t in a if t >= 0})
+    out["identities"] = len({int(p) for f in ds.frames for p in f.pids if p >= 0})
+    pooled = score(ds, det, pooled_features(feats, ids), query_feats, opts)
     sparse = score(ds, det, pooled_features(feats, ids, mask), query_feats, opts)
     total = sum(len(m) for m in mask)
     out.update(

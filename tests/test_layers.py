@@ -12,6 +12,7 @@ PACKAGES = ("pipeline", "detectors", "reid", "storage", "evaluation", "cli")
 # Lower number = lower layer. A module may import its own layer or any lower one.
 CORE_MODULES = {
     "pipeline.redact",
+    "pipeline.stitching",
     "pipeline",
     "pipeline.types",
     "pipeline.boxes",

@@ -142,6 +142,8 @@ def test_eval_tracks_on_mot_layout(tmp_path: Path, capsys) -> None:  # type: ign
     assert jit["mAP_pooled"] < gt["mAP_pooled"] - 0.3
     for r in (gt, jit):
         assert 0 < r["embedded_fraction_cadence"] < 1  # the cadence skips crops
+        # stitching only joins fragments (never more tracks); identities: 10 per camera
+        assert r["tracks_stitched"] <= r["tracks"] and r["identities"] == 20
 
 
 @pytest.mark.slow
