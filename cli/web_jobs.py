@@ -13,7 +13,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,21 @@ def files_under(roots: list[Path], limit: int = 2000) -> list[dict[str, Any]]:
     return out
 
 
+@contextmanager
+def outcome_of(job: Any, kind: str) -> Iterator[None]:
+    """Run a job's work: a failure is recorded on the job in one line (the server goes on),
+    and its finishing time in any case."""
+    try:
+        yield
+    except ProwlError as exc:
+        job.status, job.error = "failed", str(exc)
+    except Exception as exc:
+        log.exception("%s job %d failed", kind, job.id)
+        job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
+    finally:
+        job.finished_at = time.time()
+
+
 class IngestJobs:
     """One worker thread taking jobs in order. ``after_job`` runs after each (the server
     catches its indexes up there)."""
@@ -157,37 +173,29 @@ class IngestJobs:
                 return
             assert job.path is not None
             job.status, job.started_at = "running", time.time()
-            try:
-                with Gallery(self.cfg.db_url, self.cfg.data_dir) as gallery:
-                    detector, embedder = self._build_models(gallery)
+            with outcome_of(job, "ingest"), Gallery(self.cfg.db_url, self.cfg.data_dir) as gallery:
+                detector, embedder = self._build_models(gallery)
 
-                    def planned(total: int, job: Job = job) -> None:
-                        job.frames_total = total
+                def planned(total: int, job: Job = job) -> None:
+                    job.frames_total = total
 
-                    def progress(frames: int, found: int, job: Job = job) -> None:
-                        job.frames_done += frames
-                        job.people += found
+                def progress(frames: int, found: int, job: Job = job) -> None:
+                    job.frames_done += frames
+                    job.people += found
 
-                    summary = ingest_video(
-                        job.path,
-                        self.cfg,
-                        gallery,
-                        detector,
-                        embedder,
-                        camera_id=job.camera,
-                        progress=progress,
-                        stop_event=self.stop_event,
-                        planned=planned,
-                    )
+                summary = ingest_video(
+                    job.path,
+                    self.cfg,
+                    gallery,
+                    detector,
+                    embedder,
+                    camera_id=job.camera,
+                    progress=progress,
+                    stop_event=self.stop_event,
+                    planned=planned,
+                )
                 job.status = "complete" if summary.status != "interrupted" else "interrupted"
                 job.detections = summary.detections
-            except ProwlError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # the job fails, the server goes on
-                log.exception("ingest job %d failed", job.id)
-                job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
-            finally:
-                job.finished_at = time.time()
             try:
                 self.after_job()
             except Exception:
@@ -265,14 +273,7 @@ class ExportJobs:
             def progress(done: int, total: int, job: ExportJob = job) -> None:
                 job.done, job.total = done, total
 
-            try:
+            with outcome_of(job, "export"):
                 path = work(self.folder / f"{job.id}-{job.name}", progress)
                 job.path, job.size_bytes = path, path.stat().st_size
                 job.status = "complete"
-            except ProwlError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # the job fails, the server goes on
-                log.exception("export job %d failed", job.id)
-                job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
-            finally:
-                job.finished_at = time.time()

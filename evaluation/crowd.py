@@ -118,7 +118,6 @@ def write_crowd_from_mot(
     ini = _cp.ConfigParser()
     ini.read(Path(seq) / "seqinfo.ini")
     fps = ini.getfloat("Sequence", "frameRate", fallback=25.0)
-    raw_ids = _raw_ids(Path(seq))
     n_src = len(ds.frames)
     tiles = grid * grid
     span = (frames - 1) * stride
@@ -132,9 +131,9 @@ def write_crowd_from_mot(
         if i in needed:
             images[i] = image
             f = ds.frames[i]
+            ids = f.gt_ids if f.gt_ids is not None else np.full(len(f.boxes), -1, np.int64)
             labels[i] = [
-                (raw_ids.get((f.name, j), -1), f.boxes[j], bool(f.pids[j] >= 0))
-                for j in range(len(f.boxes))
+                (int(ids[j]), f.boxes[j], bool(f.pids[j] >= 0)) for j in range(len(f.boxes))
             ]
         if progress:
             progress(1)
@@ -150,24 +149,6 @@ def write_crowd_from_mot(
         stride,
         offset,
     )
-
-
-def _raw_ids(seq: Path) -> dict[tuple[str, int], int]:
-    """(frame name, box position in that frame) -> the ground truth's own track id, in the
-    order ``load_mot`` reads the rows."""
-    from evaluation.datasets import _mot_rows
-
-    gt = _mot_rows(np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2), seq / "gt")
-    out: dict[tuple[str, int], int] = {}
-    count: dict[int, int] = {}
-    for row in gt:
-        if int(row[7]) not in (1, 2, 7):
-            continue
-        n = int(row[0])
-        k = count.get(n, 0)
-        out[(f"{seq.name}/{n:06d}", k)] = int(row[1])
-        count[n] = k + 1
-    return out
 
 
 def _write_mosaic(

@@ -33,6 +33,7 @@ class GalleryFrame:
     boxes: NDArray[np.float32]  # (N, 4) xyxy, clipped to >= 0
     pids: NDArray[np.int64]  # (N,), UNLABELED for unlabeled people
     video_frame: int = -1  # >= 0: ``path`` is a video and this frame (0-based) is the image
+    gt_ids: NDArray[np.int64] | None = None  # MOT: the ground truth's own track id of each box
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,8 @@ def load_mot(root: Path, min_visibility: float = 0.25, query_frame: str = "first
                     appearances.setdefault(pid, []).append(
                         (float(r[8]), number, name, boxes[j], seq.name)
                     )
-            frames.append(GalleryFrame(name, image, seq.name, boxes, pids, video_frame))
+            gt_ids = arr[:, 1].astype(np.int64)
+            frames.append(GalleryFrame(name, image, seq.name, boxes, pids, video_frame, gt_ids))
     queries = []
     for pid, seen in sorted(appearances.items()):
         if len({s[2] for s in seen}) < 2:
