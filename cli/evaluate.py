@@ -196,15 +196,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"top-10 {r['top10']:.3f}"
     )
     if "MOTA" in r:
+        for label, suffix, what in (
+            ("tracking", "", "the online tracker"),
+            ("stitched", "_stitched", "fragments joined offline by look, time and distance"),
+            ("folded", "_folded", "+ stray boxes folded in: what ingest stores"),
+        ):
+            print(
+                f"  {label:<10} MOTA {r['MOTA' + suffix]:.3f}  IDF1 {r['IDF1' + suffix]:.3f}  "
+                f"HOTA {r['HOTA' + suffix]:.3f}  ID switches {r['ID_switches' + suffix]}; "
+                f"{r['tracks' + suffix]} tracks for {r['identities']} identities "
+                f"({r['tracks_per_identity' + suffix]:.2f} per person); "
+                f"{r['single_box_rows' + suffix]:.1f} of a --by track --strays top 20 are single "
+                f"boxes ({what})"
+            )
         print(
-            f"  tracking   MOTA {r['MOTA']:.3f}  IDF1 {r['IDF1']:.3f}  "
-            f"ID switches {r['ID_switches']}; {r['tracks']} tracks for {r['identities']} "
-            f"identities"
-        )
-        print(
-            f"  stitched   MOTA {r['MOTA_stitched']:.3f}  IDF1 {r['IDF1_stitched']:.3f}  "
-            f"ID switches {r['ID_switches_stitched']}; {r['tracks_stitched']} tracks "
-            "(fragments joined offline by look, time gap and walking distance)"
+            f"  {'':<10} labelled people seen only as single boxes (left out of --by track "
+            f"answers unless --strays): {r['stray_only_identities_folded']}"
         )
         print(
             f"  pooled     mAP {r['mAP_pooled']:.3f}  top-1 {r['top1_pooled']:.3f} (track-pooled); "

@@ -63,7 +63,13 @@ def add_parsers(sub: Any) -> None:
         "--by",
         choices=["track", "detection"],
         default="track",
-        help="one row per track (who appears where and when; default) or per box",
+        help="one row per appearance (who appears where and when; default) or per box",
+    )
+    p.add_argument(
+        "--strays",
+        action="store_true",
+        help="with --by track: also list single boxes that fit no appearance (left out by "
+        "default: mostly partial or doubled boxes)",
     )
     p.add_argument(
         "--confirmed",
@@ -138,6 +144,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise QueryError("--min-similarity is a cosine similarity within -1..1")
     if args.from_s is not None and args.to_s is not None and args.to_s < args.from_s:
         raise QueryError("--to is before --from")
+    from pipeline.outputs import check_writable
+
+    for target in (args.json, args.csv, args.report, args.evidence):
+        if target and target != "-":  # an unwritable output fails before the search, not after
+            check_writable(Path(target))
     crops = [read_query_image(p) for p in args.images]  # bad input fails before the gallery opens
     if args.frame is not None:
         crops.append(crop_from_frame(args.frame[0], args.frame[1], args.box))
@@ -166,6 +177,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             weights=args.reid_weights,
             confirmed=confirmed,
             rejected=args.rejected,
+            strays=args.strays,
         )
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":

@@ -38,6 +38,7 @@ class QueryForm(BaseModel):
     from_s: float | None = Field(None, ge=0, le=1e9)
     to_s: float | None = Field(None, ge=0, le=1e9)
     min_similarity: float | None = Field(None, ge=-1, le=1)
+    strays: bool = False  # by track: also single boxes that fit no appearance
 
 
 def decode_upload(state: ServerState, image: UploadFile) -> np.ndarray[Any, Any]:
@@ -122,6 +123,7 @@ def answer(
                 loaded=state.embedder if crops else None,
                 confirmed=marked,
                 rejected=refused,
+                strays=q.strays,
             )
             took = time.perf_counter() - t
     except ProwlError as exc:

@@ -14,7 +14,7 @@ from evaluation.datasets import SearchDataset
 from evaluation.scoring import DetectedDataset, EvalOptions, score
 from pipeline.boxes import iou_matrix
 from pipeline.config import TrackingConfig
-from pipeline.stitching import StitchSettings, Tracklet, stitch
+from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
 from pipeline.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections
 
@@ -33,8 +33,13 @@ def track_dataset(
     cfg: TrackingConfig,
     fps: float = 10.0,
     det_thresh: float = 0.0,
+    feats: list[NDArray[np.float32]] | None = None,
 ) -> list[NDArray[np.int64]]:
-    """Track ids for every detection of every frame (-1 = untracked); ids unique per dataset."""
+    """Track ids for every detection of every frame (-1 = untracked); ids unique per dataset.
+    With ``cfg.appearance_weight`` the tracker also compares ``feats`` (every crop's), as
+    ingest does."""
+    if cfg.appearance_weight > 0 and feats is None:
+        raise ValueError("appearance-aware tracking needs every detection's features")
     out: list[NDArray[np.int64]] = [np.zeros(0, np.int64)] * len(ds.frames)
     offset = 0
     rates = dict(ds.fps)
@@ -43,7 +48,10 @@ def track_dataset(
         for n, i in enumerate(positions):
             keep = det.scores[i] >= det_thresh
             ids = np.full(len(det.scores[i]), UNTRACKED, np.int64)
-            tracked = tracker.update(Detections(det.boxes[i][keep], det.scores[i][keep]), n)
+            vectors = feats[i][keep] if feats is not None and cfg.appearance_weight > 0 else None
+            tracked = tracker.update(
+                Detections(det.boxes[i][keep], det.scores[i][keep], embeddings=vectors), n
+            )
             assert tracked.track_ids is not None
             ids[keep] = np.where(tracked.track_ids >= 0, tracked.track_ids + offset, UNTRACKED)
             out[i] = ids
@@ -60,10 +68,13 @@ def mot_metrics(
     """MOTA, IDF1 and ID switches over all sequences (labeled people are the ground truth;
     a match needs IoU >= 0.5, the MOT Challenge rule)."""
     import motmetrics as mm
+    from trackeval.metrics import HOTA
 
-    accs, names = [], []
+    hota = HOTA()
+    accs, names, hota_res = [], [], {}
     for cam, positions in _sequences(ds).items():
         acc = mm.MOTAccumulator(auto_id=True)
+        steps: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
         for i in positions:
             f = ds.frames[i]
             labeled = f.pids >= 0
@@ -79,11 +90,14 @@ def mot_metrics(
                 keep &= ~(on_ignored & ~on_labeled)
             hyp_boxes, hyp_ids = det.boxes[i][keep], track_ids[i][keep]
             # IoU distances computed here: motmetrics 1.4's own helper uses np.asfarray (numpy<2)
-            dist = 1.0 - iou_matrix(gt_boxes, hyp_boxes)
+            overlap = iou_matrix(gt_boxes, hyp_boxes)
+            steps.append((gt_ids, hyp_ids, overlap))
+            dist = 1.0 - overlap
             dist[dist > 0.5] = np.nan
             acc.update(gt_ids.tolist(), hyp_ids.tolist(), dist)
         accs.append(acc)
         names.append(cam)
+        hota_res[cam] = hota.eval_sequence(_trackeval_data(steps))
     mh = mm.metrics.create()
     summary = mh.compute_many(
         accs, names=names, metrics=["mota", "idf1", "num_switches"], generate_overall=True
@@ -93,6 +107,26 @@ def mot_metrics(
         "MOTA": float(overall["mota"]),
         "IDF1": float(overall["idf1"]),
         "ID_switches": int(overall["num_switches"]),
+        # HOTA (Luiten et al., IJCV 2021) by TrackEval: the mean over IoU thresholds 0.05-0.95
+        "HOTA": float(np.mean(hota.combine_sequences(hota_res)["HOTA"])),
+    }
+
+
+def _trackeval_data(
+    steps: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]],
+) -> dict[str, Any]:
+    """One sequence in TrackEval's input form: ids renumbered 0..n-1, IoU per frame."""
+    gts = {int(g): n for n, g in enumerate(sorted({int(g) for g, _h, _o in steps for g in g}))}
+    hyps = {int(h): n for n, h in enumerate(sorted({int(h) for _g, h, _o in steps for h in h}))}
+    return {
+        "num_timesteps": len(steps),
+        "num_gt_ids": len(gts),
+        "num_tracker_ids": len(hyps),
+        "num_gt_dets": sum(len(g) for g, _h, _o in steps),
+        "num_tracker_dets": sum(len(h) for _g, h, _o in steps),
+        "gt_ids": [np.asarray([gts[int(x)] for x in g], int) for g, _h, _o in steps],
+        "tracker_ids": [np.asarray([hyps[int(x)] for x in h], int) for _g, h, _o in steps],
+        "similarity_scores": [o.astype(float) for _g, _h, o in steps],
     }
 
 
@@ -127,8 +161,12 @@ def cadence_mask(
     track_ids: list[NDArray[np.int64]],
     every: int,
     resize: float,
+    appearance: bool = False,
 ) -> list[NDArray[np.bool_]]:
-    """Which detections the ingest cadence would embed (same rule as ingest)."""
+    """Which detections ingest would embed (the same rule): all of them when the tracker
+    compares appearance, else those the embedding cadence chooses."""
+    if appearance:
+        return [np.ones(len(s), bool) for s in det.scores]
     masks: list[NDArray[np.bool_]] = [np.zeros(0, bool)] * len(ds.frames)
     for positions in _sequences(ds).values():
         cadence = EmbedCadence(every, resize)
@@ -147,28 +185,150 @@ def stitched(
     use: list[NDArray[np.bool_]],
     settings: StitchSettings,
     fps: float = 10.0,
+    fold_thresh: float | None = None,
 ) -> list[NDArray[np.int64]]:
     """``track_ids`` with each camera's fragments joined by ``pipeline.stitching`` (pooled
-    vectors of the crops in ``use``, as ingest has them)."""
+    vectors of the crops in ``use``, as ingest has them); with ``fold_thresh``, the strays
+    scoring at least that (untracked boxes, lone one-box fragments) folded into the
+    appearance they fit, as ingest does when a run finishes."""
     rates = dict(ds.fps)
     pooled = pooled_features(feats, track_ids, use)
-    mapping: dict[int, int] = {}
+    out = [ids.copy() for ids in track_ids]
     for cam, positions in _sequences(ds).items():
         rate = rates.get(cam, fps)
         seen: dict[int, list[Any]] = {}
         for n, i in enumerate(positions):
             for j in np.flatnonzero(track_ids[i] >= 0):
                 t = int(track_ids[i][j])
-                entry = seen.setdefault(t, [n, det.boxes[i][j], n, det.boxes[i][j], None])
+                entry = seen.setdefault(t, [n, det.boxes[i][j], n, det.boxes[i][j], None, 0])
                 entry[2], entry[3] = n, det.boxes[i][j]
+                entry[5] += 1
                 if use[i][j]:
                     entry[4] = pooled[i][j]
         tracklets = [
             Tracklet(t, a / rate, b / rate, box_a, box_b, feat)
-            for t, (a, box_a, b, box_b, feat) in seen.items()
+            for t, (a, box_a, b, box_b, feat, _n) in seen.items()
         ]
-        mapping.update(stitch(tracklets, settings))
-    return [np.asarray([mapping.get(int(t), int(t)) for t in ids], np.int64) for ids in track_ids]
+        chain = stitch(tracklets, settings)
+        for i in positions:
+            out[i] = np.asarray([chain.get(int(t), int(t)) for t in track_ids[i]], np.int64)
+        if fold_thresh is None:
+            continue
+        sizes: dict[int, int] = defaultdict(int)
+        for t, entry in seen.items():
+            sizes[chain[t]] += entry[5]
+        strays, members = [], defaultdict(list)
+        for n, i in enumerate(positions):
+            for k in range(len(out[i])):
+                member = int(out[i][k])
+                if member >= 0 and sizes[member] > 1:
+                    members[member].append((n / rate, det.boxes[i][k], pooled[i][k], use[i][k]))
+                elif det.scores[i][k] >= fold_thresh:
+                    strays.append(Stray(i * 100_000 + k, n / rate, det.boxes[i][k], feats[i][k]))
+        paths = []
+        for c, boxes in members.items():
+            used = [f for _t, _b, f, u in boxes if u]
+            feat = None
+            if used:
+                m = np.mean(used, axis=0)
+                feat = (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+            paths.append(
+                Path(
+                    c,
+                    np.asarray([t for t, *_ in boxes]),
+                    np.asarray([b for _t, b, *_ in boxes], np.float32),
+                    feat,
+                )
+            )
+        for key, c in fold(strays, paths, settings).items():
+            out[key // 100_000][key % 100_000] = c
+    return out
+
+
+def single_box_rows(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    feats: list[NDArray[np.float32]],
+    query_feats: NDArray[np.float32],
+    track_ids: list[NDArray[np.int64]],
+    det_thresh: float,
+    k: int = 20,
+) -> float:
+    """How many of a ``--by track`` answer's top ``k`` rows are a single box (an untracked
+    detection or a one-box track), averaged over the queries: what an analyst sees as
+    clutter unless that person really was seen once."""
+    keep = [s >= det_thresh for s in det.scores]
+    gallery = np.concatenate([f[m] for f, m in zip(feats, keep, strict=True)])
+    ids = np.concatenate([t[m] for t, m in zip(track_ids, keep, strict=True)])
+    if not len(gallery) or not len(query_feats):
+        return 0.0
+    sizes: dict[int, int] = defaultdict(int)
+    for t in ids[ids >= 0].tolist():
+        sizes[t] += 1
+    counts = []
+    for q in query_feats:
+        order = np.argsort(-(gallery @ q), kind="stable")
+        seen: set[object] = set()
+        singles = 0
+        for j in order:
+            t = int(ids[j])
+            key: object = t if t >= 0 else ("det", int(j))
+            if key in seen:
+                continue
+            seen.add(key)
+            singles += t < 0 or sizes[t] == 1
+            if len(seen) == k:
+                break
+        counts.append(singles)
+    return float(np.mean(counts))
+
+
+def tracks_per_identity(
+    ds: SearchDataset, det: DetectedDataset, track_ids: list[NDArray[np.int64]], det_thresh: float
+) -> float:
+    """Into how many tracks each labelled person is split, averaged over the people seen:
+    tracks holding at least a tenth of the person's boxes (matched at IoU >= 0.5), so a
+    stray box or two given to a neighbour does not count as a split. 1.0 = nobody split."""
+    covering: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for f, boxes, scores, ids in zip(ds.frames, det.boxes, det.scores, track_ids, strict=True):
+        keep = (scores >= det_thresh) & (ids >= 0)
+        if not keep.any() or not len(f.boxes):
+            continue
+        overlap = iou_matrix(f.boxes, boxes[keep])
+        for g in range(len(f.boxes)):
+            j = int(np.argmax(overlap[g]))
+            if overlap[g, j] >= 0.5 and f.pids[g] >= 0:
+                covering[int(f.pids[g])][int(ids[keep][j])] += 1
+    splits = [
+        sum(n >= 0.1 * sum(held.values()) for n in held.values()) for held in covering.values()
+    ]
+    return float(np.mean(splits)) if splits else 0.0
+
+
+def stray_only_identities(
+    ds: SearchDataset, det: DetectedDataset, track_ids: list[NDArray[np.int64]], det_thresh: float
+) -> int:
+    """Labelled people whose every kept box (IoU >= 0.5) is a single box fitting no
+    appearance: those a ``--by track`` answer leaves out unless ``--strays``."""
+    sizes: dict[int, int] = defaultdict(int)
+    for ids, scores in zip(track_ids, det.scores, strict=True):
+        for t in ids[(scores >= det_thresh) & (ids >= 0)].tolist():
+            sizes[t] += 1
+    seen, in_appearance = set(), set()
+    for f, boxes, scores, ids in zip(ds.frames, det.boxes, det.scores, track_ids, strict=True):
+        keep = scores >= det_thresh
+        if not keep.any() or not len(f.boxes):
+            continue
+        overlap = iou_matrix(boxes[keep], f.boxes)
+        for j, t in zip(range(len(overlap)), ids[keep].tolist(), strict=True):
+            g = int(np.argmax(overlap[j]))
+            pid = int(f.pids[g])
+            if overlap[j, g] < 0.5 or pid < 0:
+                continue
+            seen.add(pid)
+            if t >= 0 and sizes[t] > 1:
+                in_appearance.add(pid)
+    return len(seen - in_appearance)
 
 
 def track_level(
@@ -179,15 +339,28 @@ def track_level(
     opts: EvalOptions,
     cfg: TrackingConfig,
 ) -> dict[str, Any]:
-    ids = track_dataset(ds, det, cfg)
+    ids = track_dataset(ds, det, cfg, feats=feats)
     out: dict[str, Any] = mot_metrics(ds, det, ids, opts.det_thresh)
-    mask = cadence_mask(ds, det, ids, cfg.embed_every_frames, cfg.embed_on_resize)
-    joined = stitched(ds, det, feats, ids, mask, StitchSettings())
-    out.update(
-        {f"{k}_stitched": v for k, v in mot_metrics(ds, det, joined, opts.det_thresh).items()}
+    mask = cadence_mask(
+        ds, det, ids, cfg.embed_every_frames, cfg.embed_on_resize, cfg.appearance_weight > 0
     )
-    out["tracks"] = len({int(t) for a in ids for t in a if t >= 0})
-    out["tracks_stitched"] = len({int(t) for a in joined for t in a if t >= 0})
+    joined = stitched(ds, det, feats, ids, mask, StitchSettings())
+    folded = stitched(ds, det, feats, ids, mask, StitchSettings(), fold_thresh=opts.det_thresh)
+    for name, variant in (("stitched", joined), ("folded", folded)):
+        out.update(
+            {f"{k}_{name}": v for k, v in mot_metrics(ds, det, variant, opts.det_thresh).items()}
+        )
+        out[f"tracks_{name}"] = _tracks(variant, det, opts.det_thresh)
+        out[f"single_box_rows_{name}"] = single_box_rows(
+            ds, det, feats, query_feats, variant, opts.det_thresh
+        )
+        out[f"stray_only_identities_{name}"] = stray_only_identities(
+            ds, det, variant, opts.det_thresh
+        )
+        out[f"tracks_per_identity_{name}"] = tracks_per_identity(ds, det, variant, opts.det_thresh)
+    out["tracks_per_identity"] = tracks_per_identity(ds, det, ids, opts.det_thresh)
+    out["tracks"] = _tracks(ids, det, opts.det_thresh)
+    out["single_box_rows"] = single_box_rows(ds, det, feats, query_feats, ids, opts.det_thresh)
     out["identities"] = len({int(p) for f in ds.frames for p in f.pids if p >= 0})
     pooled = score(ds, det, pooled_features(feats, ids), query_feats, opts)
     sparse = score(ds, det, pooled_features(feats, ids, mask), query_feats, opts)
@@ -202,3 +375,15 @@ def track_level(
         }
     )
     return out
+
+
+def _tracks(track_ids: list[NDArray[np.int64]], det: DetectedDataset, det_thresh: float) -> int:
+    """Distinct tracks among the boxes a gallery keeps."""
+    return len(
+        {
+            int(t)
+            for ids, scores in zip(track_ids, det.scores, strict=True)
+            for t in ids[scores >= det_thresh]
+            if t >= 0
+        }
+    )

@@ -66,6 +66,7 @@ class TrackingConfig:
     new_track_thresh: float
     match_thresh: float
     buffer_s: float
+    appearance_weight: float = 0.0  # 0: position only (then the embedding cadence applies)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "tracking.new_track_thresh": (lambda v: 0 <= v <= 1, "within 0..1"),
     "tracking.match_thresh": (lambda v: 0 < v <= 1, "within (0, 1]"),
     "tracking.buffer_s": (lambda v: v >= 0, ">= 0 (seconds)"),
+    "tracking.appearance_weight": (lambda v: 0 <= v <= 1, "within 0..1"),
     "storage.commit_frames": (lambda v: v >= 1, ">= 1"),
     "storage.thumbnail_px": (lambda v: 16 <= v <= 2048, "within 16..2048"),
     "storage.ann_min_vectors": (lambda v: v >= 1000, ">= 1000 (vectors)"),

@@ -174,6 +174,11 @@ class FrameStages:
         self.pending: list[Pending] = []
         self.batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)
 
+    @property
+    def appearance(self) -> bool:
+        """The tracker associates by look too: every crop is embedded before tracking."""
+        return self.tracker is not None and self.tracker.cfg.appearance_weight > 0
+
     def feed(
         self, batch: list[Frame], skip: Callable[[Frame, Detections], bool] | None = None
     ) -> None:
@@ -182,19 +187,45 @@ class FrameStages:
         t = time.perf_counter()
         results = self.detector.detect(batch)
         t = self.clock.add("detect", t)
-        for frame, raw in zip(batch, results, strict=True):
+        crops_of = [crop_boxes(f.image, r.xyxy) for f, r in zip(batch, results, strict=True)]
+        if self.appearance:
+            t = self.clock.add("track+crop", t)
+            results = self._embed_all(results, crops_of)
+            t = self.clock.add("embed", t)
+        for frame, raw, crops in zip(batch, results, crops_of, strict=True):
             dets = self.tracker.update(raw, frame.index) if self.tracker is not None else raw
             if skip is not None and skip(frame, dets):
                 continue
-            embed = self.cadence.choose(dets, frame.index)
-            crops = crop_boxes(frame.image, dets.xyxy)
             thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
+            if self.appearance:
+                item = Pending(
+                    frame.index, frame.timestamp_s, dets, thumbs, np.ones(len(dets), bool)
+                )
+                item.embeddings = raw.embeddings
+                self.pending.append(item)
+                continue
+            embed = self.cadence.choose(dets, frame.index)
             self.pending.append(Pending(frame.index, frame.timestamp_s, dets, thumbs, embed))
             rows = np.flatnonzero(embed)
             self.batcher.add(len(self.pending) - 1, rows, [crops[j] for j in rows])
         self.clock.add("track+crop", t)
         if self.batcher.full:
             self.embed_waiting()
+
+    def _embed_all(
+        self, results: list[Detections], crops_of: list[list[NDArray[np.uint8]]]
+    ) -> list[Detections]:
+        """Each frame's detections with every crop's vector, in embedder calls of at most
+        ``reid.batch_crops`` crops."""
+        flat = [c for crops in crops_of for c in crops]
+        size = max(1, self.cfg.reid.batch_crops)
+        parts = [self.embedder.embed(flat[i : i + size]) for i in range(0, len(flat), size)]
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        out, at = [], 0
+        for r in results:
+            out.append(r.with_embeddings(vectors[at : at + len(r)]))
+            at += len(r)
+        return out
 
     def embed_waiting(self) -> None:
         if not len(self.batcher):

@@ -224,6 +224,7 @@ def run_query(
     loaded: tuple[int, Embedder] | None = None,
     confirmed: Sequence[int] = (),
     rejected: Sequence[int] = (),
+    strays: bool = False,
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
     search. ``rerank`` applies k-reciprocal re-ranking to the top candidates. ``loaded``:
@@ -291,9 +292,15 @@ def run_query(
     )
     t = time.perf_counter()
     tracks: list[TrackHit] = []
+    notes = gallery.incomplete_runs()
     if by == "track":
         with gallery.session() as s:
-            tracks = search_tracks(s, rank, k)
+            tracks, hidden = search_tracks(s, rank, k, strays)
+        if hidden:
+            notes.append(
+                f"{hidden} single box{'es' if hidden > 1 else ''} that fit no appearance "
+                "(a detection the tracker never followed) left out; --strays shows them"
+            )
         timings["search_and_fetch_s"] = time.perf_counter() - t
         hits = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
     else:
@@ -309,7 +316,7 @@ def run_query(
         timings_s=timings,
         reranked=rerank,
         tracks=tracks,
-        notes=gallery.incomplete_runs(),
+        notes=notes,
     )
 
 

@@ -69,8 +69,68 @@ def stitch(tracklets: Sequence[Tracklet], settings: StitchSettings) -> dict[int,
 
 def _reachable(a: Tracklet, b: Tracklet, gap_s: float, settings: StitchSettings) -> bool:
     """Could a person have walked from a's last box to b's first in ``gap_s`` seconds?"""
-    ca = (a.last_xyxy[:2] + a.last_xyxy[2:]) / 2
-    cb = (b.first_xyxy[:2] + b.first_xyxy[2:]) / 2
-    height = float((a.last_xyxy[3] - a.last_xyxy[1] + b.first_xyxy[3] - b.first_xyxy[1]) / 2)
-    allowed = height * (1.0 + settings.max_speed_heights_s * gap_s)
-    return float(np.linalg.norm(cb - ca)) <= allowed
+    return _near(a.last_xyxy, b.first_xyxy, gap_s, settings)
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A box that belongs to no track of more than one box: the tracker never confirmed it
+    (a low score, a duplicate box, a person seen for one frame)."""
+
+    key: int  # the caller's name for it
+    time_s: float
+    xyxy: NDArray[np.float32]
+    feature: NDArray[np.float32] | None
+
+
+@dataclass(frozen=True)
+class Path:
+    """One appearance (a chain of stitched fragments): every box's time and position, and
+    its pooled appearance vector."""
+
+    chain_id: int
+    times_s: NDArray[np.float64]  # (n,) ascending
+    xyxy: NDArray[np.float32]  # (n, 4)
+    feature: NDArray[np.float32] | None
+
+
+def fold(
+    strays: Sequence[Stray], paths: Sequence[Path], settings: StitchSettings
+) -> dict[int, int]:
+    """Stray key -> the chain id it is folded into: the appearance it looks most like
+    (cosine >= ``min_similarity``) among those with a box within ``max_gap_s`` of it that
+    the person could have walked from (the stitching rule, measured from the nearest box).
+    Strays that fit no appearance stay alone: someone really seen once, or a false alarm."""
+    out: dict[int, int] = {}
+    usable = [p for p in paths if p.feature is not None and len(p.times_s)]
+    if not usable:
+        return out
+    feats = np.stack([p.feature for p in usable if p.feature is not None])
+    for stray in strays:
+        if stray.feature is None:
+            continue
+        sims = feats @ stray.feature
+        best, best_sim = None, -1.0
+        for p_i in np.flatnonzero(sims >= settings.min_similarity):
+            p = usable[int(p_i)]
+            j = int(np.clip(np.searchsorted(p.times_s, stray.time_s), 1, len(p.times_s)) - 1)
+            if j + 1 < len(p.times_s) and (
+                abs(p.times_s[j + 1] - stray.time_s) < abs(p.times_s[j] - stray.time_s)
+            ):
+                j += 1
+            gap = abs(float(p.times_s[j]) - stray.time_s)
+            if gap > settings.max_gap_s or not _near(p.xyxy[j], stray.xyxy, gap, settings):
+                continue
+            if float(sims[p_i]) > best_sim:
+                best, best_sim = p.chain_id, float(sims[p_i])
+        if best is not None:
+            out[stray.key] = best
+    return out
+
+
+def _near(
+    a: NDArray[np.float32], b: NDArray[np.float32], gap_s: float, settings: StitchSettings
+) -> bool:
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    height = float((a[3] - a[1] + b[3] - b[1]) / 2)
+    return float(np.linalg.norm(cb - ca)) <= height * (1.0 + settings.max_speed_heights_s * gap_s)

@@ -42,6 +42,7 @@ class TrackerConfig:
             tc.new_track_thresh,
             tc.match_thresh,
             buffer_frames=max(1, round(tc.buffer_s * max(fps, 1e-6))),
+            appearance_weight=tc.appearance_weight,
         )
 
 
@@ -194,9 +195,9 @@ class ByteTracker:
         if w > 0 and dets.embeddings is not None and all(t.feature is not None for t in tracks):
             feats = np.stack([t.feature for t in tracks if t.feature is not None])
             app = 1.0 - feats @ dets.embeddings[rows].T
-            cost = np.where(
-                cost < 1.0, (1 - w) * cost + w * app, 1.0
-            )  # never match without overlap
+            # the look decides among boxes that overlap as much as position alone would need
+            # (1 - IoU <= match_thresh), it never makes a distant box a candidate
+            cost = np.where(cost <= self.cfg.match_thresh, (1 - w) * cost + w * app, 1.0)
         return cost
 
     def _apply(self, track: _Track, dets: Detections, row: int, frame_index: int) -> None:
@@ -280,7 +281,8 @@ def _normalise(v: NDArray[np.float32]) -> NDArray[np.float32]:
 class EmbedCadence:
     """Which crops get a vector: a track's crop when the track starts, then every ``every``
     frames, or sooner when its box height changes by ``resize`` (relative). Untracked boxes
-    are always embedded. Ingest and track-level evaluation use this same rule."""
+    are always embedded. Ingest and track-level evaluation use this same rule. Only used when
+    the tracker associates by position alone: with appearance every crop is embedded."""
 
     def __init__(self, every: int, resize: float) -> None:
         self.every, self.resize = every, resize

@@ -28,6 +28,8 @@ _ADDED_COLUMNS = (
     ("ingest_runs", "error", "TEXT"),
     ("ingest_runs", "done_ranges", "TEXT"),
     ("videos", "start_time", "VARCHAR(64)"),
+    ("detections", "raw_track_id", "BIGINT"),
+    ("tracks", "fragments", "INTEGER"),
 )
 
 

@@ -61,6 +61,7 @@ def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict
             "y2": d.xyxy[3],
             "score": d.score,
             "track_id": d.track_id,
+            "raw_track_id": d.track_id or 0,
             "embedding": None
             if d.embedding is None
             else np.ascontiguousarray(d.embedding, np.float32).tobytes(),

@@ -109,7 +109,12 @@ class DetectionRow(Base):
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
+    # The appearance this box belongs to: its track once a run's fragments are stitched and
+    # its stray boxes folded in (storage/tracks.py); NULL for a box that fits no one.
     track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    # The online tracker's own id (run-scoped like track_id), 0 for a box it took into no
+    # track; what stitching is recomputed from. NULL only in galleries made before it.
+    raw_track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # float32, L2-normalised; NULL when the tracking cadence skipped this crop
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)  # JPEG of the crop
@@ -119,8 +124,9 @@ TRACK_ID_STRIDE = 10_000_000  # detections.track_id = run id * stride + the trac
 
 
 class TrackRow(Base):
-    """One person followed through one video: derived from its detections when the run
-    finishes (so it is always consistent with them)."""
+    """One appearance: a person's continuous presence in one video (the tracker's fragments
+    stitched, stray boxes folded in), derived from its detections when the run finishes (so
+    it is always consistent with them)."""
 
     __tablename__ = "tracks"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # = track_id
@@ -135,6 +141,7 @@ class TrackRow(Base):
     last_s: Mapped[float] = mapped_column(Float)
     detections: Mapped[int] = mapped_column(Integer)
     embedded: Mapped[int] = mapped_column(Integer)
+    fragments: Mapped[int | None] = mapped_column(Integer, nullable=True)  # tracker tracks joined
     # mean of the L2-normalised embeddings, re-normalised (temporal pooling, as for MARS)
     pooled: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     best_detection_id: Mapped[int] = mapped_column(BigInteger)  # largest, most confident box

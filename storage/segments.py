@@ -5,7 +5,8 @@ the segment's own row in ONE transaction, with the run row locked: a worker kill
 the commit leaves nothing, and a retried segment whose first attempt did commit (the worker
 died after it) finds its row and writes nothing (the unique (run, first frame) key makes
 that hold even without the lock). ``stitch_run`` joins the tracks that cross segment
-boundaries once every segment is in."""
+boundaries once every segment is in (the tracker's own ids, ``raw_track_id``, before the
+run's appearances are derived from them)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pipeline.frameranges import load_ranges, merge_ranges
 from storage.database import bump_version
 from storage.gallery import Gallery, NewDetection, detection_rows
 from storage.models import TRACK_ID_STRIDE, DetectionRow, RunRow, SegmentRow
-from storage.tracks import rebuild_tracks
+from storage.tracks import fill_raw_track_ids, rebuild_tracks
 
 MATCH_IOU = 0.5  # a lead-in box and a stored box of the same frame are the same person
 
@@ -99,6 +100,7 @@ def stitch_run(gallery: Gallery, run_id: int) -> int:
     with gallery.session() as s, s.begin():
         run = s.get(RunRow, run_id)
         assert run is not None
+        fill_raw_track_ids(s, run_id)
         parent: dict[int, int] = {}
 
         def root(t: int) -> int:
@@ -121,11 +123,11 @@ def stitch_run(gallery: Gallery, run_id: int) -> int:
                     DetectionRow.y1,
                     DetectionRow.x2,
                     DetectionRow.y2,
-                    DetectionRow.track_id,
+                    DetectionRow.raw_track_id,
                 ).where(
                     DetectionRow.run_id == run_id,
                     DetectionRow.frame_index.in_(frames),
-                    DetectionRow.track_id.is_not(None),
+                    DetectionRow.raw_track_id > 0,
                 )
             ):
                 boxes_f, ids_f = stored.setdefault(int(f), ([], []))
@@ -154,8 +156,8 @@ def stitch_run(gallery: Gallery, run_id: int) -> int:
             if r != t:
                 s.execute(
                     update(DetectionRow)
-                    .where(DetectionRow.run_id == run_id, DetectionRow.track_id == t)
-                    .values(track_id=r)
+                    .where(DetectionRow.run_id == run_id, DetectionRow.raw_track_id == t)
+                    .values(raw_track_id=r, track_id=r)
                 )
                 joined += 1
         rebuild_tracks(s, run)

@@ -1,5 +1,6 @@
-"""Tracks: people followed through a video. The rows of ``tracks`` are derived from the
-detections when a run finishes, so they always agree with them."""
+"""Tracks: people followed through a video, one row per appearance. The rows of ``tracks``
+and each detection's appearance are derived from the detections (and the tracker's own ids
+kept beside them) when a run finishes, so they always agree with them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from numpy.typing import NDArray
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
 from storage.models import DetectionRow, RunRow, TrackRow, VideoRow
 from storage.search import Hit, hits
 
@@ -18,14 +21,91 @@ from storage.search import Hit, hits
 Ranker = Callable[[int], Sequence[tuple[float, int]]]
 
 
+def fill_raw_track_ids(s: Session, run_id: int) -> None:
+    """Rows stored before stitching existed: their track id is the tracker's own."""
+    s.execute(
+        update(DetectionRow)
+        .where(DetectionRow.run_id == run_id, DetectionRow.raw_track_id.is_(None))
+        .values(raw_track_id=func.coalesce(DetectionRow.track_id, 0))
+    )
+
+
+def _unit(vectors: Sequence[NDArray[np.float32]]) -> NDArray[np.float32] | None:
+    if not vectors:
+        return None
+    mean = np.mean(vectors, axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]:
+    """Detection id -> the appearance (stored track id) it belongs to, from the run's rows
+    (id, raw_track_id, frame_index, timestamp_s, box, embedding): the tracker's fragments
+    stitched, then stray boxes (no track, or a lone one-box track) folded into the
+    appearance they fit; a stray that fits none is left out. A pure function of the rows,
+    so a resumed, windowed or distributed run gets the same appearances as one straight run.
+    """
+    fragments: dict[int, list[Any]] = {}
+    for r in rows:
+        if r.raw_track_id:
+            fragments.setdefault(int(r.raw_track_id), []).append(r)
+
+    def box(r: Any) -> NDArray[np.float32]:
+        return np.asarray((r.x1, r.y1, r.x2, r.y2), np.float32)
+
+    def vec(r: Any) -> NDArray[np.float32]:
+        return np.frombuffer(r.embedding, np.float32)
+
+    tracklets = []
+    for tid, members in fragments.items():
+        members.sort(key=lambda r: r.frame_index)
+        feature = _unit([vec(r) for r in members if r.embedding is not None])
+        first, last = members[0], members[-1]
+        tracklets.append(
+            Tracklet(tid, first.timestamp_s, last.timestamp_s, box(first), box(last), feature)
+        )
+    chain = stitch(tracklets, settings)
+    by_chain: dict[int, list[Any]] = {}
+    for tid, members in fragments.items():
+        by_chain.setdefault(chain[tid], []).extend(members)
+    out: dict[int, int] = {}
+    strays, paths = [], []
+    for cid, members in by_chain.items():
+        if len(members) == 1:
+            continue
+        members.sort(key=lambda r: r.frame_index)
+        out.update((int(r.id), cid) for r in members)
+        paths.append(
+            Path(
+                cid,
+                np.asarray([r.timestamp_s for r in members], np.float64),
+                np.stack([box(r) for r in members]),
+                _unit([vec(r) for r in members if r.embedding is not None]),
+            )
+        )
+    lone = {int(m[0].id): cid for cid, m in by_chain.items() if len(m) == 1}
+    for r in rows:
+        if not r.raw_track_id or int(r.id) in lone:
+            feature = None if r.embedding is None else vec(r)
+            strays.append(Stray(int(r.id), r.timestamp_s, box(r), feature))
+    folded = fold(strays, paths, settings)
+    for stray in strays:
+        home = folded.get(stray.key, lone.get(stray.key))
+        if home is not None:
+            out[stray.key] = home
+    return out
+
+
 def rebuild_tracks(s: Session, run: RunRow) -> int:
-    """Recompute the run's track rows from its detections (inside the caller's transaction);
-    returns how many."""
+    """Recompute the run's appearances from its detections (inside the caller's
+    transaction): each detection's ``track_id`` from the tracker's ids, then one track row
+    per appearance; returns how many."""
+    fill_raw_track_ids(s, run.id)
     s.execute(delete(TrackRow).where(TrackRow.run_id == run.id))
     rows = s.execute(
         select(
             DetectionRow.id,
             DetectionRow.track_id,
+            DetectionRow.raw_track_id,
             DetectionRow.frame_index,
             DetectionRow.timestamp_s,
             DetectionRow.x1,
@@ -35,20 +115,27 @@ def rebuild_tracks(s: Session, run: RunRow) -> int:
             DetectionRow.score,
             DetectionRow.embedding,
         )
-        .where(DetectionRow.run_id == run.id, DetectionRow.track_id.is_not(None))
-        .order_by(DetectionRow.track_id, DetectionRow.frame_index)
+        .where(DetectionRow.run_id == run.id)
+        .order_by(DetectionRow.frame_index, DetectionRow.id)
     ).all()
+    assigned = appearances(rows, StitchSettings())
+    changes = [
+        {"id": int(r.id), "track_id": assigned.get(int(r.id))}
+        for r in rows
+        if assigned.get(int(r.id)) != r.track_id
+    ]
+    if changes:
+        s.execute(update(DetectionRow), changes)
     groups: dict[int, list[Any]] = {}
     for r in rows:
-        groups.setdefault(int(r.track_id), []).append(r)
+        tid = assigned.get(int(r.id))
+        if tid is not None:
+            groups.setdefault(tid, []).append(r)
     best_ids = {}
     new = []
     for tid, dets in groups.items():
         vecs = [np.frombuffer(d.embedding, np.float32) for d in dets if d.embedding is not None]
-        pooled = None
-        if vecs:
-            mean = np.mean(vecs, axis=0)
-            pooled = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32).tobytes()
+        pooled = _unit(vecs)
         best = max(dets, key=lambda d: (d.x2 - d.x1) * (d.y2 - d.y1) * d.score)
         best_ids[tid] = best.id
         new.append(
@@ -63,7 +150,8 @@ def rebuild_tracks(s: Session, run: RunRow) -> int:
                 last_s=dets[-1].timestamp_s,
                 detections=len(dets),
                 embedded=len(vecs),
-                pooled=pooled,
+                fragments=len({int(d.raw_track_id) for d in dets if d.raw_track_id}),
+                pooled=None if pooled is None else pooled.tobytes(),
                 best_detection_id=best.id,
                 thumbnail=b"",
             )
@@ -101,22 +189,36 @@ class TrackHit:
     video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
 
 
-def search_tracks(s: Session, ranker: Ranker, k: int) -> list[TrackHit]:
-    """The ``k`` tracks whose best-ranked sighting comes first in ``rank``'s order (the plain
-    similarity ranking, or a re-ranked one): the detection ranking is asked deeper until
-    ``k`` distinct tracks are found or it is exhausted."""
+def search_tracks(
+    s: Session, ranker: Ranker, k: int, strays: bool = False
+) -> tuple[list[TrackHit], int]:
+    """The ``k`` appearances whose best-ranked sighting comes first in ``rank``'s order (the
+    plain similarity ranking, or a re-ranked one): the detection ranking is asked deeper
+    until ``k`` distinct appearances are found or it is exhausted. A single box that fits
+    no appearance (no track, or a track of one box) is left out unless ``strays``; the
+    second value counts those left out above the last row returned."""
     depth = max(4 * k, 50)
     while True:
         ranked = ranker(depth)
+        found = hits(s, ranked)
+        sizes = _track_sizes(s, {h.track_id for h in found if h.track_id is not None})
         best: dict[object, Hit] = {}
-        for h in hits(s, ranked):
+        skipped: list[int] = []  # positions in ``best`` order at which a stray was skipped
+        for h in found:
+            # a track without a row yet (its run is still being ingested) counts as a track
+            single = h.track_id is None or sizes.get(h.track_id, 2) <= 1
             key = h.track_id if h.track_id is not None else ("det", h.detection_id)
-            if key not in best:
-                best[key] = h
+            if key in best:
+                continue
+            if single and not strays:
+                skipped.append(len(best))
+                continue
+            best[key] = h
         exhausted = len(ranked) < depth
         if len(best) >= k or exhausted:
             break
         depth *= 4
+    hidden = sum(1 for position in skipped if position < k)
     chosen = list(best.values())[:k]
     track_ids = [h.track_id for h in chosen if h.track_id is not None]
     tracks = {
@@ -144,7 +246,16 @@ def search_tracks(s: Session, ranker: Ranker, k: int) -> list[TrackHit]:
                 video_start=h.video_start,
             )
         )
-    return out
+    return out, hidden
+
+
+def _track_sizes(s: Session, track_ids: set[int]) -> dict[int, int]:
+    if not track_ids:
+        return {}
+    rows = s.execute(
+        select(TrackRow.id, TrackRow.detections).where(TrackRow.id.in_(sorted(track_ids)))
+    ).all()
+    return {int(i): int(n) for i, n in rows}
 
 
 def tracks_of_video(s: Session, video_ids: Sequence[int]) -> list[tuple[TrackRow, VideoRow]]:

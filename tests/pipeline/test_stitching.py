@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.stitching import StitchSettings, Tracklet, stitch
+from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
 
 
 def _unit(*v: float) -> np.ndarray:
@@ -50,3 +50,32 @@ def test_each_fragment_joins_at_most_one_successor() -> None:
     fragments = [_t(1, 0, 5, 0, 100, red), _t(2, 6, 8, 110, 150, red), _t(3, 6, 8, 120, 160, close)]
     joined = stitch(fragments, StitchSettings())
     assert joined[2] == 1 and joined[3] == 3  # the more similar one wins; the other stays apart
+
+
+def _path(cid: int, times: list[float], x: float, feat: np.ndarray | None) -> Path:
+    boxes = np.asarray([[x, 100, x + 40, 200]] * len(times), np.float32)
+    return Path(cid, np.asarray(times, np.float64), boxes, feat)
+
+
+def _stray(key: int, t: float, x: float, feat: np.ndarray | None) -> Stray:
+    return Stray(key, t, np.asarray([x, 100, x + 40, 200], np.float32), feat)
+
+
+def test_a_stray_box_joins_the_appearance_it_looks_like_nearby() -> None:
+    red, blue = _unit(1, 0, 0), _unit(0, 1, 0)
+    paths = [_path(1, [0, 1, 2, 3], 100, red), _path(2, [0, 1, 2, 3], 400, blue)]
+    strays = [
+        _stray(10, 1.5, 110, _unit(1, 0.1, 0)),  # red again, a low-score box beside her track
+        _stray(11, 3.5, 420, blue),  # blue a moment after his track ends
+        _stray(12, 1.5, 400, _unit(0, 0, 1)),  # someone else standing where blue is
+        _stray(13, 30.0, 100, red),  # looks like red, but long after: maybe her, maybe not
+        _stray(14, 1.0, 2000, red),  # looks like red, but far beyond walking distance
+        _stray(15, 1.0, 110, None),  # no vector: nothing to judge by
+    ]
+    assert fold(strays, paths, StitchSettings()) == {10: 1, 11: 2}
+
+
+def test_a_stray_goes_to_the_most_similar_of_two_candidates() -> None:
+    a, b = _unit(1, 0.3, 0), _unit(1, -0.3, 0)
+    paths = [_path(1, [0, 1], 100, a), _path(2, [0, 1], 140, b)]
+    assert fold([_stray(7, 0.5, 120, _unit(1, -0.25, 0))], paths, StitchSettings()) == {7: 2}

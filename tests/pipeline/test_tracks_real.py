@@ -66,7 +66,12 @@ def test_tracks_table_agrees_with_detections(vtest_gallery) -> None:  # type: ig
 def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
     cfg_default, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    cfg = replace(cfg_default, data_dir=tmp_path, video=replace(cfg_default.video, end_s=10.05))
+    cfg = replace(
+        cfg_default,
+        data_dir=tmp_path,
+        video=replace(cfg_default.video, end_s=10.05),
+        tracking=replace(cfg_default.tracking, appearance_weight=0.0),  # position only
+    )
     gallery = Gallery(cfg.db_url, tmp_path)
     summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
     assert summary.embedded < 0.4 * summary.detections  # every 10th frame per track, not all
@@ -87,6 +92,40 @@ def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
     assert result.tracks[0].sightings == walker.detections
     assert len({t.track_id for t in result.tracks}) == 3
     gallery.close()
+
+
+def test_appearances_keep_the_trackers_ids_and_hide_lone_boxes(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
+    """Every stored box keeps the tracker's own id beside its appearance; a --by track answer
+    lists appearances only (no single box that fits no one) unless strays are asked for."""
+    cfg, gallery, summary, _ = vtest_gallery
+    assert cfg.tracking.appearance_weight > 0 and summary.embedded == summary.detections
+    with gallery.session() as s:
+        rows = s.execute(
+            select(DetectionRow.id, DetectionRow.track_id, DetectionRow.raw_track_id)
+        ).all()
+        sizes = dict(s.execute(select(TrackRow.id, TrackRow.detections)).all())
+    assert rows and all(raw is not None for _i, _t, raw in rows)
+    # an appearance is made of whole tracker tracks: no tracker track is split between two
+    appearance_of: dict[int, set[int]] = {}
+    for _i, tid, raw in rows:
+        if raw:
+            appearance_of.setdefault(raw, set()).add(tid)
+    assert all(len(a) == 1 and None not in a for a in appearance_of.values())
+    lone = [i for i, tid, _raw in rows if tid is None or sizes[tid] == 1]
+    image = read_frame(where_video(gallery), 55)
+    box, _e, _n = WALKERS_AT_55["red and navy jacket, papers"]
+    crop = image[box[1] : box[3], box[0] : box[2]]
+    answer = run_query(gallery, [crop], k=20, by="track")
+    assert answer.tracks and all(t.sightings > 1 for t in answer.tracks)
+    with_strays = run_query(gallery, [crop], k=200, by="track", strays=True)
+    singles = [t for t in with_strays.tracks if t.sightings == 1]
+    assert len(singles) == len(lone)  # every lone box is there when asked for, once
+    if singles:
+        assert any("--strays" in n for n in run_query(gallery, [crop], k=200, by="track").notes)
+
+
+def where_video(gallery: Gallery) -> str:
+    return gallery.videos()[0].path
 
 
 def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
