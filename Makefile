@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck pytest bench bench-real clean browser ffmpeg default-model
+.PHONY: demo test lint typecheck pytest bench bench-real reid-real clean browser ffmpeg default-model adapted-model
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,11 +46,22 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache prowl-data prowl-out
 
-# The shipped default embedder (reid/weights/osnet-x0_25-prowl.pt): OSNet x0.25 MSMT17 adapted
-# without labels to the sample footage's tracks with `prowl adapt`. Needs the MSMT17 checkpoint
-# (torchreid's model zoo, or ../shared/models); about 3 minutes on 2 cores.
-DM := build/default-model
+# The shipped default embedder (reid/weights/osnet-x0_5-prowl.pth): torchreid's OSNet x0.5
+# trained on all of MSMT17 ("combineall"), from its ONNX export, imported into prowl's own
+# OSNet and checked against ONNX Runtime (cosine >= 0.9999). Needs the ONNX file (torchreid's
+# model zoo exported, or ../shared/models); a few seconds. Then set X0_5_MODEL_SHA in
+# pipeline/zoo.py to the printed sha256.
+X05_ONNX ?= ../shared/models/osnet_x0_5_msmt17_combineall.onnx
 default-model: $(STAMP)
+	rm -f reid/weights/osnet-x0_5-prowl.pth reid/weights/osnet-x0_5-prowl.card.json
+	$(BIN)/prowl import-onnx $(X05_ONNX) --arch osnet_x0_5 --out reid/weights/osnet-x0_5-prowl.pth
+
+# The earlier default (reid/weights/osnet-x0_25-prowl.pt, still served to galleries built with
+# it): OSNet x0.25 MSMT17 adapted without labels to the sample footage's tracks with `prowl
+# adapt`. Needs the MSMT17 checkpoint (torchreid's model zoo, or ../shared/models); about 3
+# minutes on 2 cores.
+DM := build/default-model
+adapted-model: $(STAMP)
 	rm -rf $(DM)
 	$(BIN)/prowl ingest "$$($(BIN)/python -c 'from pipeline.assets import resolve; print(resolve("vtest.avi"))')" \
 	  --reid hsv --camera campus --data-dir $(DM)/gallery -q
@@ -80,7 +91,7 @@ build/real-mot: $(REALMOT)/README.md
 # detector's input). The first detector is the default and every speed is a ratio to it in the
 # same run. Writes build/bench-real/summary.md (the README's table) and per-dataset plots.
 BENCH_DETECTORS ?= yolov8n,yolov8n@fixed,yolov8n@1280,yolov8n@tile640,yolov8s-person,yolov8s-person@1280,gt
-BENCH_REIDS ?= osnet-x0_25-prowl
+BENCH_REIDS ?= osnet-x0_5-prowl
 bench-real: $(STAMP) build/real-mot
 	rm -rf build/real-crowd build/bench-real
 	$(BIN)/prowl make-crowd build/real-crowd --from-mot build/real-mot/PETS09-S2L1 --grid 3
@@ -90,3 +101,21 @@ bench-real: $(STAMP) build/real-mot
 	  build/real-mot/TUD-Stadtmitte build/real-crowd/PETS09-S2L1-mosaic3x3 \
 	  build/real-crowd/TUD-Stadtmitte-mosaic2x2 --format mot --detectors $(BENCH_DETECTORS) \
 	  --reids $(BENCH_REIDS) --out build/bench-real --data-dir build/bench-cache
+
+# Re-ID on real people you can see: the labelled people of the three real-mot sequences as one
+# Market-1501-layout set (queries from early in each person's life, gallery from late in it;
+# PETS09-S2L1's re-entries joined by eye, see ../shared/data/real-mot/README.md), every
+# embedder with and without flip averaging and query-time expansion + re-ranking, with 95 %
+# bootstrap intervals: build/reid-real/summary.md. About 2 minutes on 2 cores.
+REID_REAL_EMBEDDERS ?= osnet-x0_5-prowl osnet-x0_25-prowl osnet_x0_25_msmt17 mobilenetv2-imagenet
+REID_MERGES := --merge PETS09-S2L1:11=3 --merge PETS09-S2L1:12=4 --merge PETS09-S2L1:10=6
+reid-real: $(STAMP) build/real-mot
+	rm -rf build/reid-real && mkdir -p build/reid-real/json
+	$(BIN)/prowl export-reid-set --out build/reid-real/all --min-sightings 12 $(REID_MERGES) \
+	  --from-mot build/real-mot/PETS09-S2L1 --from-mot build/real-mot/TUD-Campus \
+	  --from-mot build/real-mot/TUD-Stadtmitte
+	for e in $(REID_REAL_EMBEDDERS); do for f in "" +flip; do for o in "" "--qe 3 --rerank"; do \
+	  $(BIN)/prowl eval-reid build/reid-real/all --format market1501 --reid $$e$$f $$o \
+	    --json "build/reid-real/json/$$e$$f$$(echo $$o | tr -d ' -').json" || exit 1; \
+	done; done; done
+	$(BIN)/python -m evaluation.summaries reid build/reid-real/json | tee build/reid-real/summary.md

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery, parse_time, storage_args
-from pipeline.errors import QueryError
+from pipeline.errors import ProwlError, QueryError
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
@@ -55,9 +55,16 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--rerank",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="k-reciprocal re-ranking of the top max(100, 4k) candidates",
+        help="k-reciprocal re-ranking of the top max(100, 4k) candidates (config default: on)",
+    )
+    p.add_argument(
+        "--expand",
+        type=int,
+        default=None,
+        metavar="N",
+        help="α-query expansion with the N best hits; 0 = off (config default: 3)",
     )
     p.add_argument(
         "--by",
@@ -106,9 +113,25 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "export-reid-set",
-        help="the gallery's long tracks as a re-ID set (Market-1501 layout, tracker labels)",
+        help="the gallery's long tracks (tracker labels), or labelled MOT sequences' people "
+        "(--from-mot), as a re-ID set in the Market-1501 layout",
     )
     p.add_argument("--out", type=Path, required=True, help="a new folder")
+    p.add_argument(
+        "--from-mot",
+        type=Path,
+        action="append",
+        default=[],
+        help="a labelled MOT sequence (SEQ/gt/gt.txt and its frames; repeatable): its "
+        "ground-truth people instead of the gallery's tracks",
+    )
+    p.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        metavar="SEQ:A=B",
+        help="with --from-mot: sequence SEQ's id A is the same person as its id B (a re-entry)",
+    )
     p.add_argument("--min-sightings", type=int, default=20, help="shortest track to use")
     p.add_argument("--per-track", type=int, default=8, help="gallery images per identity")
     storage_args(p)
@@ -127,7 +150,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from pipeline.report import clock, table, track_table, write_csv, write_html, write_json
     from storage.gallery import SearchFilters
 
-    cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank})
+    cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank, "expand": args.expand})
     if (args.frame is None) != (args.box is None):
         raise QueryError("--frame VIDEO:FRAME and --box x1,y1,x2,y2 go together")
     if (
@@ -178,6 +201,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             confirmed=confirmed,
             rejected=args.rejected,
             strays=args.strays,
+            expand=cfg.query.expand,
         )
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
@@ -237,8 +261,26 @@ def cmd_export_reid_set(args: argparse.Namespace) -> int:
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise QueryError(f"{args.out} is not an empty folder; choose a new folder")
     created = not args.out.exists()
-    with open_gallery(cfg, must_exist=True) as gallery:
-        ids, nq, ng = export_reid_set(gallery, args.out, args.min_sightings, args.per_track)
+    if args.merge and not args.from_mot:
+        raise QueryError("--merge names ids of --from-mot sequences; give --from-mot SEQ")
+    if args.from_mot:
+        from evaluation.mot_reid import parse_merges, write_mot_reid_set
+
+        merges = parse_merges(args.merge)
+        unknown = sorted({seq for seq, _a in merges} - {Path(p).name for p in args.from_mot})
+        if unknown:
+            raise QueryError(f"--merge names {unknown[0]}, which is not a --from-mot sequence")
+        try:
+            ids, nq, ng = write_mot_reid_set(
+                args.from_mot, args.out, merges, args.per_track, args.min_sightings
+            )
+        except ProwlError:
+            if created:
+                shutil.rmtree(args.out, ignore_errors=True)
+            raise
+    else:
+        with open_gallery(cfg, must_exist=True) as gallery:
+            ids, nq, ng = export_reid_set(gallery, args.out, args.min_sightings, args.per_track)
     if ids < 2:
         if created:  # nothing half-made is left behind
             shutil.rmtree(args.out, ignore_errors=True)

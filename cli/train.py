@@ -95,6 +95,22 @@ def add_parsers(sub: Any) -> None:
     storage_args(p)
     p.set_defaults(func=cmd_adapt)
 
+    p = sub.add_parser(
+        "import-onnx",
+        help="an OSNet exported to ONNX as a checkpoint of prowl's own OSNet (checked against "
+        "ONNX Runtime)",
+    )
+    p.add_argument("onnx", type=Path, help="the .onnx file (torchreid OSNet export)")
+    p.add_argument("--arch", default="osnet_x0_5", help="its OSNet architecture")
+    p.add_argument("--out", type=Path, required=True, help="the .pth file to write (new)")
+    p.add_argument(
+        "--min-cosine",
+        type=float,
+        default=0.9999,
+        help="refuse unless prowl's OSNet and ONNX Runtime agree this well on every test input",
+    )
+    p.set_defaults(func=cmd_import_onnx)
+
 
 def check_device(device: str) -> None:
     """``--device``: cpu, cuda[:N] or mps, and present on this machine; said before any work."""
@@ -380,4 +396,67 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"co-occurring tracks {b['co_occurring']:.3f} -> {a['co_occurring']:.3f}"
     )
     print(f"use it: --reid prowl:{args.out / 'model.pt'}  (or prowl reembed --reid prowl:...)")
+    return 0
+
+
+def cmd_import_onnx(args: argparse.Namespace) -> int:
+    """Convert, check the two agree on random inputs and on real people of the sample video,
+    then write the state dict (torchreid's layout: `--reid torchreid:ARCH --reid-weights`)
+    and a card beside it."""
+    import numpy as np
+    import torch
+
+    from pipeline.assets import resolve, sha256_of
+    from pipeline.crops import crop_boxes
+    from pipeline.video import read_frames
+    from reid.backbones import IMAGENET_MEAN, IMAGENET_STD
+    from reid.onnx_import import agreement, osnet_from_onnx, state_from_onnx
+    from reid.osnet import ARCHS
+
+    if args.arch not in ARCHS:
+        raise ProwlError(f"--arch {args.arch}: not an OSNet prowl knows ({', '.join(ARCHS)})")
+    if not args.onnx.is_file():
+        raise ProwlError(f"{args.onnx} does not exist; give the .onnx file")
+    if args.out.exists():
+        raise ProwlError(f"{args.out} exists; choose a new file name")
+    model = osnet_from_onnx(args.onnx, args.arch)  # a file of another architecture fails here
+    torch.manual_seed(0)
+    noise = torch.randn(8, 3, 256, 128)
+    frame = next(iter(read_frames(resolve("vtest.avi"), first_index=55, stop_index=56))).image
+    people = crop_boxes(frame, np.asarray([[484, 210, 522, 299], [640, 248, 680, 361]], np.float32))
+    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    import cv2
+
+    real = torch.from_numpy(
+        np.stack(
+            [
+                ((cv2.resize(c, (128, 256))[:, :, ::-1] - mean) / std).transpose(2, 0, 1)
+                for c in people
+            ]
+        ).astype(np.float32)
+    )
+    worst = min(agreement(model, args.onnx, noise), agreement(model, args.onnx, real))
+    if worst < args.min_cosine:
+        raise ProwlError(
+            f"prowl's {args.arch} and ONNX Runtime agree only to cosine {worst:.6f} "
+            f"(< {args.min_cosine}); not written"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state_from_onnx(args.onnx, args.arch), args.out)
+    card = {
+        "made_by": "prowl import-onnx",
+        "source": args.onnx.name,
+        "source_sha256": sha256_of(args.onnx),
+        "arch": args.arch,
+        "weights_sha256": sha256_of(args.out),
+        "min_cosine_vs_onnxruntime": round(worst, 7),
+        "checked_on": "8 random inputs and 2 people of the sample video (frame 55)",
+        "torch": torch.__version__,
+    }
+    write_text(args.out.with_suffix(".card.json"), json.dumps(card, indent=2) + "\n")
+    size = args.out.stat().st_size / 1e6
+    print(
+        f"wrote {args.out} ({size:.1f} MB, {args.arch}); agrees with ONNX Runtime to cosine "
+        f"{worst:.7f}; sha256 {card['weights_sha256']}"
+    )
     return 0

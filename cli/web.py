@@ -34,7 +34,7 @@ from cli.web_jobs import ExportJobs, IngestJobs
 from cli.web_media import router as media_routes
 from cli.web_search import router as search_routes
 from cli.web_state import ServerState
-from pipeline.config import Config, ServeConfig
+from pipeline.config import Config, ServeConfig, load_config
 from storage.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def create_app(
     (None: any, for a wildcard bind with a token)."""
     serve = settings or (cfg.serve if cfg is not None else ServeConfig())
     state = ServerState(gallery, serve, cfg, [Path(r) for r in ingest_roots or []])
+    state.query = (cfg if cfg is not None else load_config()).query
     exports_dir = Path(tempfile.mkdtemp(prefix="prowl-exports-"))
 
     @asynccontextmanager

@@ -124,6 +124,8 @@ def answer(
                 confirmed=marked,
                 rejected=refused,
                 strays=q.strays,
+                rerank=state.query.rerank if state.query else False,
+                expand=state.query.expand if state.query else 0,
             )
             took = time.perf_counter() - t
     except ProwlError as exc:

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
 from cli.web_jobs import ExportJobs, IngestJobs
-from pipeline.config import Config, ServeConfig
+from pipeline.config import Config, QueryConfig, ServeConfig
 from storage.gallery import Gallery, Hit
 from storage.models import VideoRow
 
@@ -40,6 +40,7 @@ class ServerState:
     jobs: IngestJobs | None = None
     exports: ExportJobs | None = None
     seen_version: int | None = None
+    query: QueryConfig | None = None  # re-ranking and expansion of searches (None: off)
     _work: threading.BoundedSemaphore | None = None
     _clips: threading.BoundedSemaphore | None = None
 

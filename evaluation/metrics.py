@@ -185,6 +185,7 @@ class ReidResult:
     mAP: float
     cmc: NDArray[np.float64]  # cmc[k-1] = fraction of queries with a true match in the top k
     queries: int  # queries with at least one valid gallery match (the others are skipped)
+    per_query_ap: NDArray[np.float64] | None = None  # of those queries, for bootstrap intervals
 
 
 def reid_metrics(
@@ -219,7 +220,9 @@ def reid_metrics(
         aps.append(float(np.mean((np.arange(len(hits)) + 1) / (hits + 1))))
     if not aps:
         return ReidResult(0.0, np.zeros(max_rank), 0)
-    return ReidResult(float(np.mean(aps)), np.mean(cmcs, axis=0), len(aps))
+    return ReidResult(
+        float(np.mean(aps)), np.mean(cmcs, axis=0), len(aps), np.asarray(aps, np.float64)
+    )
 
 
 def bootstrap_ci(

@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from evaluation.metrics import reid_metrics
+from evaluation.metrics import bootstrap_ci, reid_metrics
 from evaluation.reid_datasets import ReidDataset, ReidSample
 from pipeline.crops import crop_boxes
 from pipeline.errors import DatasetError
 from reid import Embedder, l2_normalise
 from reid.batching import CropBatcher
+from reid.rerank import ranked_positions
 
 Progress = Callable[[int], object]
 
@@ -60,16 +61,41 @@ def sample_features(
     return l2_normalise(feats)
 
 
+def reid_features(
+    ds: ReidDataset, embedder: Embedder, batch_crops: int, progress: Progress | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(query features, gallery features), cached in memory per dataset and embedder so that
+    an evaluation asked for twice in one process embeds once."""
+    key = (ds.root, ds.name, embedder.name, embedder.weights)
+    if key not in _FEATURES:
+        _FEATURES.clear()
+        q = sample_features(ds.query, embedder, batch_crops, progress)
+        g = sample_features(ds.gallery, embedder, batch_crops, progress)
+        _FEATURES[key] = (q, g)
+    return _FEATURES[key]
+
+
+_FEATURES: dict[tuple[object, ...], tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+
+
 def evaluate_reid(
     ds: ReidDataset,
     embedder: Embedder,
     batch_crops: int,
     progress: Progress | None = None,
+    rerank: bool = False,
+    qe: int = 0,
+    pool: int = 100,
 ) -> dict[str, Any]:
-    q = sample_features(ds.query, embedder, batch_crops, progress)
-    g = sample_features(ds.gallery, embedder, batch_crops, progress)
+    """Each query ranked as a prowl query ranks it: cosine, optionally expanded (``qe`` best
+    hits, α-QE) and k-reciprocally re-ranked over its best ``pool`` candidates."""
+    q, g = reid_features(ds, embedder, batch_crops, progress)
+    dist: NDArray[np.float64] = 1.0 - (q @ g.T).astype(np.float64)  # cosine distance
+    if rerank or qe:  # each query's order as its rank positions
+        for i, vector in enumerate(q):
+            dist[i, ranked_positions(vector, g, pool, rerank, qe)] = np.arange(len(g))
     r = reid_metrics(
-        1.0 - q @ g.T,  # cosine distance
+        dist,
         [s.pid for s in ds.query],
         [s.pid for s in ds.gallery],
         [s.camid for s in ds.query],
@@ -83,8 +109,11 @@ def evaluate_reid(
         "queries": len(ds.query),
         "gallery": len(ds.gallery),
         "valid_queries": r.queries,
+        "rerank": rerank,
+        "query_expansion": qe,
         "protocol": "same identity + same camera removed from the gallery (eval_market1501)",
         "mAP": r.mAP,
+        "mAP_ci95": bootstrap_ci(r.per_query_ap if r.per_query_ap is not None else np.zeros(0)),
         "rank1": float(r.cmc[0]),
         "rank5": float(r.cmc[4]),
         "rank10": float(r.cmc[9]),

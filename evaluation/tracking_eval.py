@@ -48,7 +48,12 @@ def track_dataset(
         for n, i in enumerate(positions):
             keep = det.scores[i] >= det_thresh
             ids = np.full(len(det.scores[i]), UNTRACKED, np.int64)
-            vectors = feats[i][keep] if feats is not None and cfg.appearance_weight > 0 else None
+            looked = n % max(1, cfg.appearance_every_frames) == 0  # the frames ingest embeds
+            vectors = (
+                feats[i][keep]
+                if feats is not None and cfg.appearance_weight > 0 and looked
+                else None
+            )
             tracked = tracker.update(
                 Detections(det.boxes[i][keep], det.scores[i][keep], embeddings=vectors), n
             )
@@ -161,13 +166,17 @@ def cadence_mask(
     track_ids: list[NDArray[np.int64]],
     every: int,
     resize: float,
-    appearance: bool = False,
+    appearance_every: int = 0,
 ) -> list[NDArray[np.bool_]]:
-    """Which detections ingest would embed (the same rule): all of them when the tracker
-    compares appearance, else those the embedding cadence chooses."""
-    if appearance:
-        return [np.ones(len(s), bool) for s in det.scores]
+    """Which detections ingest would embed (the same rule): with appearance tracking
+    (``appearance_every`` > 0) every box of every that-many-th frame, else those the
+    embedding cadence chooses."""
     masks: list[NDArray[np.bool_]] = [np.zeros(0, bool)] * len(ds.frames)
+    if appearance_every > 0:
+        for positions in _sequences(ds).values():
+            for n, i in enumerate(positions):
+                masks[i] = np.full(len(det.scores[i]), n % appearance_every == 0)
+        return masks
     for positions in _sequences(ds).values():
         cadence = EmbedCadence(every, resize)
         for n, i in enumerate(positions):
@@ -224,7 +233,8 @@ def stitched(
                 if member >= 0 and sizes[member] > 1:
                     members[member].append((n / rate, det.boxes[i][k], pooled[i][k], use[i][k]))
                 elif det.scores[i][k] >= fold_thresh:
-                    strays.append(Stray(i * 100_000 + k, n / rate, det.boxes[i][k], feats[i][k]))
+                    vector = feats[i][k] if use[i][k] else None  # ingest has only these
+                    strays.append(Stray(i * 100_000 + k, n / rate, det.boxes[i][k], vector))
         paths = []
         for c, boxes in members.items():
             used = [f for _t, _b, f, u in boxes if u]
@@ -342,7 +352,12 @@ def track_level(
     ids = track_dataset(ds, det, cfg, feats=feats)
     out: dict[str, Any] = mot_metrics(ds, det, ids, opts.det_thresh)
     mask = cadence_mask(
-        ds, det, ids, cfg.embed_every_frames, cfg.embed_on_resize, cfg.appearance_weight > 0
+        ds,
+        det,
+        ids,
+        cfg.embed_every_frames,
+        cfg.embed_on_resize,
+        cfg.appearance_every_frames if cfg.appearance_weight > 0 else 0,
     )
     joined = stitched(ds, det, feats, ids, mask, StitchSettings())
     folded = stitched(ds, det, feats, ids, mask, StitchSettings(), fold_thresh=opts.det_thresh)

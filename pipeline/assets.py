@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AssetError
-from pipeline.zoo import DEFAULT_MODEL_SHA, OSNET_ZOO, TORCHVISION_WEIGHTS
+from pipeline.zoo import DEFAULT_MODEL_SHA, OSNET_ZOO, TORCHVISION_WEIGHTS, X0_5_MODEL_SHA
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,21 @@ def _registry() -> dict[str, Asset]:
                 ),
             )
         )
+    assets.append(
+        Asset(
+            name="osnet-x0_5-prowl.pth",
+            licence="MIT (torchreid's OSNet x0.5 MSMT17 combineall checkpoint, imported)",
+            manual_hint="run `make default-model` (it rewrites reid/weights/osnet-x0_5-prowl.pth "
+            "and prints the sha256 to set as X0_5_MODEL_SHA in pipeline/zoo.py)",
+            routes=(
+                Route(
+                    "file",
+                    str(REPO_ROOT / "reid" / "weights" / "osnet-x0_5-prowl.pth"),
+                    sha256=X0_5_MODEL_SHA,
+                ),
+            ),
+        )
+    )
     assets.append(
         Asset(
             name="osnet-x0_25-prowl.pt",

@@ -67,6 +67,7 @@ class TrackingConfig:
     match_thresh: float
     buffer_s: float
     appearance_weight: float = 0.0  # 0: position only (then the embedding cadence applies)
+    appearance_every_frames: int = 1  # with appearance: the crops of every Nth frame embedded
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class StorageConfig:
 class QueryConfig:
     k: int
     rerank: bool
+    expand: int = 0  # α-query expansion with this many best hits (0: off)
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "tracking.match_thresh": (lambda v: 0 < v <= 1, "within (0, 1]"),
     "tracking.buffer_s": (lambda v: v >= 0, ">= 0 (seconds)"),
     "tracking.appearance_weight": (lambda v: 0 <= v <= 1, "within 0..1"),
+    "tracking.appearance_every_frames": (lambda v: v >= 1, ">= 1 (frames)"),
+    "query.expand": (lambda v: 0 <= v <= 50, "within 0..50 (hits; 0 = off)"),
     "storage.commit_frames": (lambda v: v >= 1, ">= 1"),
     "storage.thumbnail_px": (lambda v: 16 <= v <= 2048, "within 16..2048"),
     "storage.ann_min_vectors": (lambda v: v >= 1000, ">= 1000 (vectors)"),

@@ -190,7 +190,8 @@ class FrameStages:
         crops_of = [crop_boxes(f.image, r.xyxy) for f, r in zip(batch, results, strict=True)]
         if self.appearance:
             t = self.clock.add("track+crop", t)
-            results = self._embed_all(results, crops_of)
+            looked = [self.looks_at(f.index) for f in batch]
+            results = self._embed_all(results, crops_of, looked)
             t = self.clock.add("embed", t)
         for frame, raw, crops in zip(batch, results, crops_of, strict=True):
             dets = self.tracker.update(raw, frame.index) if self.tracker is not None else raw
@@ -198,9 +199,8 @@ class FrameStages:
                 continue
             thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
             if self.appearance:
-                item = Pending(
-                    frame.index, frame.timestamp_s, dets, thumbs, np.ones(len(dets), bool)
-                )
+                embedded = np.full(len(dets), raw.embeddings is not None)
+                item = Pending(frame.index, frame.timestamp_s, dets, thumbs, embedded)
                 item.embeddings = raw.embeddings
                 self.pending.append(item)
                 continue
@@ -212,17 +212,30 @@ class FrameStages:
         if self.batcher.full:
             self.embed_waiting()
 
+    def looks_at(self, frame_index: int) -> bool:
+        """Whether this frame's crops are embedded (appearance tracking): every
+        ``tracking.appearance_every_frames``-th kept frame, counted from the video's start so
+        that a resumed or distributed run chooses the same frames."""
+        every = self.cfg.tracking.appearance_every_frames
+        return (frame_index // max(1, self.cfg.video.stride)) % max(1, every) == 0
+
     def _embed_all(
-        self, results: list[Detections], crops_of: list[list[NDArray[np.uint8]]]
+        self,
+        results: list[Detections],
+        crops_of: list[list[NDArray[np.uint8]]],
+        looked: list[bool],
     ) -> list[Detections]:
-        """Each frame's detections with every crop's vector, in embedder calls of at most
-        ``reid.batch_crops`` crops."""
-        flat = [c for crops in crops_of for c in crops]
+        """The detections of the ``looked`` frames with every crop's vector (embedder calls
+        of at most ``reid.batch_crops`` crops); the other frames' as they were."""
+        flat = [c for crops, on in zip(crops_of, looked, strict=True) if on for c in crops]
         size = max(1, self.cfg.reid.batch_crops)
         parts = [self.embedder.embed(flat[i : i + size]) for i in range(0, len(flat), size)]
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
         out, at = [], 0
-        for r in results:
+        for r, on in zip(results, looked, strict=True):
+            if not on:
+                out.append(r)
+                continue
             out.append(r.with_embeddings(vectors[at : at + len(r)]))
             at += len(r)
         return out

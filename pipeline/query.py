@@ -18,7 +18,7 @@ from pipeline.config import ReidConfig
 from pipeline.crops import box_to_int, to_bgr_uint8
 from pipeline.errors import QueryError
 from reid import Embedder, build_embedder, l2_normalise
-from reid.rerank import rerank_order
+from reid.rerank import expand_query, rerank_order
 from storage.gallery import Gallery, Hit, SearchFilters
 from storage.models import EmbedderRow, TrackRow, VideoRow
 from storage.search import resolve_videos
@@ -225,9 +225,12 @@ def run_query(
     confirmed: Sequence[int] = (),
     rejected: Sequence[int] = (),
     strays: bool = False,
+    expand: int = 0,
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
-    search. ``rerank`` applies k-reciprocal re-ranking to the top candidates. ``loaded``:
+    search. ``expand`` > 0 expands the query with its best that many hits (α-QE; shown
+    similarities are then to the expanded query); ``rerank`` applies k-reciprocal
+    re-ranking to the top candidates. ``loaded``:
     (embedder id, embedder) already built by a long-lived caller (the server).
 
     Refining: ``confirmed`` sightings (marked as the person) join the query (query expansion:
@@ -278,6 +281,11 @@ def run_query(
             "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
         )
     query = fuse(np.stack(vectors))
+    if expand > 0:  # α-query expansion with the best few hits (reid/rerank.py)
+        top = gallery.rank(embedder_id, query, expand, filters)
+        if top:
+            index = gallery.index_for(embedder_id)
+            query = expand_query(query, index.reconstruct_many([i for _, i in top]), n=expand)
     timings["embed_s"] = time.perf_counter() - t
 
     rank = make_ranker(

@@ -28,9 +28,11 @@ OSNET_ZOO: dict[str, tuple[str, str | None]] = {
 }
 
 
-# The default embedder's weights, made by `make default-model` and committed: its sha256 (update
-# it when the recipe is re-run).
+# The earlier default embedder's weights (`make adapted-model`), committed: its sha256.
 DEFAULT_MODEL_SHA = "bb643cff31af248a07b71051ba3979bef514da0d0186c664c36aa5861764657e"
+# The default embedder's weights, made by `make default-model` (prowl import-onnx) and
+# committed: its sha256 (the command prints it).
+X0_5_MODEL_SHA = "56013fd04a040d9ada468525f42c0293020cef12000c99f027661eb3a7f74d5f"
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,22 @@ ENTRIES = (
         for arch in OSNET_ZOO
     ),
     Entry(
+        "osnet-x0_5-prowl",
+        "embedder",
+        "prowl's default: OSNet x0.5 trained on all of MSMT17 (4,101 people; torchreid's "
+        "combineall checkpoint), imported into prowl's own OSNet (`make default-model`; card "
+        "in reid/weights/)",
+        "in the repository (reid/weights/osnet-x0_5-prowl.pth, 2.7 MB)",
+        "MIT (torchreid's checkpoint; MSMT17 is a research dataset)",
+        ("osnet-x0_5-prowl.pth",),
+        "256×128 RGB, ImageNet mean/std",
+        "512",
+    ),
+    Entry(
         "osnet-x0_25-prowl",
         "embedder",
-        "prowl's default: OSNet x0.25 MSMT17 adapted without labels to surveillance tracks "
-        "(`make default-model`; card in reid/weights/)",
+        "the earlier default: OSNet x0.25 MSMT17 adapted without labels to surveillance tracks "
+        "(`make adapted-model`; card in reid/weights/)",
         "in the repository (reid/weights/osnet-x0_25-prowl.pt, 1 MB)",
         "MIT (prowl; initialised from torchreid's MIT checkpoint, MSMT17-trained)",
         ("osnet-x0_25-prowl.pt",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline.config import ReidConfig
 from pipeline.zoo import OSNET_ZOO, names
-from reid.base import Embedder, l2_normalise, validate_crops
+from reid.base import FLIP_SUFFIX, Embedder, FlipAveraged, l2_normalise, validate_crops
 
 __all__ = ["EMBEDDER_NAMES", "Embedder", "build_embedder", "l2_normalise", "validate_crops"]
 
@@ -13,6 +13,11 @@ EMBEDDER_NAMES = names("embedder")
 
 
 def build_embedder(cfg: ReidConfig) -> Embedder:
+    """The embedder ``cfg.name`` names; ``NAME+flip`` is NAME with flip averaging."""
+    if cfg.name.endswith(FLIP_SUFFIX):
+        from dataclasses import replace
+
+        return FlipAveraged(build_embedder(replace(cfg, name=cfg.name.removesuffix(FLIP_SUFFIX))))
     match cfg.name:
         case "mobilenetv2-imagenet":
             from reid.backbones import mobilenetv2_imagenet
@@ -41,6 +46,17 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
             named.name = cfg.name
             named.weights = None  # pinned by the asset resolver: the name is the identity
             return named
+        case "osnet-x0_5-prowl":
+            from dataclasses import replace
+
+            from pipeline.assets import resolve
+            from reid.backbones import osnet_checkpoint
+
+            weights = str(resolve("osnet-x0_5-prowl.pth"))
+            converted = osnet_checkpoint("osnet_x0_5", replace(cfg, weights=weights))
+            converted.name = cfg.name
+            converted.weights = None  # pinned by the asset resolver: the name is the identity
+            return converted
         case "osnet-x0_25-prowl":
             from pipeline.assets import resolve
             from reid.backbones import trained_checkpoint

@@ -210,7 +210,11 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output. A
     file never loaded before is loaded (and checked) now; a known one when first needed."""
     from pipeline.errors import AssetError
-    from reid.osnet import load_osnet
+
+    def load_osnet(arch: str, file: Path) -> Any:  # torch only when the model is needed
+        from reid.osnet import load_osnet as load
+
+        return load(arch, file)
 
     if not cfg.weights:
         raise AssetError(

@@ -40,3 +40,26 @@ def validate_crops(crops: Sequence[NDArray[np.generic]]) -> list[NDArray[np.uint
             )
         out.append(to_bgr_uint8(arr))
     return out
+
+
+FLIP_SUFFIX = "+flip"
+
+
+class FlipAveraged:
+    """Test-time augmentation: each crop and its mirror image embedded in the same batch,
+    the two vectors averaged and re-normalised (a person seen from the left looks like one
+    seen from the right). Twice the embedding work; the name says it, so a gallery built
+    with it is queried with it."""
+
+    def __init__(self, base: Embedder) -> None:
+        self.base = base
+        self.name = base.name + FLIP_SUFFIX
+        self.dim = base.dim
+        self.weights = base.weights
+
+    def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        crops = list(crops)
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        both = self.base.embed([*crops, *(np.ascontiguousarray(c[:, ::-1]) for c in crops)])
+        return l2_normalise(both[: len(crops)] + both[len(crops) :])

@@ -77,3 +77,39 @@ def rerank_order(query: NDArray[np.float32], candidates: NDArray[np.float32]) ->
 
     final = re_ranking(dist(q, g), dist(q, q), dist(g, g))[0]
     return np.argsort(final, kind="stable").astype(np.int64)
+
+
+def expand_query(
+    query: NDArray[np.float32], ranked: NDArray[np.float32], n: int = 3, alpha: float = 3.0
+) -> NDArray[np.float32]:
+    """α-weighted query expansion (Radenović, Tolias, Chum, TPAMI 2019): the query plus its
+    ``n`` best candidates ``ranked`` (best first, L2-normalised), each weighted by its cosine
+    to the query raised to ``alpha``, re-normalised. Searching again with it finds views of
+    the person that look more like their other views than like the query."""
+    top = np.asarray(ranked[:n], np.float32)
+    if not len(top):
+        return query
+    weights = np.maximum(top @ query, 0.0) ** alpha
+    out = query + (weights[:, None] * top).sum(axis=0)
+    return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+
+
+def ranked_positions(
+    query: NDArray[np.float32],
+    gallery: NDArray[np.float32],
+    pool: int,
+    rerank: bool,
+    qe: int = 0,
+) -> NDArray[np.int64]:
+    """The gallery's order for one query as the query layer answers it: cosine ranking, with
+    ``qe`` > 0 a second search with the query expanded by its ``qe`` best hits, then with
+    ``rerank`` the best ``pool`` re-ranked k-reciprocally (the rest stay behind them)."""
+    sims = gallery @ query
+    order = np.argsort(-sims, kind="stable")
+    if qe > 0:
+        query = expand_query(query, gallery[order[:qe]], n=qe)
+        order = np.argsort(-(gallery @ query), kind="stable")
+    if rerank:
+        head = order[:pool]
+        order = np.concatenate([head[rerank_order(query, gallery[head])], order[pool:]])
+    return order.astype(np.int64)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
 from storage.models import DetectionRow, RunRow, TrackRow, VideoRow
-from storage.search import Hit, hits
+from storage.search import hits
 
 # depth -> the (similarity, detection id) ranking of that many candidates, best first
 Ranker = Callable[[int], Sequence[tuple[float, int]]]
@@ -200,26 +200,29 @@ def search_tracks(
     depth = max(4 * k, 50)
     while True:
         ranked = ranker(depth)
-        found = hits(s, ranked)
-        sizes = _track_sizes(s, {h.track_id for h in found if h.track_id is not None})
-        best: dict[object, Hit] = {}
+        track_of = _track_ids(s, [i for _sim, i in ranked])  # ids only: thumbnails come later
+        sizes = _track_sizes(s, {t for t in track_of.values() if t is not None})
+        best: dict[object, tuple[float, int]] = {}
         skipped: list[int] = []  # positions in ``best`` order at which a stray was skipped
-        for h in found:
+        for sim, ident in ranked:
+            if ident not in track_of:  # deleted between the index search and this read
+                continue
+            tid = track_of[ident]
             # a track without a row yet (its run is still being ingested) counts as a track
-            single = h.track_id is None or sizes.get(h.track_id, 2) <= 1
-            key = h.track_id if h.track_id is not None else ("det", h.detection_id)
+            single = tid is None or sizes.get(tid, 2) <= 1
+            key = tid if tid is not None else ("det", ident)
             if key in best:
                 continue
             if single and not strays:
                 skipped.append(len(best))
                 continue
-            best[key] = h
+            best[key] = (sim, ident)
         exhausted = len(ranked) < depth
         if len(best) >= k or exhausted:
             break
         depth *= 4
     hidden = sum(1 for position in skipped if position < k)
-    chosen = list(best.values())[:k]
+    chosen = hits(s, list(best.values())[:k])
     track_ids = [h.track_id for h in chosen if h.track_id is not None]
     tracks = {
         t.id: t for t in s.scalars(select(TrackRow).where(TrackRow.id.in_(track_ids or [-1])))
@@ -247,6 +250,17 @@ def search_tracks(
             )
         )
     return out, hidden
+
+
+def _track_ids(s: Session, detection_ids: Sequence[int]) -> dict[int, int | None]:
+    out: dict[int, int | None] = {}
+    for start in range(0, len(detection_ids), 10_000):  # within every database's bind limit
+        chunk = list(detection_ids[start : start + 10_000])
+        rows = s.execute(
+            select(DetectionRow.id, DetectionRow.track_id).where(DetectionRow.id.in_(chunk))
+        ).all()
+        out.update((int(i), None if t is None else int(t)) for i, t in rows)
+    return out
 
 
 def _track_sizes(s: Session, track_ids: set[int]) -> dict[int, int]:

@@ -78,7 +78,7 @@ def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_
     cfg = replace(
         cfg_default,
         video=replace(cfg_default.video, end_s=10.05),  # [0, 10.05 s): frames 0-100
-        tracking=replace(cfg_default.tracking, embed_every_frames=1),
+        tracking=replace(cfg_default.tracking, embed_every_frames=1, appearance_every_frames=1),
     )
     data_dir = tmp_path_factory.mktemp(f"vtest-gallery-{request.param}")
     with contextlib.ExitStack() as stack:

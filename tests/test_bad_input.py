@@ -27,6 +27,7 @@ from tests.conftest import fresh_pg_database
 pytestmark = pytest.mark.slow
 
 SHARED_CKPT = Path(__file__).resolve().parents[2] / "shared" / "models" / "osnet_x0_25_msmt17.pth"
+SHARED_ONNX = SHARED_CKPT.parent / "osnet_x0_5_msmt17_combineall.onnx"
 
 
 @dataclass
@@ -175,6 +176,21 @@ CASES: list[tuple[str, list[str], str]] = [
         ["export-reid-set", "--out", "{f}/reid-out", "--min-sightings", "100000"],
         "lower --min-sightings",
     ),
+    (
+        "reid set merge without sequences",
+        ["export-reid-set", "--out", "{f}/reid-out", "--merge", "PETS09-S2L1:11=3"],
+        "--from-mot",
+    ),
+    (
+        "reid set merge badly written",
+        ["export-reid-set", "--out", "{f}/reid-out", "--from-mot", "{f}", "--merge", "11->3"],
+        "SEQ:A=B",
+    ),
+    (
+        "reid set from a folder without ground truth",
+        ["export-reid-set", "--out", "{f}/reid-out", "--from-mot", "{f}/not-a-dataset"],
+        "no MOT sequence",
+    ),
     # reembed
     ("reembed unknown embedder", ["reembed", "--reid", "nope"], "unknown re-ID embedder"),
     ("reembed batch 0", ["reembed", "--reid", "hsv", "--batch", "0"], "--batch"),
@@ -208,6 +224,28 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
+    (
+        "distractor folder without images",
+        ["eval-reid", "{f}", "--format", "market1501", "--distractors", "{f}/no-images"],
+        "no images",
+    ),
+    (
+        "distractor count absurd",
+        ["eval-reid", "{f}", "--format", "market1501", "--distractors", "0"],
+        "--distractors 0",
+    ),
+    # import-onnx: another architecture or not ONNX at all; nothing written
+    (
+        "onnx of another architecture",
+        ["import-onnx", str(SHARED_ONNX), "--arch", "osnet_x0_25", "--out", "{f}/m.pth"],
+        "not an osnet_x0_25 export",
+    ),
+    ("onnx not a model", ["import-onnx", "{f}/junk.pt", "--out", "{f}/m.pth"], "not an ONNX"),
+    (
+        "onnx unknown arch",
+        ["import-onnx", "{f}/junk.pt", "--arch", "vgg", "--out", "{f}/m.pth"],
+        "--arch",
+    ),
     # benchmarks and tools that need no gallery
     ("bench-search n 0", ["bench-search", "--n", "0"], "--n 0"),
     ("bench-search n negative", ["bench-search", "--n", "-5"], "--n -5"),

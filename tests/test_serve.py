@@ -45,6 +45,7 @@ def _crop_of(gallery: Any, detection_id: int) -> bytes:
 
 @pytest.mark.slow
 def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.config import load_config
     from pipeline.query import run_query
 
     url, gallery = served
@@ -59,10 +60,13 @@ def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[n
     body = r.json()
     hits = body["hits"]
     assert len(hits) == 10 and hits[0]["detection_id"] == 5 and hits[0]["similarity"] > 0.9
-    assert [h["similarity"] for h in hits] == sorted((h["similarity"] for h in hits), reverse=True)
     crop = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    cli = run_query(gallery, [crop], 10)  # the CLI's function: the same ranking
+    asked = load_config().query  # the server ranks as the CLI does: expanded, re-ranked
+    assert asked.rerank and asked.expand > 0
+    cli = run_query(gallery, [crop], 10, rerank=asked.rerank, expand=asked.expand)
     assert [h["detection_id"] for h in hits] == [h.detection_id for h in cli.hits]
+    plain = run_query(gallery, [crop], 10)  # by cosine alone the order differs
+    assert [h.detection_id for h in plain.hits] != [h.detection_id for h in cli.hits]
     assert all("/" not in h["video"] for h in hits)  # ids and names, never paths
 
     thumb = httpx.get(f"{url}{hits[1]['thumbnail']}")

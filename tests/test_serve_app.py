@@ -133,17 +133,28 @@ def test_clip_is_cut_once_and_served_in_byte_ranges(app_env) -> None:  # type: i
 
 
 def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.config import load_config
     from pipeline.query import run_query
 
     url, gallery = app_env["url"], app_env["gallery"]
     query = _embedded_ids(gallery, 60)[-1]
     first = httpx.post(f"{url}/api/search", data={"detection_id": query, "k": 15}).json()["hits"]
-    yes = [h["detection_id"] for h in first[1:3]]
-    no = [h["detection_id"] for h in first[-2:]]
+    others = [h["detection_id"] for h in first if h["detection_id"] != query]
+    yes, no = others[:2], others[-2:]
     marked = {"detection_id": query, "k": 15, "confirmed": ",".join(map(str, yes))}
     marked["rejected"] = ",".join(map(str, no))
     again = httpx.post(f"{url}/api/search", data=marked).json()["hits"]
-    cli = run_query(gallery, [], 15, detection_id=query, confirmed=yes, rejected=no)
+    asked = load_config().query  # the server ranks as the CLI does
+    cli = run_query(
+        gallery,
+        [],
+        15,
+        detection_id=query,
+        confirmed=yes,
+        rejected=no,
+        rerank=asked.rerank,
+        expand=asked.expand,
+    )
     assert [h["detection_id"] for h in again] == [h.detection_id for h in cli.hits]
     assert not {h["detection_id"] for h in again} & set(no)
 

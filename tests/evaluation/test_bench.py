@@ -147,8 +147,8 @@ def test_eval_tracks_on_mot_layout(tmp_path: Path, capsys) -> None:  # type: ign
         for r in (gt, jit):
             if config:  # position only: the cadence skips crops
                 assert 0 < r["embedded_fraction_cadence"] < 1
-            else:  # the tracker compares every crop's look
-                assert r["embedded_fraction_cadence"] == 1.0
+            else:  # the tracker compares the look of every box of every 2nd frame
+                assert 0.35 < r["embedded_fraction_cadence"] < 0.65
             # stitching and folding only join (never more tracks); identities: 10 per camera
             assert r["tracks_folded"] <= r["tracks_stitched"] <= r["tracks"]
             assert r["identities"] == 20 and r["stray_only_identities_folded"] == 0

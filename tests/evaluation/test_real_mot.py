@@ -90,3 +90,63 @@ def test_the_sample_videos_own_ground_truth(tmp_path: Path) -> None:
     assert sum(int((f.pids >= 0).sum()) for f in ds.frames) == 4476
     assert sum(len(f.boxes) for f in ds.frames) == 4650
     assert len({int(p) for f in ds.frames for p in f.pids if p >= 0}) == 19
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "real-mot").is_dir(), reason="../shared/data/real-mot absent")
+def test_real_people_as_a_reid_set_scored_as_a_query_ranks(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The sample video's labelled people as a re-ID set: re-entries joined by --merge, queries
+    from early in each person's time on screen, gallery from late in it, full-size crops;
+    eval-reid scores it with an interval, plain and with expansion + re-ranking."""
+    import json
+
+    import cv2
+
+    import run_pipeline
+    from evaluation.reid_datasets import load_reid_dataset
+
+    seq = tmp_path / "PETS09-S2L1"
+    seq.mkdir()
+    source = SHARED / "real-mot" / "PETS09-S2L1"
+    os.symlink(source / "gt", seq / "gt")
+    os.symlink(source / "seqinfo.ini", seq / "seqinfo.ini")
+    os.symlink(SHARED / "vtest.avi", seq / "video.avi")
+    out = tmp_path / "reid"
+    merges = ["--merge", "PETS09-S2L1:11=3", "--merge", "PETS09-S2L1:12=4"]
+    argv = ["export-reid-set", "--from-mot", str(seq), *merges, "--out", str(out)]
+    assert run_pipeline.main([*argv, "--min-sightings", "12"]) == 0
+    assert "wrote 17 identities" in capsys.readouterr().out  # 19 ids, two re-entries joined
+    ds = load_reid_dataset(out, "market1501")
+    frame = {p: int(p.stem.split("_")[2]) for s in ds.query + ds.gallery for p in s.paths}
+    for pid in {s.pid for s in ds.query}:
+        asked = [frame[s.paths[0]] for s in ds.query if s.pid == pid]
+        found = [frame[s.paths[0]] for s in ds.gallery if s.pid == pid]
+        assert 1 <= len(asked) <= 4 and 1 <= len(found) <= 8
+        assert max(asked) < min(found)  # the gallery is later than every query
+    merged = [s for s in ds.query + ds.gallery if s.pid == 3]  # id 3 and its re-entry as 11
+    spans = sorted(frame[s.paths[0]] for s in merged)
+    assert spans[-1] - spans[0] > 300  # frames from both of that person's visits
+    crop = cv2.imread(str(ds.gallery[0].paths[0]))
+    assert crop is not None and crop.shape[0] >= 48  # full-resolution crops, not thumbnails
+    results = []
+    for extra in ([], ["--qe", "3", "--rerank"]):
+        code = run_pipeline.main(
+            [
+                "eval-reid",
+                str(out),
+                "--format",
+                "market1501",
+                "--reid",
+                "hsv",
+                *extra,
+                "--json",
+                "-",
+            ]
+        )
+        assert code == 0
+        results.append(json.loads(capsys.readouterr().out))
+    for r in results:
+        lo, hi = r["mAP_ci95"]
+        assert 0 <= lo <= r["mAP"] <= hi <= 1 and r["queries"] == len(ds.query)
+    assert results[1]["rerank"] and results[1]["query_expansion"] == 3
+    assert results[0]["mAP"] != results[1]["mAP"]  # the ranking was really changed

@@ -98,20 +98,30 @@ def test_appearances_keep_the_trackers_ids_and_hide_lone_boxes(vtest_gallery) ->
     """Every stored box keeps the tracker's own id beside its appearance; a --by track answer
     lists appearances only (no single box that fits no one) unless strays are asked for."""
     cfg, gallery, summary, _ = vtest_gallery
-    assert cfg.tracking.appearance_weight > 0 and summary.embedded == summary.detections
+    assert cfg.tracking.appearance_weight > 0
     with gallery.session() as s:
         rows = s.execute(
-            select(DetectionRow.id, DetectionRow.track_id, DetectionRow.raw_track_id)
+            select(
+                DetectionRow.id,
+                DetectionRow.track_id,
+                DetectionRow.raw_track_id,
+                DetectionRow.embedding.is_not(None),
+            )
         ).all()
         sizes = dict(s.execute(select(TrackRow.id, TrackRow.detections)).all())
-    assert rows and all(raw is not None for _i, _t, raw in rows)
+        embedded = s.execute(
+            select(DetectionRow.frame_index, DetectionRow.embedding.is_not(None))
+        ).all()
+    assert summary.embedded == sum(has for _f, has in embedded) == summary.detections
+    assert rows and all(raw is not None for _i, _t, raw, _v in rows)
     # an appearance is made of whole tracker tracks: no tracker track is split between two
     appearance_of: dict[int, set[int]] = {}
-    for _i, tid, raw in rows:
+    for _i, tid, raw, _v in rows:
         if raw:
             appearance_of.setdefault(raw, set()).add(tid)
     assert all(len(a) == 1 and None not in a for a in appearance_of.values())
-    lone = [i for i, tid, _raw in rows if tid is None or sizes[tid] == 1]
+    # (a box without a vector cannot be found by a search at all)
+    lone = [i for i, tid, _raw, vec in rows if vec and (tid is None or sizes[tid] == 1)]
     image = read_frame(where_video(gallery), 55)
     box, _e, _n = WALKERS_AT_55["red and navy jacket, papers"]
     crop = image[box[1] : box[3], box[0] : box[2]]
@@ -119,9 +129,27 @@ def test_appearances_keep_the_trackers_ids_and_hide_lone_boxes(vtest_gallery) ->
     assert answer.tracks and all(t.sightings > 1 for t in answer.tracks)
     with_strays = run_query(gallery, [crop], k=200, by="track", strays=True)
     singles = [t for t in with_strays.tracks if t.sightings == 1]
-    assert len(singles) == len(lone)  # every lone box is there when asked for, once
+    assert len(singles) == len(lone)  # every searchable lone box is there when asked, once
     if singles:
         assert any("--strays" in n for n in run_query(gallery, [crop], k=200, by="track").notes)
+
+
+def test_the_default_compares_every_second_frame(
+    cfg_default, yolo, default_embedder, vtest_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """With the default settings every box of every 2nd frame gets a vector (the tracker
+    compared them by look), and no other box does."""
+    every = cfg_default.tracking.appearance_every_frames
+    assert cfg_default.tracking.appearance_weight > 0 and every == 2
+    cfg = replace(cfg_default, data_dir=tmp_path, video=replace(cfg_default.video, end_s=3.05))
+    with Gallery(cfg.db_url, tmp_path) as gallery:
+        summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="c")
+        with gallery.session() as s:
+            rows = s.execute(
+                select(DetectionRow.frame_index, DetectionRow.embedding.is_not(None))
+            ).all()
+    assert rows and all(has == (frame % every == 0) for frame, has in rows)
+    assert summary.embedded == sum(has for _f, has in rows) > 0.4 * summary.detections
 
 
 def where_video(gallery: Gallery) -> str:
