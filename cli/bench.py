@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import load_cfg
+from cli.common import load_cfg, open_gallery, storage_args
+from pipeline.errors import ProwlError
 
 
 def add_parsers(sub: Any) -> None:
@@ -51,12 +52,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument(
         "--data",
-        choices=["sightings", "random"],
+        choices=["sightings", "random", "real"],
         default="sightings",
-        help="a re-ID gallery's shape, or unstructured random vectors (the worst case)",
+        help="a re-ID gallery's shape, unstructured random vectors (the worst case), or real: "
+        "the vectors a gallery stores (--data-dir/--db), grown to --n by noisy copies",
     )
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--json", action="store_true")
+    storage_args(p)
     p.set_defaults(func=cmd_bench_search)
 
 
@@ -163,12 +166,17 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {value} must be within {low}..{high:_}".replace("_", ","))
     if args.k > args.n:
         raise ConfigError(f"--k {args.k} asks for more neighbours than --n {args.n} vectors hold")
-    r = bench_search(args.n, args.dim, args.queries, args.k, args.data)
+    real = None
+    if args.data == "real":
+        real = _stored_vectors(args)
+        args.dim = real.shape[1]
+    r = bench_search(args.n, args.dim, args.queries, args.k, args.data, real=real)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
+    grown = f" ({r['real_vectors']:,} stored, the rest noisy copies)" if real is not None else ""
     print(
-        f"{r['n']:,} {r['data']} unit vectors, dim {r['dim']}, index {r['index_type']}, "
+        f"{r['n']:,} {r['data']} unit vectors{grown}, dim {r['dim']}, index {r['index_type']}, "
         f"k={r['k']}, {r['queries']} single queries"
     )
     print(f"  built in {r['build_s']:.1f} s, {r['memory_mb']:.0f} MB (vectors included)")
@@ -202,3 +210,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         catalog.measure(cfg, resolve("vtest.avi"), args.frames, names)
     print(catalog.table(markdown=args.markdown))
     return 0
+
+
+def _stored_vectors(args: argparse.Namespace) -> Any:
+    """Every vector the gallery stores for its most used embedder."""
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        embedders = [e for e in gallery.embedders() if len(gallery.index_for(e.id))]
+        if not embedders:
+            raise ProwlError("the gallery holds no vectors; ingest footage first")
+        best = max(embedders, key=lambda e: len(gallery.index_for(e.id)))
+        index = gallery.index_for(best.id)
+        return index.reconstruct_many(index.ids().tolist())

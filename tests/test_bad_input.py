@@ -224,6 +224,7 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
+    ("bench-search real without a gallery", ["bench-search", "--data", "real"], "no gallery"),
     (
         "distractor folder without images",
         ["eval-reid", "{f}", "--format", "market1501", "--distractors", "{f}/no-images"],
