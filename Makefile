@@ -118,4 +118,5 @@ reid-real: $(STAMP) build/real-mot
 	  $(BIN)/prowl eval-reid build/reid-real/all --format market1501 --reid $$e$$f $$o \
 	    --json "build/reid-real/json/$$e$$f$$(echo $$o | tr -d ' -').json" || exit 1; \
 	done; done; done
-	$(BIN)/python -m evaluation.summaries reid build/reid-real/json | tee build/reid-real/summary.md
+	$(BIN)/python -m evaluation.summaries reid build/reid-real/json osnet-x0_25-prowl \
+	  | tee build/reid-real/summary.md

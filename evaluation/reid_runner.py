@@ -101,6 +101,7 @@ def evaluate_reid(
         [s.camid for s in ds.query],
         [s.camid for s in ds.gallery],
     )
+    per_query = [] if r.per_query_ap is None else [round(float(v), 6) for v in r.per_query_ap]
     return {
         "dataset": ds.name,
         "reid": embedder.name,
@@ -113,7 +114,9 @@ def evaluate_reid(
         "query_expansion": qe,
         "protocol": "same identity + same camera removed from the gallery (eval_market1501)",
         "mAP": r.mAP,
-        "mAP_ci95": bootstrap_ci(r.per_query_ap if r.per_query_ap is not None else np.zeros(0)),
+        "mAP_ci95": bootstrap_ci(np.asarray(per_query, np.float64)),
+        # per valid query, in query order: paired comparisons between embedders and methods
+        "per_query_ap": per_query,
         "rank1": float(r.cmc[0]),
         "rank5": float(r.cmc[4]),
         "rank10": float(r.cmc[9]),

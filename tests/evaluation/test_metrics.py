@@ -202,3 +202,41 @@ def test_reid_metrics_same_camera_same_identity_never_counts() -> None:
     # the only other sample of pid 1 is from the query's camera: no valid match at all
     r = reid_metrics(np.array([[0.0, 1.0]]), [1], [1, 2], [0], [0, 1])
     assert r.queries == 0 and r.mAP == 0.0
+
+
+def test_paired_difference_sees_a_consistent_gain_that_separate_intervals_hide() -> None:
+    import numpy as np
+
+    from evaluation.metrics import bootstrap_ci, paired_difference_ci
+    from evaluation.summaries import paired_table
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 1.0, 60)  # very different queries: wide intervals
+    better = np.minimum(base + 0.03, 1.0)  # every query a little better
+    _lo_b, hi_b = bootstrap_ci(base)
+    lo_n, _hi_n = bootstrap_ci(better)
+    assert lo_n < hi_b  # the two intervals overlap ...
+    mean, lo, hi = paired_difference_ci(better, base)
+    assert 0 < lo <= mean <= hi and abs(mean - float(np.mean(better - base))) < 1e-12  # ... yet
+    assert paired_difference_ci(base, base) == (0.0, 0.0, 0.0)
+    results = [
+        {
+            "reid": "old",
+            "mAP": 0.5,
+            "mAP_ci95": [0.4, 0.6],
+            "rank1": 0.5,
+            "per_query_ap": list(base),
+        },
+        {
+            "reid": "new",
+            "mAP": 0.53,
+            "mAP_ci95": [0.43, 0.63],
+            "rank1": 0.5,
+            "rerank": True,
+            "query_expansion": 3,
+            "per_query_ap": list(better),
+        },
+    ]
+    table = paired_table(results, "old")
+    assert "| new | expand 3 + re-rank | +0.0" in table and "| old |" not in table
+    assert paired_table(results, "missing") == ""
