@@ -89,7 +89,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from detectors import build_detector
+    from detectors import build_for_footage
     from pipeline.ingest import ingest_video
     from pipeline.video import probe
     from reid import build_embedder
@@ -129,12 +129,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.camera and len(args.videos) > 1 and len(args.camera) not in (1, len(args.videos)):
         raise ProwlError("give one --camera for all videos or one per video")
     # Models before the gallery: a bad model name or file changes nothing stored.
-    calibration: list[Any] = []
-    if cfg.detector.precision == "int8":  # calibrated on the footage being ingested
-        from pipeline.video import sample_frames
-
-        calibration = sample_frames(Path(args.videos[0]), cfg.detector.calibration_frames)
-    detector = build(lambda d: build_detector(d, calibration), cfg.detector)
+    int8 = cfg.detector.precision == "int8"
+    if int8 and live:
+        raise ProwlError(
+            "detector precision int8 is calibrated on the video being ingested; a live source "
+            "has no frames to calibrate on beforehand: use precision fp32 for it"
+        )
+    detector = build(lambda d: build_for_footage(d, args.videos[0]), cfg.detector)
     embedder = build(build_embedder, cfg.reid)
     with open_gallery(cfg, must_exist=False) as gallery:
         exit_code = 0
@@ -170,6 +171,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         bars[0].update(frames)
                         bars[0].set_postfix(people=people, refresh=False)
 
+                if int8 and i > 0:  # each video calibrates its own int8 detector
+
+                    def calibrated(d: Any, v: str = video) -> Any:
+                        return build_for_footage(d, v)
+
+                    detector = build(calibrated, cfg.detector)
                 try:
                     if video in live:
                         from pipeline.live import ingest_live

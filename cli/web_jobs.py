@@ -147,20 +147,24 @@ class IngestJobs:
         self._queue.put(None)
         self._thread.join(timeout=timeout_s)
 
-    def _build_models(self, gallery: Any) -> tuple[Any, Any]:
+    def _build_models(self, gallery: Any, footage: Any) -> tuple[Any, Any]:
         """The configured detector and the gallery's own embedder (so new sightings are
-        searchable with the same vectors), built once and kept."""
+        searchable with the same vectors), built once and kept; an int8 detector is built
+        for each video, calibrated on it, as the CLI does."""
+        from detectors import build_for_footage
+
         if self._models is None:
-            from detectors import build_detector
             from pipeline.query import embedder_config
             from reid import build_embedder
 
-            detector = build_detector(self.cfg.detector)
+            detector = build_for_footage(self.cfg.detector, footage)
             embedders = gallery.embedders()
             embedder = build_embedder(
                 embedder_config(embedders[0]) if len(embedders) == 1 else self.cfg.reid
             )
             self._models = (detector, embedder)
+        elif self.cfg.detector.precision == "int8":
+            self._models = (build_for_footage(self.cfg.detector, footage), self._models[1])
         return self._models
 
     def _work(self) -> None:
@@ -174,7 +178,7 @@ class IngestJobs:
             assert job.path is not None
             job.status, job.started_at = "running", time.time()
             with outcome_of(job, "ingest"), Gallery(self.cfg.db_url, self.cfg.data_dir) as gallery:
-                detector, embedder = self._build_models(gallery)
+                detector, embedder = self._build_models(gallery, job.path)
 
                 def planned(total: int, job: Job = job) -> None:
                     job.frames_total = total

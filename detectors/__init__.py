@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from pipeline.config import DetectorConfig
 from pipeline.types import Frame
 from pipeline.zoo import names
 
-__all__ = ["DETECTOR_NAMES", "Detector", "build_detector"]
+__all__ = ["DETECTOR_NAMES", "Detector", "build_detector", "build_for_footage"]
 
 DETECTOR_NAMES = names("detector")
 
@@ -107,6 +108,19 @@ def _yolo(weights: Path, cfg: DetectorConfig, name: str, calibration: Sequence[F
         raise ValueError("detector precision int8 needs backend openvino")
     model, classes = load_yolo(weights, name)
     return UltralyticsDetector(model, classes, cfg, name)
+
+
+def build_for_footage(cfg: DetectorConfig, footage: Any) -> Detector:
+    """The detector for one video file: with precision int8 it is calibrated on that video's
+    own frames (``detector.calibration_frames`` spread over it), whichever entry point asks
+    (CLI, web job, Ray worker, benchmark), so the run key's ``calib=footage`` is true."""
+    if cfg.precision != "int8":
+        return build_detector(cfg)
+    from pathlib import Path
+
+    from pipeline.video import sample_frames
+
+    return build_detector(cfg, sample_frames(Path(footage), cfg.calibration_frames))
 
 
 def _sample_frames(n: int) -> list[np.ndarray]:

@@ -44,7 +44,6 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     """Three measurements on the same frames, one run: Ultralytics' PyTorch predict loop (the
     baseline), the bare detector on its configured backend (decode + detect), and the whole
     ingest (decode, detect, track, crop, embed, store, index)."""
-    from detectors import build_detector
     from pipeline.ingest import ingest_video
     from pipeline.stream import batched, prefetch
     from pipeline.video import probe, read_frames
@@ -54,14 +53,9 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     info = probe(video)
     end_s = frames / info.fps if frames else None  # the window [0, end) holds `frames`
     cfg = replace(cfg, video=replace(cfg.video, start_s=None, end_s=end_s, stride=1))
-    from pipeline.video import sample_frames
+    from detectors import build_for_footage
 
-    calibration = (
-        sample_frames(video, cfg.detector.calibration_frames)
-        if cfg.detector.precision == "int8"
-        else []
-    )
-    detector = build_detector(cfg.detector, calibration)
+    detector = build_for_footage(cfg.detector, video)
     embedder = build_embedder(cfg.reid)
     warm = list(read_frames(video, stop_index=1))
     detector.detect(warm)
@@ -74,6 +68,7 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     before = ultralytics_predict_fps(baseline_frames, base_cfg)
     # the input size ingest will choose for this footage (detectors.adaptive), for both runs
     from detectors.adaptive import PROBE_FRAMES, sized_for
+    from pipeline.video import sample_frames
 
     cfg, detector = sized_for(cfg, detector, sample_frames(video, PROBE_FRAMES))
 

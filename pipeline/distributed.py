@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 class SegmentWorker:
     """One Ray actor: its models are built once, then it takes segment after segment."""
 
-    def __init__(self, cfg: Config, db_url: str, data_dir: str, fps: float) -> None:
-        from detectors import build_detector
+    def __init__(self, cfg: Config, db_url: str, data_dir: str, fps: float, video: str) -> None:
+        from detectors import build_for_footage
         from reid import build_embedder
 
         self.cfg, self.fps = cfg, fps
-        self.detector = build_detector(cfg.detector)
+        self.detector = build_for_footage(cfg.detector, video)  # int8: calibrated on `video`
         self.embedder = build_embedder(cfg.reid)
         self.gallery = Gallery(db_url, Path(data_dir), must_exist=True)
         import ray
@@ -177,7 +177,9 @@ def _run_segments(
         SegmentWorker
     )
     actors = [
-        actor.remote(worker_cfg, gallery.url, str(gallery.data_dir), info.fps or 25.0)
+        actor.remote(
+            worker_cfg, gallery.url, str(gallery.data_dir), info.fps or 25.0, str(prep.path)
+        )
         for _ in range(workers_n)
     ]
     started = time.perf_counter()

@@ -96,8 +96,8 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
     )
     # Settings added later join the key only when not at their default, so that galleries
     # made before them keep their runs.
-    if d.precision != "fp32":
-        key += f";precision={d.precision}"
+    if d.precision != "fp32":  # int8 is calibrated on the run's own video (build_for_footage)
+        key += f";precision={d.precision};calib=footage/{d.calibration_frames}"
     if d.tile_px is not None:
         key += f";tile={d.tile_px}/{d.tile_overlap}"
     return key

@@ -77,6 +77,7 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "enabled.yaml").write_text('tracking:\n  enabled: "no"\n')
     (d / "k.yaml").write_text("query:\n  k: ten\n")
     (d / "big-tile.yaml").write_text("detector:\n  tile_px: 1024\n")
+    (d / "int8.yaml").write_text("detector:\n  precision: int8\n")
     (d / "a-file").write_text("x")
     (d / "not-a-dataset").mkdir()
     write_synthetic(d / "syn", "prw", identities=3, cameras=2, frames_per_camera=6, seed=0)
@@ -165,6 +166,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("unknown subcommand flag", ["stats", "--colour"], "unrecognized arguments"),
     ("config not UTF-8", ["stats", "--config", "{f}/latin1.yaml"], "not UTF-8"),
     ("tile larger than the frame", ["ingest", "{v}", "--config", "{f}/big-tile.yaml"], "tile_px"),
+    (
+        "int8 on a live source",
+        ["ingest", "rtsp://127.0.0.1:9/cam", "--config", "{f}/int8.yaml"],
+        "live source has no frames to calibrate",
+    ),
     # export-reid-set: refused before a folder is made, or the half-made folder removed
     (
         "reid set min-sightings negative",

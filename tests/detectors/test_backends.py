@@ -97,14 +97,17 @@ def test_damaged_export_is_made_again(cfg_default, frames, tmp_path, monkeypatch
 
 def test_int8_keeps_the_fp32_people(cfg_default, frames, vtest_path):  # type: ignore[no-untyped-def]
     """int8 (NNCF, calibrated on the footage itself) finds the people fp32 finds."""
-    from detectors import build_detector
-    from pipeline.video import sample_frames
+    from detectors import build_detector, build_for_footage
+    from pipeline.ingest import settings_key
 
     fp32 = build_detector(replace(cfg_default.detector, backend="openvino")).detect(frames)
-    calib = sample_frames(vtest_path, 16)
-    int8 = build_detector(
-        replace(cfg_default.detector, backend="openvino", precision="int8"), calib
-    ).detect(frames)
+    int8_cfg = replace(
+        cfg_default.detector, backend="openvino", precision="int8", calibration_frames=16
+    )
+    # every entry point (CLI, web job, Ray worker, benchmark) builds it this way
+    int8 = build_for_footage(int8_cfg, vtest_path).detect(frames)
+    key = settings_key(replace(cfg_default, detector=int8_cfg), "yolov8n", "e")
+    assert key.endswith(";precision=int8;calib=footage/16")  # what it was calibrated on
     found = total = 0
     for a, b in zip(fp32, int8, strict=True):
         total += len(a)
