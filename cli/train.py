@@ -409,7 +409,7 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
     from pipeline.assets import resolve, sha256_of
     from pipeline.crops import crop_boxes
     from pipeline.video import read_frames
-    from reid.backbones import IMAGENET_MEAN, IMAGENET_STD
+    from reid.backbones import preprocess
     from reid.onnx_import import agreement, osnet_from_onnx, state_from_onnx
     from reid.osnet import ARCHS
 
@@ -424,17 +424,7 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
     noise = torch.randn(8, 3, 256, 128)
     frame = next(iter(read_frames(resolve("vtest.avi"), first_index=55, stop_index=56))).image
     people = crop_boxes(frame, np.asarray([[484, 210, 522, 299], [640, 248, 680, 361]], np.float32))
-    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
-    import cv2
-
-    real = torch.from_numpy(
-        np.stack(
-            [
-                ((cv2.resize(c, (128, 256))[:, :, ::-1] - mean) / std).transpose(2, 0, 1)
-                for c in people
-            ]
-        ).astype(np.float32)
-    )
+    real = torch.from_numpy(preprocess(people, (256, 128)).transpose(0, 3, 1, 2).copy())
     worst = min(agreement(model, args.onnx, noise), agreement(model, args.onnx, real))
     if worst < args.min_cosine:
         raise ProwlError(

@@ -58,11 +58,11 @@ def distractor_vectors(
             crops.append(np.asarray(img, np.uint8))
         what = f"{len(crops)} crops of {source}"
     else:
-        from evaluation.reid_synthetic import _crop, _people
+        from evaluation.reid_synthetic import people_of, person_crop
 
         rng = np.random.default_rng(seed)
-        people = _people(rng, min(n, SYNTHETIC_PEOPLE))
-        crops = [_crop(rng, person, cam=7) for person in people]
+        people = people_of(rng, min(n, SYNTHETIC_PEOPLE))
+        crops = [person_crop(rng, person, cam=7) for person in people]
         what = f"{len(crops)} drawn figures (evaluation.reid_synthetic)"
     base = np.concatenate(
         [embedder.embed(crops[i : i + batch]) for i in range(0, len(crops), batch)]

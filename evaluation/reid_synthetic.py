@@ -17,7 +17,7 @@ from pipeline.errors import DatasetError
 _H, _W = 128, 64
 
 
-def _crop(rng: np.random.Generator, person: Person, cam: int) -> NDArray[np.uint8]:
+def person_crop(rng: np.random.Generator, person: Person, cam: int) -> NDArray[np.uint8]:
     """A detector-tight crop: the figure fills most of it, as a person box does."""
     base = np.array([40 + 30 * (cam % 4), 60 + 20 * (cam % 3), 50 + 25 * (cam % 5)], np.float32)
     h = int(110 * person.scale * rng.uniform(1.05, 1.2))
@@ -29,7 +29,7 @@ def _crop(rng: np.random.Generator, person: Person, cam: int) -> NDArray[np.uint
     return cv2.resize(img, (_W, _H), interpolation=cv2.INTER_AREA)
 
 
-def _people(rng: np.random.Generator, n: int) -> list[Person]:
+def people_of(rng: np.random.Generator, n: int) -> list[Person]:
     shirts, trousers = palette(rng, n), palette(rng, n)[::-1]
     return [
         Person(i + 1, shirts[i], trousers[(i * 3) % n], float(rng.uniform(0.95, 1.15)))
@@ -45,7 +45,7 @@ def write_reid_synthetic(
     if identities < 2 or cameras < 2 or per_camera < 1:
         raise DatasetError("a synthetic re-ID set needs >= 2 identities, >= 2 cameras, >= 1 image")
     rng = np.random.default_rng(seed)
-    people = _people(rng, identities)
+    people = people_of(rng, identities)
     # samples[pid] = list of (camera, list of crops); one query per identity, the rest gallery
     views: dict[int, list[tuple[int, list[NDArray[np.uint8]]]]] = {}
     for p in people:
@@ -53,7 +53,7 @@ def write_reid_synthetic(
             cameras, size=min(cameras, 2 + int(rng.integers(0, cameras - 1))), replace=False
         )
         views[p.pid] = [
-            (int(c), [_crop(rng, p, int(c)) for _ in range(per_camera)]) for c in sorted(cams)
+            (int(c), [person_crop(rng, p, int(c)) for _ in range(per_camera)]) for c in sorted(cams)
         ]
     match fmt:
         case "market1501":

@@ -14,7 +14,15 @@ from evaluation.datasets import SearchDataset
 from evaluation.scoring import DetectedDataset, EvalOptions, score
 from pipeline.boxes import iou_matrix
 from pipeline.config import TrackingConfig
-from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
+from pipeline.stitching import (
+    Path,
+    StitchSettings,
+    Stray,
+    Tracklet,
+    fold,
+    mean_direction,
+    stitch,
+)
 from pipeline.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.types import Detections
 
@@ -237,11 +245,7 @@ def stitched(
                     strays.append(Stray(i * 100_000 + k, n / rate, det.boxes[i][k], vector))
         paths = []
         for c, boxes in members.items():
-            used = [f for _t, _b, f, u in boxes if u]
-            feat = None
-            if used:
-                m = np.mean(used, axis=0)
-                feat = (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+            feat = mean_direction([f for _t, _b, f, u in boxes if u])
             paths.append(
                 Path(
                     c,

@@ -220,36 +220,32 @@ def _registry() -> dict[str, Asset]:
                 ),
             )
         )
-    assets.append(
-        Asset(
-            name="osnet-x0_5-prowl.pth",
-            licence="MIT (torchreid's OSNet x0.5 MSMT17 combineall checkpoint, imported)",
-            manual_hint="run `make default-model` (it rewrites reid/weights/osnet-x0_5-prowl.pth "
-            "and prints the sha256 to set as X0_5_MODEL_SHA in pipeline/zoo.py)",
-            routes=(
-                Route(
-                    "file",
-                    str(REPO_ROOT / "reid" / "weights" / "osnet-x0_5-prowl.pth"),
-                    sha256=X0_5_MODEL_SHA,
-                ),
-            ),
+    # the embedders' weights kept in the repository: (file, sha256, licence, make target)
+    for filename, sha, licence, target, sha_name in (
+        (
+            "osnet-x0_5-prowl.pth",
+            X0_5_MODEL_SHA,
+            "MIT (torchreid's OSNet x0.5 MSMT17 combineall checkpoint, imported)",
+            "default-model",
+            "X0_5_MODEL_SHA",
+        ),
+        (
+            "osnet-x0_25-prowl.pt",
+            DEFAULT_MODEL_SHA,
+            "MIT (prowl); initialised from torchreid's OSNet x0.25 MSMT17 (MIT)",
+            "adapted-model",
+            "DEFAULT_MODEL_SHA",
+        ),
+    ):
+        assets.append(
+            Asset(
+                name=filename,
+                licence=licence,
+                manual_hint=f"run `make {target}` (it rewrites reid/weights/{filename} and "
+                f"prints the sha256 to set as {sha_name} in pipeline/zoo.py)",
+                routes=(Route("file", str(REPO_ROOT / "reid" / "weights" / filename), sha256=sha),),
+            )
         )
-    )
-    assets.append(
-        Asset(
-            name="osnet-x0_25-prowl.pt",
-            licence="MIT (prowl); initialised from torchreid's OSNet x0.25 MSMT17 (MIT)",
-            manual_hint="run `make default-model` (it rewrites reid/weights/ and prints the "
-            "sha256 to set as DEFAULT_MODEL_SHA in pipeline/zoo.py)",
-            routes=(
-                Route(
-                    "file",
-                    str(REPO_ROOT / "reid" / "weights" / "osnet-x0_25-prowl.pt"),
-                    sha256=DEFAULT_MODEL_SHA,
-                ),
-            ),
-        )
-    )
     hub = (
         Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
         / "hub"

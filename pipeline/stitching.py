@@ -15,6 +15,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def mean_direction(vectors: Sequence[NDArray[np.float32]]) -> NDArray[np.float32] | None:
+    """The mean of L2-normalised vectors, re-normalised (a track's pooled look); None: none."""
+    if not len(vectors):
+        return None
+    mean = np.mean(vectors, axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Tracklet:
     track_id: int

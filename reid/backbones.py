@@ -40,6 +40,22 @@ IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
+def preprocess(
+    crops: Sequence[NDArray[np.uint8]],
+    hw: tuple[int, int],
+    mean: Any = IMAGENET_MEAN,
+    std: Any = IMAGENET_STD,
+) -> NDArray[np.float32]:
+    """BGR crops as a network input: (N, H, W, 3) RGB, resized to ``hw``, normalised."""
+    h, w = hw
+    batch = np.empty((len(crops), h, w, 3), np.uint8)
+    for i, crop in enumerate(crops):
+        batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_ = np.asarray(mean, np.float32)
+    std_ = np.asarray(std, np.float32)
+    return np.ascontiguousarray((batch[..., ::-1].astype(np.float32) - mean_) / std_)
+
+
 class BackboneEmbedder:
     """``features`` maps an (N, 3, H, W) RGB float tensor to (N, dim) or (N, dim, h, w). It is
     a torch module, or a function that builds one: with ``source_sha`` (the sha256 of the
@@ -118,11 +134,7 @@ class BackboneEmbedder:
 
     def _preprocess(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """(N, H, W, 3) RGB, normalised."""
-        h, w = self.input_hw
-        batch = np.empty((len(crops), h, w, 3), np.uint8)
-        for i, crop in enumerate(crops):
-            batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray((batch[..., ::-1].astype(np.float32) - self._mean) / self._std)
+        return preprocess(crops, self.input_hw, self._mean, self._std)
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         if len(crops) == 0:

@@ -223,12 +223,7 @@ class GalleryReads:
         if not detection_ids:
             return {}
         with self.session() as s:
-            rows = s.execute(
-                select(DetectionRow.id, DetectionRow.track_id).where(
-                    DetectionRow.id.in_([int(d) for d in detection_ids])
-                )
-            ).all()
-        return {int(i): (int(t) if t is not None else None) for i, t in rows}
+            return track_ids_of(s, detection_ids)
 
     def detection(self, detection_id: int) -> tuple[DetectionRow, VideoRow]:
         with self.session() as s:
@@ -407,6 +402,21 @@ def resolve_videos(s: Session, names: Sequence[str]) -> list[int]:
             have = ", ".join(sorted({Path(p).name for _, p in videos})) or "none"
             raise QueryError(f"no video '{name}' in the gallery; videos: {have}")
         out.extend(match)
+    return out
+
+
+def track_ids_of(s: Session, detection_ids: Sequence[int]) -> dict[int, int | None]:
+    """Detection id -> its track (None: none), in chunks within every database's bind limit;
+    ids no longer stored are absent."""
+    out: dict[int, int | None] = {}
+    ids = [int(d) for d in detection_ids]
+    for start in range(0, len(ids), 10_000):
+        rows = s.execute(
+            select(DetectionRow.id, DetectionRow.track_id).where(
+                DetectionRow.id.in_(ids[start : start + 10_000])
+            )
+        ).all()
+        out.update((int(i), None if t is None else int(t)) for i, t in rows)
     return out
 
 

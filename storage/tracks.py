@@ -13,9 +13,17 @@ from numpy.typing import NDArray
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
+from pipeline.stitching import (
+    Path,
+    StitchSettings,
+    Stray,
+    Tracklet,
+    fold,
+    mean_direction,
+    stitch,
+)
 from storage.models import DetectionRow, RunRow, TrackRow, VideoRow
-from storage.search import hits
+from storage.search import hits, track_ids_of
 
 # depth -> the (similarity, detection id) ranking of that many candidates, best first
 Ranker = Callable[[int], Sequence[tuple[float, int]]]
@@ -28,13 +36,6 @@ def fill_raw_track_ids(s: Session, run_id: int) -> None:
         .where(DetectionRow.run_id == run_id, DetectionRow.raw_track_id.is_(None))
         .values(raw_track_id=func.coalesce(DetectionRow.track_id, 0))
     )
-
-
-def _unit(vectors: Sequence[NDArray[np.float32]]) -> NDArray[np.float32] | None:
-    if not vectors:
-        return None
-    mean = np.mean(vectors, axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]:
@@ -58,7 +59,7 @@ def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]
     tracklets = []
     for tid, members in fragments.items():
         members.sort(key=lambda r: r.frame_index)
-        feature = _unit([vec(r) for r in members if r.embedding is not None])
+        feature = mean_direction([vec(r) for r in members if r.embedding is not None])
         first, last = members[0], members[-1]
         tracklets.append(
             Tracklet(tid, first.timestamp_s, last.timestamp_s, box(first), box(last), feature)
@@ -79,7 +80,7 @@ def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]
                 cid,
                 np.asarray([r.timestamp_s for r in members], np.float64),
                 np.stack([box(r) for r in members]),
-                _unit([vec(r) for r in members if r.embedding is not None]),
+                mean_direction([vec(r) for r in members if r.embedding is not None]),
             )
         )
     lone = {int(m[0].id): cid for cid, m in by_chain.items() if len(m) == 1}
@@ -135,7 +136,7 @@ def rebuild_tracks(s: Session, run: RunRow) -> int:
     new = []
     for tid, dets in groups.items():
         vecs = [np.frombuffer(d.embedding, np.float32) for d in dets if d.embedding is not None]
-        pooled = _unit(vecs)
+        pooled = mean_direction(vecs)
         best = max(dets, key=lambda d: (d.x2 - d.x1) * (d.y2 - d.y1) * d.score)
         best_ids[tid] = best.id
         new.append(
@@ -200,7 +201,7 @@ def search_tracks(
     depth = max(4 * k, 50)
     while True:
         ranked = ranker(depth)
-        track_of = _track_ids(s, [i for _sim, i in ranked])  # ids only: thumbnails come later
+        track_of = track_ids_of(s, [i for _sim, i in ranked])  # ids only: thumbnails come later
         sizes = _track_sizes(s, {t for t in track_of.values() if t is not None})
         best: dict[object, tuple[float, int]] = {}
         skipped: list[int] = []  # positions in ``best`` order at which a stray was skipped
@@ -250,17 +251,6 @@ def search_tracks(
             )
         )
     return out, hidden
-
-
-def _track_ids(s: Session, detection_ids: Sequence[int]) -> dict[int, int | None]:
-    out: dict[int, int | None] = {}
-    for start in range(0, len(detection_ids), 10_000):  # within every database's bind limit
-        chunk = list(detection_ids[start : start + 10_000])
-        rows = s.execute(
-            select(DetectionRow.id, DetectionRow.track_id).where(DetectionRow.id.in_(chunk))
-        ).all()
-        out.update((int(i), None if t is None else int(t)) for i, t in rows)
-    return out
 
 
 def _track_sizes(s: Session, track_ids: set[int]) -> dict[int, int]:

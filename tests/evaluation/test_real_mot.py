@@ -33,6 +33,17 @@ def _mot15_sequence(root: Path, frames: int = 30) -> Path:
     return seq
 
 
+def _pets_sequence(root: Path) -> Path:
+    """PETS09-S2L1 in the MOT layout: its ground truth and the sample video as its frames."""
+    seq = root / "PETS09-S2L1"
+    seq.mkdir()
+    source = SHARED / "real-mot" / "PETS09-S2L1"
+    os.symlink(source / "gt", seq / "gt")
+    os.symlink(source / "seqinfo.ini", seq / "seqinfo.ini")
+    os.symlink(SHARED / "vtest.avi", seq / "video.avi")
+    return seq
+
+
 def test_mot15_ground_truth_over_a_video(tmp_path: Path) -> None:
     from evaluation.datasets import frame_image, frame_images, load_mot
 
@@ -79,12 +90,7 @@ def test_the_sample_videos_own_ground_truth(tmp_path: Path) -> None:
     (795 frames, 19 ids, 4,476 rows to evaluate), over the video's own frames."""
     from evaluation.datasets import load_mot
 
-    seq = tmp_path / "PETS09-S2L1"
-    seq.mkdir()
-    source = SHARED / "real-mot" / "PETS09-S2L1"
-    os.symlink(source / "gt", seq / "gt")
-    os.symlink(source / "seqinfo.ini", seq / "seqinfo.ini")
-    os.symlink(SHARED / "vtest.avi", seq / "video.avi")
+    seq = _pets_sequence(tmp_path)
     ds = load_mot(seq)
     assert len(ds.frames) == 795
     assert sum(int((f.pids >= 0).sum()) for f in ds.frames) == 4476
@@ -105,12 +111,7 @@ def test_real_people_as_a_reid_set_scored_as_a_query_ranks(tmp_path: Path, capsy
     import run_pipeline
     from evaluation.reid_datasets import load_reid_dataset
 
-    seq = tmp_path / "PETS09-S2L1"
-    seq.mkdir()
-    source = SHARED / "real-mot" / "PETS09-S2L1"
-    os.symlink(source / "gt", seq / "gt")
-    os.symlink(source / "seqinfo.ini", seq / "seqinfo.ini")
-    os.symlink(SHARED / "vtest.avi", seq / "video.avi")
+    seq = _pets_sequence(tmp_path)
     out = tmp_path / "reid"
     merges = ["--merge", "PETS09-S2L1:11=3", "--merge", "PETS09-S2L1:12=4"]
     argv = ["export-reid-set", "--from-mot", str(seq), *merges, "--out", str(out)]
