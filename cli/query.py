@@ -133,7 +133,20 @@ def add_parsers(sub: Any) -> None:
         help="with --from-mot: sequence SEQ's id A is the same person as its id B (a re-entry)",
     )
     p.add_argument("--min-sightings", type=int, default=20, help="shortest track to use")
-    p.add_argument("--per-track", type=int, default=8, help="gallery images per identity")
+    p.add_argument(
+        "--per-track",
+        type=int,
+        default=None,
+        help="gallery images per identity (default 8); with --split train, training images "
+        "per identity (default 24)",
+    )
+    p.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="with --from-mot: test = query/ + bounding_box_test/ (early vs late in each "
+        "life); train = bounding_box_train/ (each sequence a camera), for prowl train",
+    )
     storage_args(p)
     p.set_defaults(func=cmd_export_reid_set)
 
@@ -256,6 +269,8 @@ def cmd_export_reid_set(args: argparse.Namespace) -> int:
     from pipeline.export import export_reid_set
 
     cfg = load_cfg(args)
+    if args.per_track is None:
+        args.per_track = 24 if args.split == "train" else 8
     if args.min_sightings < 2 or args.per_track < 1:
         raise QueryError("--min-sightings must be at least 2 and --per-track at least 1")
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
@@ -263,14 +278,26 @@ def cmd_export_reid_set(args: argparse.Namespace) -> int:
     created = not args.out.exists()
     if args.merge and not args.from_mot:
         raise QueryError("--merge names ids of --from-mot sequences; give --from-mot SEQ")
+    if args.split == "train" and not args.from_mot:
+        raise QueryError("--split train writes labelled people of --from-mot sequences; give one")
     if args.from_mot:
-        from evaluation.mot_reid import parse_merges, write_mot_reid_set
+        from evaluation.mot_reid import parse_merges, write_mot_reid_set, write_mot_train_set
 
         merges = parse_merges(args.merge)
         unknown = sorted({seq for seq, _a in merges} - {Path(p).name for p in args.from_mot})
         if unknown:
             raise QueryError(f"--merge names {unknown[0]}, which is not a --from-mot sequence")
         try:
+            if args.split == "train":
+                ids, n, cams = write_mot_train_set(
+                    args.from_mot, args.out, merges, args.per_track, args.min_sightings
+                )
+                print(
+                    f"wrote {n} training images of {ids} identities from {cams} camera(s) to "
+                    f"{args.out}/bounding_box_train; try: prowl train --dataset {args.out} "
+                    "--format market1501"
+                )
+                return 0
             ids, nq, ng = write_mot_reid_set(
                 args.from_mot, args.out, merges, args.per_track, args.min_sightings
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evaluation.datasets import frame_images, load_mot
+from evaluation.datasets import SearchDataset, frame_images, load_mot
 from pipeline.crops import crop_boxes
 from pipeline.errors import DatasetError
 from pipeline.outputs import make_dir
@@ -52,21 +52,15 @@ def parse_merges(specs: Sequence[str]) -> dict[tuple[str, int], int]:
     return out
 
 
-def write_mot_reid_set(
+def _people(
     roots: Sequence[Path],
-    out_dir: Path,
-    merges: dict[tuple[str, int], int] | None = None,
-    per_identity: int = 8,
-    min_sightings: int = 12,
-    queries_per_identity: int = 4,
-    min_height: float = 48.0,
-    progress: Callable[[int], object] | None = None,
-) -> tuple[int, int, int]:
-    """Write the set; returns (identities, query images, gallery images). An identity needs
-    ``min_sightings`` labelled boxes at least ``min_height`` pixels tall and inside the frame:
-    up to ``queries_per_identity`` queries spread over its first third (each scored on its
-    own, as Market-1501's several queries per person are), up to ``per_identity`` gallery
-    images spread over its last third."""
+    merges: dict[tuple[str, int], int] | None,
+    min_sightings: int,
+    min_height: float,
+) -> tuple[list[SearchDataset], dict[tuple[str, int], list[Sighting]]]:
+    """The sequences, and each labelled person's usable sightings (at least ``min_height``
+    pixels tall, inside the frame; at least ``min_sightings`` of them), keyed by (sequence,
+    id after merges), in the sequences' order."""
     merges = merges or {}
     people: dict[tuple[str, int], list[Sighting]] = {}
     datasets = [load_mot(Path(r)) for r in roots]
@@ -91,6 +85,25 @@ def write_mot_reid_set(
             f"no labelled person has {min_sightings} boxes of {min_height:.0f}+ pixels; "
             "lower --min-sightings"
         )
+    return datasets, chosen
+
+
+def write_mot_reid_set(
+    roots: Sequence[Path],
+    out_dir: Path,
+    merges: dict[tuple[str, int], int] | None = None,
+    per_identity: int = 8,
+    min_sightings: int = 12,
+    queries_per_identity: int = 4,
+    min_height: float = 48.0,
+    progress: Callable[[int], object] | None = None,
+) -> tuple[int, int, int]:
+    """Write the set; returns (identities, query images, gallery images). An identity needs
+    ``min_sightings`` labelled boxes at least ``min_height`` pixels tall and inside the frame:
+    up to ``queries_per_identity`` queries spread over its first third (each scored on its
+    own, as Market-1501's several queries per person are), up to ``per_identity`` gallery
+    images spread over its last third."""
+    datasets, chosen = _people(roots, merges, min_sightings, min_height)
     wanted: dict[tuple[int, int], list[Pick]] = {}
     for pid, seen in enumerate(chosen.values(), start=1):
         seen.sort(key=lambda s: s.number)
@@ -117,3 +130,40 @@ def write_mot_reid_set(
                 cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 counts[pick.folder] += 1
     return len(chosen), counts["query"], counts["bounding_box_test"]
+
+
+def write_mot_train_set(
+    roots: Sequence[Path],
+    out_dir: Path,
+    merges: dict[tuple[str, int], int] | None = None,
+    per_identity: int = 24,
+    min_sightings: int = 12,
+    min_height: float = 48.0,
+    progress: Callable[[int], object] | None = None,
+) -> tuple[int, int, int]:
+    """A labelled *training* split (``bounding_box_train/``) from MOT sequences: up to
+    ``per_identity`` images spread over each person's whole life, the camera being the
+    sequence (c1 for the first ``roots`` entry, c2 for the second, ...), so camera-style
+    augmentation sees one style per sequence. Returns (identities, images, cameras).
+
+    Train on some sequences and evaluate on a set written from the others: the same people
+    never sit on both sides."""
+    datasets, chosen = _people(roots, merges, min_sightings, min_height)
+    wanted: dict[tuple[int, int], list[tuple[int, Sighting]]] = {}
+    for pid, seen in enumerate(chosen.values(), start=1):
+        seen.sort(key=lambda s: s.number)
+        for p in sorted(set(np.linspace(0, len(seen) - 1, min(per_identity, len(seen))).round())):
+            s = seen[int(p)]
+            wanted.setdefault((s.dataset, s.frame), []).append((pid, s))
+    folder = make_dir(out_dir / "bounding_box_train")
+    written = 0
+    for d, ds in enumerate(datasets):
+        for i, image in frame_images(ds):
+            if progress is not None:
+                progress(1)
+            for pid, s in wanted.get((d, i), []):
+                crop = crop_boxes(image, np.asarray([s.box], np.float32))[0]
+                name = f"{pid:04d}_c{d + 1}s1_{s.number:06d}_00.jpg"
+                cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                written += 1
+    return len(chosen), written, len({k[0] for k in chosen})

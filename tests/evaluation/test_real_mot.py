@@ -151,3 +151,36 @@ def test_real_people_as_a_reid_set_scored_as_a_query_ranks(tmp_path: Path, capsy
         assert 0 <= lo <= r["mAP"] <= hi <= 1 and r["queries"] == len(ds.query)
     assert results[1]["rerank"] and results[1]["query_expansion"] == 3
     assert results[0]["mAP"] != results[1]["mAP"]  # the ranking was really changed
+
+
+@pytest.mark.skipif(not (SHARED / "real-mot").is_dir(), reason="../shared/data/real-mot absent")
+def test_real_people_as_a_training_split_one_camera_per_sequence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--split train`: labelled people of two sequences as bounding_box_train, each sequence
+    a camera (what --camstyle learns styles of), read back by the training loader."""
+    import run_pipeline
+    from evaluation.train_data import layout_training_set
+
+    seqs = []
+    for name in ("TUD-Campus", "TUD-Stadtmitte"):
+        seq = tmp_path / name
+        seq.mkdir()
+        for part in ("gt", "seqinfo.ini", "video.mp4"):
+            os.symlink(SHARED / "real-mot" / name / part, seq / part)
+        seqs += ["--from-mot", str(seq)]
+    out = tmp_path / "train"
+    argv = ["export-reid-set", "--split", "train", *seqs, "--per-track", "5", "--out", str(out)]
+    assert run_pipeline.main([*argv, "--min-sightings", "12"]) == 0
+    assert "from 2 camera(s)" in capsys.readouterr().out
+    assert not (out / "query").exists()  # a training split only
+    samples = layout_training_set(out, "market1501")
+    by_camera: dict[int, set[int]] = {}
+    for s in samples:
+        by_camera.setdefault(s.camid, set()).add(s.pid)
+    assert sorted(by_camera) == [0, 1]  # c1 = TUD-Campus, c2 = TUD-Stadtmitte
+    assert not by_camera[0] & by_camera[1]  # a person belongs to one sequence
+    per_person = [sum(1 for s in samples if s.pid == p) for p in by_camera[0] | by_camera[1]]
+    assert max(per_person) == 5 and min(per_person) >= 2
+    frames = sorted(int(p.name.split("_")[2]) for p in (out / "bounding_box_train").iterdir())
+    assert frames[-1] - frames[0] > 20  # spread over the people's lives, not their first frames
