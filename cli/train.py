@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery, storage_args
+from cli.train_gan import add_gan_args, check_gan_flags, describe, generated_data
 from pipeline.config import DEVICE
 from pipeline.errors import ProwlError
 from pipeline.outputs import write_text
@@ -63,6 +64,20 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", type=Path, required=True, help="folder for model.pt and the card")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    p.add_argument(
+        "--camstyle",
+        action="store_true",
+        help="camera-style augmentation: a CycleGAN over the training cameras copies every "
+        "image into each other camera's style (Zhong et al. 2018)",
+    )
+    p.add_argument(
+        "--lsro",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N DCGAN samples trained with a uniform label distribution (Zheng et al. 2017)",
+    )
+    add_gan_args(p, _size)
     storage_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -87,11 +102,31 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--p", dest="p_identities", type=int, default=8)
     p.add_argument("--k", dest="k_images", type=int, default=4)
     p.add_argument("--lr", type=float, default=3.5e-5, help="small: adapt, do not relearn")
+    p.add_argument("--warmup-epochs", type=int, default=0)
     p.add_argument("--size", type=_size, default=(d.height, d.width))
     p.add_argument("--iters-per-epoch", type=int, default=0)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", type=Path, required=True, help="a new folder for model.pt and the card")
+    p.add_argument(
+        "--spgan",
+        action="store_true",
+        help="instead of pseudo-identities: translate a labelled --source into this gallery's "
+        "footage style (SPGAN, Deng et al. 2018) and train on it",
+    )
+    p.add_argument("--source", type=Path, help="--spgan: a labelled re-ID layout's root")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="--spgan: source identities held out for validation (0: keep the last epoch)",
+    )
+    p.add_argument(
+        "--source-format",
+        choices=["market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars"],
+        help="--spgan: the layout of --source",
+    )
+    add_gan_args(p, _size)
     storage_args(p)
     p.set_defaults(func=cmd_adapt)
 
@@ -144,6 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     _check_training_flags(args)
+    check_gan_flags(args)
 
     from evaluation.train_data import (
         gallery_training_set,
@@ -195,6 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         source = f"{args.dataset} ({args.format} training split)"
     data = split(samples, args.val_fraction, args.seed, source)
     started = time.perf_counter()
+    extra = generated_data(args, data.train, recipe)
     bars: list[Any] = []  # drawn at the first step: bad input before it prints only its line
 
     def progress(kind: str, values: dict[str, float]) -> None:
@@ -210,9 +247,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 refresh=False,
             )
         else:
+            val = values["val_mAP"]
             bar.write(
                 f"epoch {int(values['epoch'])}: id {values['loss_id']:.3f} triplet "
-                f"{values['loss_triplet']:.3f} val mAP {values['val_mAP']:.3f} "
+                f"{values['loss_triplet']:.3f} val mAP {'-' if math.isnan(val) else f'{val:.3f}'} "
                 f"({values['images_per_s']:.1f} img/s)"
             )
 
@@ -225,23 +263,41 @@ def cmd_train(args: argparse.Namespace) -> int:
             validator(data.val, recipe),
             progress,
             resume=args.resume,
+            extra=extra,
         )
     finally:
         for bar in bars:
             bar.close()
     wall_s = time.perf_counter() - started
     card = _card(args, recipe, data, logs, wall_s)
+    if extra is not None:
+        card["generated"] = describe(args, extra)
     save_model(model, recipe, card, args.out / "model.pt")
     write_text(args.out / "card.json", json.dumps(card, indent=2) + "\n")
     write_text(args.out / "MODEL_CARD.md", _card_markdown(card))
-    best = max(logs, key=lambda e: e.val_mAP) if logs else None
+    best_map, best_epoch = best_of(logs)
+    kept = (
+        f"best validation mAP {best_map:.3f} (epoch {best_epoch})"
+        if best_map is not None
+        else f"no validation identities: kept the last epoch ({best_epoch})"
+    )
     print(
         f"trained {args.arch} on {len(data.train)} images of {data.num_classes} identities in "
-        f"{wall_s:.0f} s; best validation mAP "
-        f"{best.val_mAP if best else 0:.3f} (epoch {best.epoch if best else '-'})"
+        f"{wall_s:.0f} s; {kept}"
     )
     print(f"use it: --reid prowl:{args.out / 'model.pt'}   (card: {args.out / 'MODEL_CARD.md'})")
     return 0
+
+
+def best_of(logs: list[Any]) -> tuple[float | None, int | None]:
+    """(best validation mAP, its epoch); (None, last epoch) when there was no validation."""
+    if not logs:
+        return None, None
+    scored = [e for e in logs if not math.isnan(e.val_mAP)]
+    if not scored:
+        return None, logs[-1].epoch
+    best = max(scored, key=lambda e: e.val_mAP)
+    return best.val_mAP, best.epoch
 
 
 def _resolve_init(init: str) -> str:
@@ -260,7 +316,11 @@ def _resolve_init(init: str) -> str:
 def _card(
     args: argparse.Namespace, recipe: Any, data: Any, logs: list[Any], wall_s: float
 ) -> dict[str, Any]:
-    best = max(logs, key=lambda e: e.val_mAP) if logs else None
+    best_map, best_epoch = best_of(logs)
+    epochs = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(e).items()}
+        for e in logs
+    ]
     return {
         "model": f"prowl:{args.out / 'model.pt'}",
         "architecture": f"{recipe.arch} + BNNeck (embedding: the BNNeck feature)",
@@ -282,9 +342,9 @@ def _card(
             "optimiser": "Adam",
         },
         "metrics": {
-            "best_validation_mAP": best.val_mAP if best else None,
-            "best_epoch": best.epoch if best else None,
-            "epochs": [asdict(e) for e in logs],
+            "best_validation_mAP": best_map,
+            "best_epoch": best_epoch,
+            "epochs": epochs,
         },
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "wall_time_s": round(wall_s, 1),
@@ -298,7 +358,8 @@ def _card(
 def _card_markdown(card: dict[str, Any]) -> str:
     m, d, r = card["metrics"], card["data"], card["recipe"]
     rows = "\n".join(
-        f"| {e['epoch']} | {e['loss_id']:.3f} | {e['loss_triplet']:.3f} | {e['val_mAP']:.3f} | "
+        f"| {e['epoch']} | {e['loss_id']:.3f} | {e['loss_triplet']:.3f} | "
+        f"{'-' if e['val_mAP'] is None else format(e['val_mAP'], '.3f')} | "
         f"{e['images_per_s']:.1f} |"
         for e in m["epochs"]
     )
@@ -334,6 +395,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise ProwlError("--threshold takes two cosine similarities within -1..1")
     if args.out.exists() and any(args.out.iterdir()):
         raise ProwlError(f"{args.out} is not empty; choose a new folder")
+    if args.spgan:
+        from cli.train_gan import cmd_spgan
+
+        return cmd_spgan(args)
+    if args.source is not None:
+        raise ProwlError("--source is SPGAN's labelled source; add --spgan")
     recipe = Recipe(
         arch=args.arch,
         init=_resolve_init(args.init),
@@ -341,7 +408,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         p_identities=args.p_identities,
         k_images=args.k_images,
         lr=args.lr,
-        warmup_epochs=0,
+        warmup_epochs=args.warmup_epochs,
         height=args.size[0],
         width=args.size[1],
         iters_per_epoch=args.iters_per_epoch,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from evaluation.train_data import Labeled, _decode, split, validator
+from evaluation.train_data import Labeled, decoder, split, validator
 from reid.association import associate, cannot_link
 from reid.training import Recipe, ReidNet, build_backbone, net_features, save_model, train
 
@@ -61,7 +61,7 @@ def adapt(
 ) -> tuple[ReidNet, list[RoundLog], dict[str, Any]]:
     """Returns the final model, a log per round, and the separation before and after."""
     forbidden = cannot_link(spans)
-    images = [[_decode(j)() for _f, j in t] for t in tracks]
+    images = [[decoder(j)() for _f, j in t] for t in tracks]
     logs: list[RoundLog] = []
     current = recipe
     model: ReidNet | None = None
@@ -76,7 +76,7 @@ def adapt(
         t = thresholds[0] + (thresholds[1] - thresholds[0]) * (r / max(rounds - 1, 1))
         labels = associate(means, forbidden, t)
         samples = [
-            Labeled(_decode(jpeg), int(labels[k]), int(i >= len(crops) // 2))
+            Labeled(decoder(jpeg), int(labels[k]), int(i >= len(crops) // 2))
             for k, crops in enumerate(tracks)
             for i, (_f, jpeg) in enumerate(crops)
         ]

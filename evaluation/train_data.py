@@ -45,7 +45,7 @@ def _read(path: Path) -> Callable[[], NDArray[np.uint8]]:
     return load
 
 
-def _decode(jpeg: bytes) -> Callable[[], NDArray[np.uint8]]:
+def decoder(jpeg: bytes) -> Callable[[], NDArray[np.uint8]]:
     def load() -> NDArray[np.uint8]:
         return np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), np.uint8)
 
@@ -97,7 +97,7 @@ def gallery_training_set(tracks: list[list[tuple[int, bytes]]]) -> list[Labeled]
     for pid, crops in enumerate(tracks):
         half = len(crops) // 2
         out.extend(
-            Labeled(_decode(jpeg), pid, int(i >= half)) for i, (_f, jpeg) in enumerate(crops)
+            Labeled(decoder(jpeg), pid, int(i >= half)) for i, (_f, jpeg) in enumerate(crops)
         )
     return out
 
@@ -123,8 +123,8 @@ def validator(val: list[Labeled], recipe: Recipe) -> Callable[[nn.Module], float
     """mAP of a model on the held-out identities: per identity, its first image of its first
     camera is the query; every other held-out image is gallery (same identity + camera
     removed, as eval-reid does)."""
-    if not val:
-        return lambda _model: 0.0
+    if not val:  # --val-fraction 0: train the whole schedule and keep the last epoch
+        return lambda _model: float("nan")
     images = [s.load() for s in val]  # small: a fraction of the identities
     first: dict[int, int] = {}
     for i, s in enumerate(val):

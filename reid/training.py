@@ -41,6 +41,58 @@ class TrainSample:
     camid: int
 
 
+@dataclass(frozen=True)
+class GeneratedData:
+    """GAN-made images mixed into training, and how the identity loss treats them.
+
+    - ``styled`` (CamStyle, Zhong et al. 2018): per training sample, its copies in the other
+      cameras' styles; each batch image is swapped for one of them with chance ``style_p``
+      and then learned with label smoothing ``style_smoothing`` (LSR: less sure than a real
+      image), keeping its identity for the triplet loss too.
+    - ``unlabelled`` (LSRO, Zheng et al. 2017): GAN samples of nobody; ``per_batch`` of them
+      join each batch with a uniform label distribution and no triplet term."""
+
+    styled: Sequence[Sequence[Callable[[], NDArray[np.uint8]]]] = ()
+    style_p: float = 0.25
+    style_smoothing: float = 0.2
+    unlabelled: Sequence[Callable[[], NDArray[np.uint8]]] = ()
+    per_batch: int = 0
+
+
+def soft_cross_entropy(logits: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against (1 - eps) one-hot + eps uniform, per sample: eps = the recipe's
+    smoothing gives ``nn.CrossEntropyLoss(label_smoothing=eps)``, eps = 1 LSRO's uniform."""
+    logp = torch.log_softmax(logits, dim=1)
+    nll = -logp.gather(1, y[:, None]).squeeze(1)
+    return ((1 - eps) * nll + eps * -logp.mean(dim=1)).mean()
+
+
+def _mixed_batch(
+    batch: list[int],
+    samples: Sequence[TrainSample],
+    extra: GeneratedData,
+    recipe: Recipe,
+    rng: np.random.Generator,
+) -> tuple[list[NDArray[np.uint8]], list[int], list[float]]:
+    """(images, labels with -1 for nobody, label smoothing per image) of one PK batch."""
+    images, labels, eps = [], [], []
+    for i in batch:
+        copies = extra.styled[i] if extra.styled else ()
+        if copies and rng.random() < extra.style_p:
+            images.append(copies[int(rng.integers(len(copies)))]())
+            eps.append(extra.style_smoothing)
+        else:
+            images.append(samples[i].load())
+            eps.append(recipe.label_smoothing)
+        labels.append(samples[i].pid)
+    if extra.unlabelled and extra.per_batch:
+        for j in rng.choice(len(extra.unlabelled), size=extra.per_batch):
+            images.append(extra.unlabelled[int(j)]())
+            labels.append(-1)
+            eps.append(1.0)
+    return images, labels, eps
+
+
 class ReidNet(nn.Module):
     """backbone -> feature f (the triplet loss) -> BNNeck -> b (the embedding at inference)
     -> classifier (the identity loss; dropped for inference)."""
@@ -227,10 +279,12 @@ def train(
     validate: Callable[[nn.Module], float],
     progress: Callable[[str, dict[str, float]], None] | None = None,
     resume: bool = False,
+    extra: GeneratedData | None = None,
 ) -> tuple[ReidNet, list[EpochLog]]:
-    """Train and keep the best epoch by validation mAP. ``out_dir/last.pt`` holds everything
-    needed to resume (model, optimiser, epoch, logs, random state); ``out_dir/best.pt`` the best
-    weights. Stops after ``recipe.patience`` epochs without improvement."""
+    """Train and keep the best epoch by validation mAP (the last one without validation);
+    ``extra`` mixes GAN images in. ``out_dir/last.pt`` holds everything needed to resume
+    (model, optimiser, epoch, logs, random state); ``out_dir/best.pt`` the best weights. Stops
+    after ``recipe.patience`` epochs without improvement."""
     if len(samples) < 2 or num_classes < 2:
         raise ProwlError(
             f"the training set has {len(samples)} images of {num_classes} identities; "
@@ -244,7 +298,7 @@ def train(
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    ce = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    extra = extra or GeneratedData()
     logs: list[EpochLog] = []
     start_epoch, best = 0, -1.0
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -278,12 +332,16 @@ def train(
         ):
             for group in optimiser.param_groups:
                 group["lr"] = recipe.lr * lr_factor(epoch + it / iters, recipe)
-            x = torch.from_numpy(np.stack([augment(samples[i].load(), recipe, rng) for i in batch]))
-            y = torch.as_tensor([samples[i].pid for i in batch], device=device)
+            images, labels, eps = _mixed_batch(batch, samples, extra, recipe, rng)
+            x = torch.from_numpy(np.stack([augment(im, recipe, rng) for im in images]))
+            y = torch.as_tensor(labels, device=device)
+            known = y >= 0
             with torch.autocast(device.type, enabled=use_amp):
                 logits, feats = model(x.to(device))
-                loss_id = ce(logits.float(), y)
-                loss_tri = batch_hard_triplet(feats.float(), y, recipe.triplet_margin)
+                loss_id = soft_cross_entropy(
+                    logits.float(), y.clamp_min(0), torch.as_tensor(eps, device=device)
+                )
+                loss_tri = batch_hard_triplet(feats[known].float(), y[known], recipe.triplet_margin)
                 loss = loss_id + loss_tri
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -305,8 +363,8 @@ def train(
             )
         )
         out_dir.mkdir(parents=True, exist_ok=True)
-        if val > best:
-            best = val
+        if val > best or math.isnan(val):  # NaN: nothing to validate on, keep the latest
+            best = val if not math.isnan(val) else best
             torch.save(inference_state(model), best_path)
         stale = sum(1 for _ in _since_best(logs))
         _atomic_save(
@@ -331,8 +389,8 @@ def train(
 
 
 def _since_best(logs: list[EpochLog]) -> Iterator[EpochLog]:
-    """The epochs after the best one so far."""
-    if not logs:
+    """The epochs after the best one so far (none without validation: no early stop)."""
+    if not logs or any(math.isnan(e.val_mAP) for e in logs):
         return iter(())
     best = max(range(len(logs)), key=lambda i: logs[i].val_mAP)
     return iter(logs[best + 1 :])

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,11 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "not-a-dataset").mkdir()
     write_synthetic(d / "syn", "prw", identities=3, cameras=2, frames_per_camera=6, seed=0)
     write_reid_synthetic(d / "market", "market1501", identities=3, cameras=2, seed=0)
+    write_reid_synthetic(d / "one-cam", "market1501", identities=4, cameras=2, seed=0)
+    train = d / "one-cam" / "bounding_box_train"  # a training split seen by camera 1 only
+    train.mkdir()
+    for img in (d / "one-cam" / "bounding_box_test").glob("*_c1s1_*.jpg"):
+        shutil.copy(img, train / img.name)
     (d / "latin1.yaml").write_bytes("# caméra du hall\nquery:\n  k: 5\n".encode("latin-1"))
 
 
@@ -225,6 +231,45 @@ CASES: list[tuple[str, list[str], str]] = [
         "--patience",
     ),
     ("train out is a file", ["train", "--from-gallery", "--out", "{f}/a-file"], "is a file"),
+    # the GAN recipes
+    (
+        "camstyle on one camera",
+        [
+            *("train", "--dataset", "{f}/one-cam", "--format", "market1501"),
+            *("--camstyle", "--out", "{f}/t"),
+        ],
+        "at least two cameras",
+    ),
+    (
+        "camstyle on a gallery's tracks",
+        ["train", "--from-gallery", "--camstyle", "--out", "{f}/t"],
+        "--camstyle needs a dataset",
+    ),
+    ("lsro negative", ["train", "--from-gallery", "--lsro", "-3", "--out", "{f}/t"], "--lsro"),
+    (
+        "gan iters 0",
+        ["train", "--from-gallery", "--gan-iters", "0", "--out", "{f}/t"],
+        "--gan-iters",
+    ),
+    ("spgan without a source", ["adapt", "--spgan", "--out", "{f}/a"], "--spgan needs --source"),
+    (
+        "source without spgan",
+        ["adapt", "--source", "{f}/market", "--out", "{f}/a"],
+        "add --spgan",
+    ),
+    (
+        "spgan source without training images",
+        [
+            *("adapt", "--spgan", "--source", "{f}/market"),
+            *("--source-format", "market1501", "--out", "{f}/a"),
+        ],
+        "bounding_box_train",
+    ),
+    (
+        "reid train split from a gallery",
+        ["export-reid-set", "--split", "train", "--out", "{f}/reid-out"],
+        "--from-mot",
+    ),
     # serve
     ("serve on no port", ["serve", "--port", "70000"], "not a TCP port"),
 ]

@@ -106,3 +106,20 @@ def test_adapt_the_msmt17_osnet_on_the_gallerys_tracks(
     assert "gallery" in card["data"]["source"] and card["data"]["train_identities"] >= 3
     assert card["initialisation"].endswith("osnet_x0_25_msmt17.pth")
     assert card["metrics"]["best_validation_mAP"] is not None
+
+
+@pytest.mark.slow
+def test_without_validation_identities_the_last_epoch_is_kept(tmp_path: Path) -> None:
+    """--val-fraction 0 (every identity trains): nothing to pick a best epoch by, so the whole
+    schedule runs and model.pt is the last epoch, not the first."""
+    data, out = _market_with_train(tmp_path / "m"), tmp_path / "run"
+    argv = ["train", "--dataset", str(data), "--format", "market1501", "--arch", "osnet_x0_25"]
+    argv += ["--init", "none", "--size", "64x32", "--p", "4", "--k", "2", "--iters-per-epoch", "2"]
+    argv += ["--epochs", "3", "--patience", "1", "--val-fraction", "0", "--out", str(out)]
+    assert run_pipeline.main(argv) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert [e["epoch"] for e in card["metrics"]["epochs"]] == [0, 1, 2]  # no early stop
+    assert card["metrics"]["best_validation_mAP"] is None and card["metrics"]["best_epoch"] == 2
+    last = torch.load(out / "last.pt", weights_only=False)["model"]
+    kept = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(kept[k], last[k]) for k in kept)
