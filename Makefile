@@ -50,7 +50,7 @@ clean:
 # trained on all of MSMT17 ("combineall"), from its ONNX export, imported into prowl's own
 # OSNet and checked against ONNX Runtime (cosine >= 0.9999). Needs the ONNX file (torchreid's
 # model zoo exported, or ../shared/models); a few seconds. Then set X0_5_MODEL_SHA in
-# pipeline/zoo.py to the printed sha256.
+# pipeline/core/zoo.py to the printed sha256.
 X05_ONNX ?= ../shared/models/osnet_x0_5_msmt17_combineall.onnx
 default-model: $(STAMP)
 	rm -f reid/weights/osnet-x0_5-prowl.pth reid/weights/osnet-x0_5-prowl.card.json
@@ -63,7 +63,7 @@ default-model: $(STAMP)
 DM := build/default-model
 adapted-model: $(STAMP)
 	rm -rf $(DM)
-	$(BIN)/prowl ingest "$$($(BIN)/python -c 'from pipeline.assets import resolve; print(resolve("vtest.avi"))')" \
+	$(BIN)/prowl ingest "$$($(BIN)/python -c 'from pipeline.core.assets import resolve; print(resolve("vtest.avi"))')" \
 	  --reid hsv --camera campus --data-dir $(DM)/gallery -q
 	$(BIN)/prowl adapt --data-dir $(DM)/gallery --init osnet_x0_25_msmt17 --arch osnet_x0_25 \
 	  --rounds 2 --epochs 2 --iters-per-epoch 10 --min-sightings 20 --seed 0 --out $(DM)/adapt

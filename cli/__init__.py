@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 __all__ = ["build_parser", "main"]
 

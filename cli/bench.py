@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery, storage_args
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 
 def add_parsers(sub: Any) -> None:
@@ -64,9 +64,9 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_bench_ray(args: argparse.Namespace) -> int:
-    from pipeline.assets import resolve
     from pipeline.benchmarks import bench_distributed
-    from pipeline.errors import ConfigError
+    from pipeline.core.assets import resolve
+    from pipeline.core.errors import ConfigError
 
     try:
         workers = [int(w) for w in args.workers.split(",")]
@@ -101,9 +101,9 @@ def cmd_bench_ray(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
-    from pipeline.assets import resolve
     from pipeline.benchmarks import bench_ingest
-    from pipeline.errors import ConfigError
+    from pipeline.core.assets import resolve
+    from pipeline.core.errors import ConfigError
 
     if args.frames < 0:
         raise ConfigError("--frames must be 0 (the whole video) or more")
@@ -154,7 +154,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
     from pipeline.benchmarks import bench_search
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     for flag, value, low, high in (
         ("--n", args.n, 1, 100_000_000),
@@ -196,8 +196,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from pipeline import catalog
 
     if args.measure:
-        from pipeline.assets import resolve
-        from pipeline.errors import ConfigError
+        from pipeline.core.assets import resolve
+        from pipeline.core.errors import ConfigError
 
         if args.frames < 1:
             raise ConfigError("--frames must be at least 1")

@@ -12,8 +12,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pipeline.config import Config, load_config
-from pipeline.errors import ProwlError
+from pipeline.core.config import Config, load_config
+from pipeline.core.errors import ProwlError
 from storage.gallery import Gallery
 
 EXIT_USER_ERROR = 2

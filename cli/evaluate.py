@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg
-from pipeline.errors import ProwlError
-from pipeline.outputs import check_writable, write_text
+from pipeline.core.errors import ProwlError
+from pipeline.core.outputs import check_writable, write_text
 
 
 def _iou(text: str) -> str | float:
@@ -424,8 +424,8 @@ def cmd_make_crowd(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from evaluation.crowd import write_crowd
-    from pipeline.assets import resolve
-    from pipeline.video import probe
+    from pipeline.core.assets import resolve
+    from pipeline.core.video import probe
 
     if not 2 <= args.grid <= 8 or args.frames < 2 or args.stride < 1:
         raise ProwlError("--grid must be within 2..8, --frames >= 2 and --stride >= 1")

@@ -18,8 +18,8 @@ from cli.common import (
     parse_time,
     storage_args,
 )
-from pipeline.errors import ProwlError
-from pipeline.redact import redact_text, redact_url
+from pipeline.core.errors import ProwlError
+from pipeline.core.redact import redact_text, redact_url
 from storage.database import safe_url
 
 
@@ -90,8 +90,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from detectors import build_for_footage
+    from pipeline.core.video import probe
     from pipeline.ingest import ingest_video
-    from pipeline.video import probe
     from reid import build_embedder
 
     cfg = load_cfg(
@@ -335,7 +335,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The sample video through the whole pipeline into ./prowl-data (or --data-dir)."""
-    from pipeline.assets import resolve
+    from pipeline.core.assets import resolve
 
     if args.end is not None and not args.end > 0:
         raise ProwlError("--end must be a positive number of seconds")

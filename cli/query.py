@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery, parse_time, storage_args
-from pipeline.errors import ProwlError, QueryError
+from pipeline.core.errors import ProwlError, QueryError
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
@@ -180,7 +180,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise QueryError("--min-similarity is a cosine similarity within -1..1")
     if args.from_s is not None and args.to_s is not None and args.to_s < args.from_s:
         raise QueryError("--to is before --from")
-    from pipeline.outputs import check_writable
+    from pipeline.core.outputs import check_writable
 
     for target in (args.json, args.csv, args.report, args.evidence):
         if target and target != "-":  # an unwritable output fails before the search, not after
@@ -323,8 +323,8 @@ def cmd_export_reid_set(args: argparse.Namespace) -> int:
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
+    from pipeline.core.timeline import shown
     from pipeline.query import tracks_of_videos
-    from pipeline.timeline import shown
 
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery:

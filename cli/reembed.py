@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from cli.common import EXIT_INTERRUPTED, StopOnSignal, build, load_cfg, open_gallery, storage_args
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 
 def add_parsers(sub: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg, open_gallery
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from storage.database import safe_url
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 
 def add_gan_args(p: argparse.ArgumentParser, size_type: Any) -> None:
@@ -115,9 +115,9 @@ def cmd_spgan(args: argparse.Namespace) -> int:
     """`prowl adapt --spgan`: the labelled source in the gallery footage's style, then
     the train recipe on it, starting from --init."""
     from cli.common import load_cfg, open_gallery
-    from cli.train import _card, _resolve_init, best_of
+    from cli.train_common import best_of, model_card, resolve_init
     from evaluation.train_data import decoder, layout_training_set, split, validator
-    from pipeline.outputs import write_text
+    from pipeline.core.outputs import write_text
     from reid.generated import gan_settings, spgan_samples
     from reid.training import Recipe, save_model, train
     from storage.database import safe_url
@@ -129,7 +129,7 @@ def cmd_spgan(args: argparse.Namespace) -> int:
     settings = gan_settings(args.gan_size, args.gan_iters, args.gan_batch, args.seed, args.device)
     recipe = Recipe(
         arch=args.arch,
-        init=_resolve_init(args.init),
+        init=resolve_init(args.init),
         epochs=args.epochs,
         p_identities=args.p_identities,
         k_images=args.k_images,
@@ -161,7 +161,7 @@ def cmd_spgan(args: argparse.Namespace) -> int:
         styled = spgan_samples(data.train, target, settings, args.out / "spgan", step)
     print(f"translated source: {args.out / 'spgan' / 'samples.png'}", file=sys.stderr)
     model, logs = train(styled, data.num_classes, recipe, args.out, validator(data.val, recipe))
-    card = _card(args, recipe, data, logs, time.perf_counter() - started)
+    card = model_card(args, recipe, data, logs, time.perf_counter() - started)
     card["spgan"] = {
         "method": "Deng et al. CVPR 2018: CycleGAN losses plus a Siamese contrastive loss "
         "(margin 2) keeping a translated image its source person; the embedder then trained "

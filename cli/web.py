@@ -34,7 +34,7 @@ from cli.web_jobs import ExportJobs, IngestJobs
 from cli.web_media import router as media_routes
 from cli.web_search import router as search_routes
 from cli.web_state import ServerState
-from pipeline.config import Config, ServeConfig, load_config
+from pipeline.core.config import Config, ServeConfig, load_config
 from storage.gallery import Gallery
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from cli.web_pages import page as static_page
 from cli.web_pages import static_file
 from cli.web_state import RowId, State, hit_json, ids_of, video_row
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 router = APIRouter()
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
 from cli.web_jobs import VIDEO_SUFFIXES, IngestJobs, files_under, under_roots
 from cli.web_state import RowId, ServerState, State
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 router = APIRouter()
 
@@ -59,7 +59,8 @@ def ingest_upload(
     camera: str | None = Form(None, max_length=200),
 ) -> dict[str, Any]:
     """Upload a video and ingest it in the background (kept under DATA_DIR/uploads)."""
-    from pipeline.video import content_hash, probe
+    from pipeline.core.files import content_hash
+    from pipeline.core.video import probe
 
     runner = jobs(state)
     name = Path(video.filename or "").name

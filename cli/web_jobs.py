@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
-from pipeline.errors import ProwlError
+from pipeline.core.config import Config
+from pipeline.core.errors import ProwlError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
 from cli.web_state import DetectionId, FrameNumber, RowId, State, video_row
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from storage.models import DetectionRow, VideoRow
 
 router = APIRouter()

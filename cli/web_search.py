@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from cli.web_state import INT4_MAX, MAX_ID, RowId, ServerState, State, hit_json, ids_of, video_row
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from pipeline.query import QueryResult, check_crop, embedder_for, run_query
 from storage.gallery import SearchFilters
 

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
 from cli.web_jobs import ExportJobs, IngestJobs
-from pipeline.config import Config, QueryConfig, ServeConfig
+from pipeline.core.config import Config, QueryConfig, ServeConfig
 from storage.gallery import Gallery, Hit
 from storage.models import VideoRow
 
@@ -120,7 +120,7 @@ def ids_of(text: str | None, what: str) -> list[int]:
 
 
 def hit_json(h: Hit) -> dict[str, Any]:
-    from pipeline.timeline import wall_time
+    from pipeline.core.timeline import wall_time
 
     return {
         "rank": h.rank,

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Detector
-from pipeline.config import DetectorConfig
-from pipeline.types import Frame
-from pipeline.zoo import names
+from pipeline.core.config import DetectorConfig
+from pipeline.core.types import Frame
+from pipeline.core.zoo import names
 
 __all__ = ["DETECTOR_NAMES", "Detector", "build_detector", "build_for_footage"]
 
@@ -40,7 +40,7 @@ def _build(cfg: DetectorConfig, calibration: Sequence[Frame]) -> Detector:
     name = cfg.name
     match name:
         case "yolov8n" | "yolov8s-person":
-            from pipeline.assets import resolve
+            from pipeline.core.assets import resolve
 
             return _yolo(resolve(f"{name}.pt"), cfg, name, calibration)
         case "ssd-mobilenetv2":
@@ -78,11 +78,11 @@ def _build(cfg: DetectorConfig, calibration: Sequence[Frame]) -> Detector:
 
 
 def _yolo(weights: Path, cfg: DetectorConfig, name: str, calibration: Sequence[Frame]) -> Detector:
-    from pipeline.backends import resolve_backend
+    from pipeline.core.backends import resolve_backend
 
     backend = resolve_backend(cfg.backend, cfg.device)
     if backend != "torch":
-        from pipeline.errors import AssetError
+        from pipeline.core.errors import AssetError
 
         if not Path(weights).is_file():
             raise AssetError(f"detector weights {weights} not found; pass an existing .pt file")
@@ -118,14 +118,14 @@ def build_for_footage(cfg: DetectorConfig, footage: Any) -> Detector:
         return build_detector(cfg)
     from pathlib import Path
 
-    from pipeline.video import sample_frames
+    from pipeline.core.video import sample_frames
 
     return build_detector(cfg, sample_frames(Path(footage), cfg.calibration_frames))
 
 
 def _sample_frames(n: int) -> list[np.ndarray]:
     """``n`` frames spread over the sample video: int8 calibration when no footage is given."""
-    from pipeline.assets import resolve
-    from pipeline.video import sample_frames
+    from pipeline.core.assets import resolve
+    from pipeline.core.video import sample_frames
 
     return [f.image for f in sample_frames(resolve("vtest.avi"), n)]

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from detectors.base import Detector
-from pipeline.boxes import iou_matrix
-from pipeline.config import Config
-from pipeline.types import Detections, Frame
+from pipeline.core.boxes import iou_matrix
+from pipeline.core.config import Config
+from pipeline.core.types import Detections, Frame
 
 PROBE_FRAMES = 8
 REFERENCE_CONF = 0.4  # the expensive pass's people: confident ones only

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.types import Detections, Frame
+from pipeline.core.types import Detections, Frame
 
 
 class GroundTruthDetector:

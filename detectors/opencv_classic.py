@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.config import DetectorConfig
-from pipeline.types import Detections, Frame
+from pipeline.core.config import DetectorConfig
+from pipeline.core.types import Detections, Frame
 
 
 def _logistic(x: np.ndarray, scale: float) -> np.ndarray:

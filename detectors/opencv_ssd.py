@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.assets import resolve
-from pipeline.config import DetectorConfig
-from pipeline.types import Detections, Frame
+from pipeline.core.assets import resolve
+from pipeline.core.config import DetectorConfig
+from pipeline.core.types import Detections, Frame
 
 INPUT_PX = 300  # the model's fixed input size
 

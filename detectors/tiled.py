@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.base import Detector, nms
-from pipeline.types import Detections, Frame
+from pipeline.core.types import Detections, Frame
 
 
 def tile_origins(length: int, tile: int, overlap: float) -> list[int]:

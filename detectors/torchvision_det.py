@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pipeline.assets import resolve
-from pipeline.config import DetectorConfig
-from pipeline.types import Detections, Frame
-from pipeline.zoo import TORCHVISION_WEIGHTS
+from pipeline.core.assets import resolve
+from pipeline.core.config import DetectorConfig
+from pipeline.core.types import Detections, Frame
+from pipeline.core.zoo import TORCHVISION_WEIGHTS
 
 MODELS = (
     "fasterrcnn_resnet50_fpn_v2",

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.assets import cache_dir
-from pipeline.config import DetectorConfig
-from pipeline.errors import AssetError
-from pipeline.types import Detections, Frame
+from pipeline.core.assets import cache_dir
+from pipeline.core.config import DetectorConfig
+from pipeline.core.errors import AssetError
+from pipeline.core.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """An Ultralytics YOLO detector run by OpenVINO or ONNX Runtime instead of PyTorch.
 
 The weights are the same pinned ``.pt``; the network is exported once per letterboxed input
-shape (cached, see ``pipeline.backends``) and the pre- and post-processing are Ultralytics'
+shape (cached, see ``pipeline.core.backends``) and the pre- and post-processing are Ultralytics'
 own steps written out here: letterbox with grey (114) padding to a multiple of 32, person
 scores, NMS at the configured IoU, boxes mapped back to the frame. With OpenVINO the colour
 conversion and scaling run inside the compiled graph, and a batch of frames is in flight at
@@ -21,8 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.base import nms
-from pipeline.assets import sha256_of
-from pipeline.backends import (
+from pipeline.core.backends import (
     ExportKey,
     Runner,
     cached_export,
@@ -33,8 +32,9 @@ from pipeline.backends import (
     remembered,
     runtime_version,
 )
-from pipeline.config import DetectorConfig
-from pipeline.types import Detections, Frame
+from pipeline.core.config import DetectorConfig
+from pipeline.core.files import sha256_of
+from pipeline.core.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from evaluation.runner import (
     sized_detector,
 )
 from evaluation.scoring import EvalOptions, score
-from pipeline.config import Config
-from pipeline.outputs import make_dir, write_csv
+from pipeline.core.config import Config
+from pipeline.core.outputs import make_dir, write_csv
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.errors import DatasetError
+from pipeline.core.config import Config
+from pipeline.core.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ def write_crowd(
     frames; tile j at mosaic frame t shows source frame t·stride + j·offset, the offsets
     spread so that the last tile ends at the end of the clip."""
     from detectors import build_detector
-    from pipeline.stream import batched
-    from pipeline.tracking import ByteTracker, TrackerConfig
-    from pipeline.video import probe, read_frames
+    from pipeline.core.stream import batched
+    from pipeline.core.tracking import ByteTracker, TrackerConfig
+    from pipeline.core.video import probe, read_frames
 
     info = probe(video)
     n_src = info.frame_count

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _sequence_frames(seq: Path, im_dir: str, length: int | None) -> list[tuple[i
             f"{seq.name}/video.mp4 (or .avi)"
         )
     if length is None:
-        from pipeline.video import probe
+        from pipeline.core.video import probe
 
         length = probe(video).frame_count
     return [(n, video, n - 1) for n in range(1, length + 1)]
@@ -309,7 +309,7 @@ def frame_image(f: GalleryFrame) -> NDArray[np.uint8]:
         if img is None:
             raise DatasetError(f"{f.path}: not a readable image")
         return np.asarray(img, np.uint8)
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     for frame in read_frames(f.path, first_index=f.video_frame, stop_index=f.video_frame + 1):
         return frame.image

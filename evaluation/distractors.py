@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 from reid import Embedder, l2_normalise
 
 SIZES = (0, 100, 1_000, 10_000, 100_000, 1_000_000)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.boxes import iou_matrix
+from pipeline.core.boxes import iou_matrix
 
 Boxes = NDArray[np.float32]
 

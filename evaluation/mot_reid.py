@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from evaluation.datasets import SearchDataset, frame_images, load_mot
-from pipeline.crops import crop_boxes
-from pipeline.errors import DatasetError
-from pipeline.outputs import make_dir
+from pipeline.core.crops import crop_boxes
+from pipeline.core.errors import DatasetError
+from pipeline.core.outputs import make_dir
 
 
 @dataclass(frozen=True)

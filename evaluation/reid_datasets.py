@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 REID_FORMATS = ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "prw")
 _EXPECTS = {

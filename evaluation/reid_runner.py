@@ -13,8 +13,8 @@ from numpy.typing import NDArray
 
 from evaluation.metrics import bootstrap_ci, reid_metrics
 from evaluation.reid_datasets import ReidDataset, ReidSample
-from pipeline.crops import crop_boxes
-from pipeline.errors import DatasetError
+from pipeline.core.crops import crop_boxes
+from pipeline.core.errors import DatasetError
 from reid import Embedder, l2_normalise
 from reid.batching import CropBatcher
 from reid.rerank import ranked_positions

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evaluation.synthetic import Person, draw_person, palette
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 _H, _W = 128, 64
 

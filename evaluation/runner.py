@@ -19,12 +19,12 @@ from detectors import Detector, build_detector
 from evaluation.datasets import SearchDataset, frame_image, frame_images
 from evaluation.scoring import DetectedDataset, EvalOptions, score
 from evaluation.tracking_eval import track_level
-from pipeline.assets import sha256_of
-from pipeline.config import Config
-from pipeline.crops import crop_boxes
-from pipeline.errors import ProwlError
-from pipeline.stream import batched, prefetch
-from pipeline.types import Frame
+from pipeline.core.config import Config
+from pipeline.core.crops import crop_boxes
+from pipeline.core.errors import ProwlError
+from pipeline.core.files import sha256_of
+from pipeline.core.stream import batched, prefetch
+from pipeline.core.types import Frame
 from reid import Embedder, build_embedder
 from reid.batching import CropBatcher
 
@@ -67,8 +67,8 @@ def variant(spec: str, cfg: Config) -> tuple[str, Config]:
                 f"'{spec}': unknown detector option '{opt}'; use a size (1280), tileN, int8, "
                 "fixed or a backend, joined by + (e.g. yolov8n@1280+int8)"
             )
-    from pipeline.config import check_detector
-    from pipeline.errors import ConfigError
+    from pipeline.core.config import check_detector
+    from pipeline.core.errors import ConfigError
 
     try:
         check_detector(d)

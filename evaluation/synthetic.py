@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 
 @dataclass(frozen=True)

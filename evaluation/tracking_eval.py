@@ -12,9 +12,9 @@ from numpy.typing import NDArray
 
 from evaluation.datasets import SearchDataset
 from evaluation.scoring import DetectedDataset, EvalOptions, score
-from pipeline.boxes import iou_matrix
-from pipeline.config import TrackingConfig
-from pipeline.stitching import (
+from pipeline.core.boxes import iou_matrix
+from pipeline.core.config import TrackingConfig
+from pipeline.core.stitching import (
     Path,
     StitchSettings,
     Stray,
@@ -23,8 +23,8 @@ from pipeline.stitching import (
     mean_direction,
     stitch,
 )
-from pipeline.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
-from pipeline.types import Detections
+from pipeline.core.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
+from pipeline.core.types import Detections
 
 
 def _sequences(ds: SearchDataset) -> dict[str, list[int]]:
@@ -204,7 +204,7 @@ def stitched(
     fps: float = 10.0,
     fold_thresh: float | None = None,
 ) -> list[NDArray[np.int64]]:
-    """``track_ids`` with each camera's fragments joined by ``pipeline.stitching`` (pooled
+    """``track_ids`` with each camera's fragments joined by ``pipeline.core.stitching`` (pooled
     vectors of the crops in ``use``, as ingest has them); with ``fold_thresh``, the strays
     scoring at least that (untracked boxes, lone one-box fragments) folded into the
     appearance they fit, as ingest does when a run finishes."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     """Three measurements on the same frames, one run: Ultralytics' PyTorch predict loop (the
     baseline), the bare detector on its configured backend (decode + detect), and the whole
     ingest (decode, detect, track, crop, embed, store, index)."""
+    from pipeline.core.stream import batched, prefetch
+    from pipeline.core.video import probe, read_frames
     from pipeline.ingest import ingest_video
-    from pipeline.stream import batched, prefetch
-    from pipeline.video import probe, read_frames
     from reid import build_embedder
     from storage.gallery import Gallery
 
@@ -68,7 +68,7 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     before = ultralytics_predict_fps(baseline_frames, base_cfg)
     # the input size ingest will choose for this footage (detectors.adaptive), for both runs
     from detectors.adaptive import PROBE_FRAMES, sized_for
-    from pipeline.video import sample_frames
+    from pipeline.core.video import sample_frames
 
     cfg, detector = sized_for(cfg, detector, sample_frames(video, PROBE_FRAMES))
 

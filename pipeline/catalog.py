@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.assets import cache_dir, is_present, known_assets
-from pipeline.config import Config
-from pipeline.zoo import ENTRIES, Entry
+from pipeline.core.assets import cache_dir, is_present, known_assets
+from pipeline.core.config import Config
+from pipeline.core.zoo import ENTRIES, Entry
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def measure(
     """Detectors: frames/s and mean people per frame on the first ``frames`` frames of
     ``video``. Embedders: crops/s at batch 32 on person crops from those frames."""
     from detectors import build_detector
-    from pipeline.crops import crop_boxes
-    from pipeline.video import read_frames
+    from pipeline.core.crops import crop_boxes
+    from pipeline.core.video import read_frames
     from reid import build_embedder
 
     sample = list(read_frames(video, stop_index=frames))

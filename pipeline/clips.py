@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from pipeline.errors import QueryError
+from pipeline.core.errors import QueryError
 from storage.gallery import Gallery
 from storage.models import DetectionRow
 
@@ -100,7 +100,7 @@ def decoded_frames(path: Path) -> int:
 
 
 def _cut(gallery: Gallery, row: DetectionRow, source: Path, out: Path, seconds: float) -> None:
-    from pipeline.video import probe, read_frames
+    from pipeline.core.video import probe, read_frames
 
     detection_id = row.id
     info = probe(source)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from detectors import Detector
-from pipeline.config import Config
-from pipeline.errors import ConfigError, ProwlError
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, ProwlError
 from pipeline.ingest import IngestSummary, PreparedRun, ProgressFn, prepare_run
 from pipeline.segments import Segment, plan_segments, process_segment
 from reid import Embedder

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import report
-from pipeline.assets import sha256_of
-from pipeline.crops import encode_jpeg
-from pipeline.errors import ProwlError
+from pipeline.core.crops import encode_jpeg
+from pipeline.core.errors import ProwlError
+from pipeline.core.files import sha256_of
 from pipeline.query import QueryResult
 from storage.gallery import Gallery
 

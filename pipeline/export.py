@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.outputs import make_dir, write_text
+from pipeline.core.outputs import make_dir, write_text
 from storage.gallery import Gallery
 from storage.search import resolve_videos
 from storage.tracks import tracked_boxes, video_paths

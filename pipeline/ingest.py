@@ -24,23 +24,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import Detector
-from pipeline.assets import sha256_of
-from pipeline.config import Config
-from pipeline.crops import crop_boxes, encode_jpeg
-from pipeline.errors import ProwlError, SourceError
-from pipeline.frameranges import Ranges, kept_frames, load_ranges, merge_ranges, missing_ranges
-from pipeline.stream import batched, prefetch
-from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
-from pipeline.types import Detections, Frame
-from pipeline.video import (
+from pipeline.core.config import Config
+from pipeline.core.crops import crop_boxes, encode_jpeg
+from pipeline.core.errors import ProwlError, SourceError
+from pipeline.core.files import content_hash, sha256_of, source_size_bytes
+from pipeline.core.frameranges import Ranges, kept_frames, load_ranges, merge_ranges, missing_ranges
+from pipeline.core.stream import batched, prefetch
+from pipeline.core.tracking import ByteTracker, EmbedCadence, TrackerConfig
+from pipeline.core.types import Detections, Frame
+from pipeline.core.video import (
     NO_END,
     DecodeReport,
     camera_id_for,
-    content_hash,
     frame_window,
     probe,
     read_frames,
-    source_size_bytes,
 )
 from reid import Embedder
 from reid.batching import CropBatcher
@@ -106,7 +104,7 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
 def _sized(path: Path, cfg: Config, detector: Detector) -> tuple[Config, Detector]:
     """The detector input size for this video (see detectors.adaptive)."""
     from detectors.adaptive import PROBE_FRAMES, sized_for
-    from pipeline.video import sample_frames
+    from pipeline.core.video import sample_frames
 
     if cfg.detector.min_person_px == 0 or not hasattr(detector, "with_input_size"):
         return cfg, detector
@@ -283,7 +281,7 @@ class PreparedRun:
     """A video's run, found or started, and what of its window is still to do."""
 
     path: Path
-    info: Any  # pipeline.video.VideoInfo
+    info: Any  # pipeline.core.video.VideoInfo
     cfg: Config  # with the detector input size chosen for this video
     detector: Detector
     run: RunRow

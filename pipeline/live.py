@@ -30,10 +30,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.errors import SourceError
-from pipeline.redact import redact_url
-from pipeline.types import Frame
+from pipeline.core.config import Config
+from pipeline.core.errors import SourceError
+from pipeline.core.redact import redact_url
+from pipeline.core.types import Frame
 from storage.leases import take
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def is_live(source: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without its secrets (pipeline.redact): what is shown, logged and stored."""
+    """The URL without its secrets (pipeline.core.redact): what is shown, logged and stored."""
     return redact_url(url)
 
 

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import sha256_of
-from pipeline.config import ReidConfig
-from pipeline.crops import box_to_int, to_bgr_uint8
-from pipeline.errors import QueryError
+from pipeline.core.config import ReidConfig
+from pipeline.core.crops import box_to_int, to_bgr_uint8
+from pipeline.core.errors import QueryError
+from pipeline.core.files import sha256_of
 from reid import Embedder, build_embedder, l2_normalise
 from reid.rerank import expand_query, rerank_order
 from storage.gallery import Gallery, Hit, SearchFilters
@@ -64,7 +64,7 @@ def read_query_image(path: Path) -> NDArray[np.uint8]:
 
 def read_frame(video: Path, frame_index: int) -> NDArray[np.uint8]:
     """One frame of a video file (or image folder) by its index."""
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     video = Path(video)
     if not video.exists():

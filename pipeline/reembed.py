@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.assets import sha256_of
-from pipeline.errors import GalleryError
+from pipeline.core.errors import GalleryError
+from pipeline.core.files import sha256_of
 from reid import Embedder
 from storage import reembed as store
 from storage.database import bump_version

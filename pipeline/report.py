@@ -14,10 +14,10 @@ from typing import Any
 
 import cv2
 
-from pipeline import outputs
-from pipeline.crops import encode_jpeg
+from pipeline.core import outputs
+from pipeline.core.crops import encode_jpeg
+from pipeline.core.timeline import offset_clock, shown, wall_time
 from pipeline.query import QueryResult
-from pipeline.timeline import offset_clock, shown, wall_time
 from storage.gallery import Hit
 from storage.tracks import TrackHit
 
@@ -178,7 +178,7 @@ def _data_uri(jpeg: bytes) -> str:
 def frames_with_boxes(hits: list[Hit]) -> dict[int, bytes]:
     """JPEG of each hit's full frame with its box drawn, decoding each video once in frame
     order. Hits whose video is gone get no frame (the page says so)."""
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     out: dict[int, bytes] = {}
     by_video: dict[str, list[Hit]] = defaultdict(list)

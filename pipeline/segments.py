@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detectors import Detector
-from pipeline.config import Config
-from pipeline.frameranges import Ranges
-from pipeline.stream import batched, prefetch
-from pipeline.tracking import ByteTracker, EmbedCadence, TrackerConfig
-from pipeline.types import Detections, Frame
+from pipeline.core.config import Config
+from pipeline.core.frameranges import Ranges
+from pipeline.core.stream import batched, prefetch
+from pipeline.core.tracking import ByteTracker, EmbedCadence, TrackerConfig
+from pipeline.core.types import Detections, Frame
 from reid import Embedder
 from storage.gallery import NewDetection
 
@@ -76,8 +76,8 @@ def process_segment(
 ) -> SegmentRows:
     """Detect, track and embed one segment (the same stages and settings as an in-process
     ingest) and return its rows."""
+    from pipeline.core.video import DecodeReport, read_frames
     from pipeline.ingest import FrameStages, StageClock
-    from pipeline.video import DecodeReport, read_frames
 
     started = time.perf_counter()
     tc = cfg.tracking

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from pipeline.config import ReidConfig
-from pipeline.zoo import OSNET_ZOO, names
+from pipeline.core.config import ReidConfig
+from pipeline.core.zoo import OSNET_ZOO, names
 from reid.base import FLIP_SUFFIX, Embedder, FlipAveraged, l2_normalise, validate_crops
 
 __all__ = ["EMBEDDER_NAMES", "Embedder", "build_embedder", "l2_normalise", "validate_crops"]
@@ -38,7 +38,7 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
         case _ if cfg.name.endswith("_msmt17") and cfg.name.removesuffix("_msmt17") in OSNET_ZOO:
             from dataclasses import replace
 
-            from pipeline.assets import resolve
+            from pipeline.core.assets import resolve
             from reid.backbones import osnet_checkpoint
 
             arch = cfg.name.removesuffix("_msmt17")
@@ -49,7 +49,7 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
         case "osnet-x0_5-prowl":
             from dataclasses import replace
 
-            from pipeline.assets import resolve
+            from pipeline.core.assets import resolve
             from reid.backbones import osnet_checkpoint
 
             weights = str(resolve("osnet-x0_5-prowl.pth"))
@@ -58,7 +58,7 @@ def build_embedder(cfg: ReidConfig) -> Embedder:
             converted.weights = None  # pinned by the asset resolver: the name is the identity
             return converted
         case "osnet-x0_25-prowl":
-            from pipeline.assets import resolve
+            from pipeline.core.assets import resolve
             from reid.backbones import trained_checkpoint
 
             default = trained_checkpoint(str(resolve("osnet-x0_25-prowl.pt")), cfg)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import resolve, sha256_of
-from pipeline.backends import (
+from pipeline.core.assets import resolve
+from pipeline.core.backends import (
     ExportKey,
     Runner,
     cached_export,
@@ -29,8 +29,9 @@ from pipeline.backends import (
     runtime_version,
     weights_digest,
 )
-from pipeline.config import ReidConfig
-from pipeline.zoo import TORCHVISION_WEIGHTS
+from pipeline.core.config import ReidConfig
+from pipeline.core.files import sha256_of
+from pipeline.core.zoo import TORCHVISION_WEIGHTS
 from reid.base import l2_normalise, validate_crops
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
     """An OSNet re-ID checkpoint (torchreid's model zoo or `prowl train`), run by the project's
     own OSNet (reid/osnet.py): RGB, 256×128, ImageNet mean/std, the 512-d ``fc`` output. A
     file never loaded before is loaded (and checked) now; a known one when first needed."""
-    from pipeline.errors import AssetError
+    from pipeline.core.errors import AssetError
 
     def load_osnet(arch: str, file: Path) -> Any:  # torch only when the model is needed
         from reid.osnet import load_osnet as load
@@ -259,7 +260,7 @@ def osnet_checkpoint(arch: str, cfg: ReidConfig) -> BackboneEmbedder:
 def trained_checkpoint(path: str, cfg: ReidConfig) -> BackboneEmbedder:
     """A model written by `prowl train` / `prowl adapt` (``--reid prowl:PATH``): the BNNeck
     feature of its backbone, at the input size it was trained at."""
-    from pipeline.errors import AssetError
+    from pipeline.core.errors import AssetError
 
     file = Path(path)
     if not file.is_file():

@@ -28,8 +28,8 @@ def l2_normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
 def validate_crops(crops: Sequence[NDArray[np.generic]]) -> list[NDArray[np.uint8]]:
     """Every crop as H×W×3 uint8 BGR (grey, alpha, 16-bit and float images converted);
     an empty crop (a box wholly outside its frame) is a QueryError naming its position."""
-    from pipeline.crops import to_bgr_uint8
-    from pipeline.errors import QueryError
+    from pipeline.core.crops import to_bgr_uint8
+    from pipeline.core.errors import QueryError
 
     out = []
     for i, crop in enumerate(crops):

@@ -25,7 +25,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from reid.gan import (
     DCCritic,
     DCGenerator,

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from reid.gan import Translator
 from reid.gan_training import (
     GanSettings,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.errors import AssetError
+from pipeline.core.errors import AssetError
 from reid.osnet import OSNet, build_osnet
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.errors import AssetError
+from pipeline.core.errors import AssetError
 
 WIDTHS = {
     "osnet_x1_0": (64, 256, 384, 512),

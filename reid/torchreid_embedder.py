@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.config import ReidConfig
-from pipeline.errors import AssetError
+from pipeline.core.config import ReidConfig
+from pipeline.core.errors import AssetError
 from reid.base import l2_normalise, validate_crops
 
 

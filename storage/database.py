@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.errors import GalleryError
-from pipeline.redact import redact_url
+from pipeline.core.errors import GalleryError
+from pipeline.core.redact import redact_url
 from storage.models import Base, GalleryStateRow
 
 _SCHEMA_LOCK = 0x70726F776C  # 'prowl'

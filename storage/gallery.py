@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.errors import GalleryError
-from pipeline.video import source_size_bytes
+from pipeline.core.errors import GalleryError
+from pipeline.core.files import source_size_bytes
 from storage.database import bump_version, wipe
 from storage.indexed import IndexedGallery
 from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow

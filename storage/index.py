@@ -33,7 +33,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import sha256_of
+from pipeline.core.files import sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import GalleryError
+from pipeline.core.errors import GalleryError
 from storage.database import index_key, open_engine, read_version
 from storage.index import ANN_MIN_VECTORS, VectorIndex
 from storage.models import DetectionRow, EmbedderRow

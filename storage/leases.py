@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from storage.models import RunLeaseRow, RunRow
 
 log = logging.getLogger(__name__)

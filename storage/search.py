@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.errors import QueryError
+from pipeline.core.errors import QueryError
 from storage.database import safe_url
 from storage.index import INDEX_TYPE, VectorIndex
 from storage.models import DetectionRow, EmbedderRow, RunRow, TrackRow, VideoRow

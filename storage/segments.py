@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 from sqlalchemy import select, update
 
-from pipeline.boxes import iou_matrix
-from pipeline.frameranges import load_ranges, merge_ranges
+from pipeline.core.boxes import iou_matrix
+from pipeline.core.frameranges import load_ranges, merge_ranges
 from storage.database import bump_version
 from storage.gallery import Gallery, NewDetection, detection_rows
 from storage.models import TRACK_ID_STRIDE, DetectionRow, RunRow, SegmentRow

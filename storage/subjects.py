@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, inspect, select
 
-from pipeline.errors import QueryError
+from pipeline.core.errors import QueryError
 from storage.gallery import Gallery
 from storage.models import DetectionRow, SubjectRow, SubjectSightingRow
 
@@ -158,7 +158,7 @@ def reattach(
     ``min_iou``). Returns (attached, not found)."""
     import numpy as np
 
-    from pipeline.boxes import iou_matrix
+    from pipeline.core.boxes import iou_matrix
 
     frames = sorted({x.frame_index for x in sightings})
     with gallery.session() as s, s.begin():

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.stitching import (
+from pipeline.core.stitching import (
     Path,
     StitchSettings,
     Stray,

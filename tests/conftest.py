@@ -35,14 +35,14 @@ def write_video(
 
 @pytest.fixture(scope="session")
 def vtest_path() -> Path:
-    from pipeline.assets import resolve
+    from pipeline.core.assets import resolve
 
     return resolve("vtest.avi")
 
 
 @pytest.fixture(scope="session")
 def cfg_default():  # type: ignore[no-untyped-def]
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     return load_config()
 

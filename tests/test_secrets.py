@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.redact import redact_url
+from pipeline.core.redact import redact_url
 from tests.pipeline.test_live import _port, sender
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,7 @@ def _crop_of(gallery: Any, detection_id: int) -> bytes:
 
 @pytest.mark.slow
 def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from pipeline.query import run_query
 
     url, gallery = served

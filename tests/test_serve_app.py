@@ -133,7 +133,7 @@ def test_clip_is_cut_once_and_served_in_byte_ranges(app_env) -> None:  # type: i
 
 
 def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from pipeline.query import run_query
 
     url, gallery = app_env["url"], app_env["gallery"]
@@ -182,7 +182,7 @@ def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[
 
 
 def test_evidence_zip_holds_what_an_investigator_needs(app_env, vtest_path) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.assets import sha256_of
+    from pipeline.core.files import sha256_of
 
     url, gallery = app_env["url"], app_env["gallery"]
     query = _embedded_ids(gallery, 30)[-1]

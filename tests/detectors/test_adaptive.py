@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.types import Frame
+from pipeline.core.types import Frame
 
 pytestmark = pytest.mark.slow
 
 
 def _mosaics(vtest_path: Path, grid: int, count: int) -> list[np.ndarray]:
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     src = [f.image for f in read_frames(vtest_path, start_s=5, end_s=75, stride=7)]
     out = []
@@ -30,7 +30,7 @@ def _mosaics(vtest_path: Path, grid: int, count: int) -> list[np.ndarray]:
 
 def test_campus_footage_keeps_640(cfg_default, yolo, vtest_path) -> None:  # type: ignore[no-untyped-def]
     from detectors.adaptive import input_size_for
-    from pipeline.video import sample_frames
+    from pipeline.core.video import sample_frames
 
     frames = sample_frames(vtest_path, 8)
     assert len(frames) == 8 and len({f.index for f in frames}) == 8

@@ -9,14 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.boxes import iou_matrix
+from pipeline.core.boxes import iou_matrix
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def frames(vtest_path):  # type: ignore[no-untyped-def]
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     return list(read_frames(vtest_path, start_s=20, end_s=22))  # 20 frames, ~6 people each
 
@@ -47,7 +47,7 @@ def test_detector_backend_finds_the_torch_boxes(backend, cfg_default, frames, to
 
 
 def test_auto_backend_on_a_cpu_is_openvino(cfg_default):  # type: ignore[no-untyped-def]
-    from pipeline.backends import resolve_backend
+    from pipeline.core.backends import resolve_backend
 
     assert cfg_default.detector.backend == "auto"
     assert resolve_backend("auto", "cpu") == "openvino"
@@ -126,8 +126,8 @@ def test_int8_keeps_the_fp32_people(cfg_default, frames, vtest_path):  # type: i
     ],
 )
 def test_bad_backend_settings_are_refused(override, message):  # type: ignore[no-untyped-def]
-    from pipeline.config import load_config
-    from pipeline.errors import ConfigError
+    from pipeline.core.config import load_config
+    from pipeline.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_config(overrides=override)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detectors.tiled import nms, tile_origins
-from pipeline.types import Frame
+from pipeline.core.types import Frame
 
 
 @given(st.integers(1, 5000), st.integers(64, 1024), st.floats(0, 0.8))
@@ -36,7 +36,7 @@ def test_tiles_find_small_people_the_full_frame_misses(cfg_default, vtest_path):
     """A 4×4 mosaic of the sample footage (3072×2304: at 640 px people are a fifth of their
     size): the full-frame pass misses many of them, the tiled pass finds them again."""
     from detectors import build_detector
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     src = [f.image for f in read_frames(vtest_path, start_s=10, end_s=80, stride=15)][:16]
     rows = [np.concatenate(src[r * 4 : r * 4 + 4], axis=1) for r in range(4)]

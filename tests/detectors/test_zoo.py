@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from detectors import build_detector
-from pipeline.boxes import iou_matrix
-from pipeline.errors import AssetError
-from pipeline.types import Frame
-from pipeline.video import read_frames
+from pipeline.core.boxes import iou_matrix
+from pipeline.core.errors import AssetError
+from pipeline.core.types import Frame
+from pipeline.core.video import read_frames
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +115,7 @@ def test_torchvision_detectors_offline_say_where_to_put_weights(
 
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """The offline case made certain on any machine: the URL route fails as it does here."""
-    from pipeline import assets
+    from pipeline.core import assets
 
     def refuse(route: object, dest: object) -> None:
         raise OSError("network unreachable (test)")

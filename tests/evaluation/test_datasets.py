@@ -11,7 +11,7 @@ from scipy.io import savemat
 
 from evaluation.datasets import UNLABELED, load_dataset
 from evaluation.synthetic import write_synthetic
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from evaluation.metrics import (
     search_metrics,
     variable_iou,
 )
-from pipeline.boxes import iou_matrix
+from pipeline.core.boxes import iou_matrix
 
 F = np.float32
 

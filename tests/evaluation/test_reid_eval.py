@@ -16,7 +16,7 @@ from evaluation.reid_datasets import ReidDataset, ReidSample, load_reid_dataset
 from evaluation.reid_runner import evaluate_reid
 from evaluation.reid_synthetic import write_reid_synthetic
 from evaluation.synthetic import write_synthetic
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 
 @pytest.mark.parametrize("fmt", ["market1501", "msmt17", "mars"])

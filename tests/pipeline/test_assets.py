@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import assets
-from pipeline.assets import Asset, Route
-from pipeline.errors import AssetError
+from pipeline.core import assets
+from pipeline.core.assets import Asset, Route
+from pipeline.core.errors import AssetError
+from pipeline.core.files import sha256_of
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_resolved_files_are_the_published_ones() -> None:
         ),
     }
     for name, sha in published.items():
-        assert assets.sha256_of(assets.resolve(name)) == sha, name
+        assert sha256_of(assets.resolve(name)) == sha, name
     reg = assets._registry()
     kinds = [r.kind for r in reg["yolov8n.pt"].routes]
     assert kinds[0] == "url" and "wheel" in kinds  # upstream kept for online users

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
 
 
 def test_defaults_file_then_overrides(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def _idf1(rows: list[Any]) -> float:
     import motmetrics as mm
     import numpy as np
 
-    from pipeline.boxes import iou_matrix
+    from pipeline.core.boxes import iou_matrix
 
     gt = np.loadtxt(PETS_GT, delimiter=",")
     acc = mm.MOTAccumulator(auto_id=True)

@@ -105,7 +105,7 @@ def test_osnet_brings_a_walker_closer_to_himself_than_to_others(
     same-walker pair higher for most pairs."""
     from sqlalchemy import select
 
-    from pipeline.config import ReidConfig
+    from pipeline.core.config import ReidConfig
     from reid import build_embedder
     from storage.models import DetectionRow
 
@@ -155,8 +155,9 @@ def test_named_osnet_is_the_checkpoint_through_the_resolver(
 ) -> None:
     """`--reid osnet_x0_25_msmt17` resolves the pinned file (here from the development copy
     beside the repository) and embeds exactly as the same checkpoint given by path."""
-    from pipeline.assets import resolve, sha256_of
-    from pipeline.config import ReidConfig
+    from pipeline.core.assets import resolve
+    from pipeline.core.config import ReidConfig
+    from pipeline.core.files import sha256_of
     from reid import build_embedder
 
     named = build_embedder(ReidConfig(name="osnet_x0_25_msmt17", batch_crops=8, device="cpu"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.frameranges import kept_frames, merge_ranges, missing_ranges
+from pipeline.core.frameranges import kept_frames, merge_ranges, missing_ranges
 
 
 def test_merge_and_missing_by_hand() -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from pipeline.core.video import read_frames
 from pipeline.ingest import ingest_video
-from pipeline.video import read_frames
 from storage.gallery import Gallery
 from storage.models import DetectionRow
 

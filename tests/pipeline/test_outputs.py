@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ProwlError
-from pipeline.outputs import make_dir, safe_cell, write_csv, write_text
+from pipeline.core.errors import ProwlError
+from pipeline.core.outputs import make_dir, safe_cell, write_csv, write_text
 
 
 @pytest.mark.parametrize(

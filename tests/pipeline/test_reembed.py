@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 import run_pipeline
-from pipeline.config import ReidConfig
+from pipeline.core.config import ReidConfig
 from pipeline.query import read_frame, run_query
 from pipeline.reembed import reembed
 from reid import build_embedder

@@ -81,7 +81,7 @@ def test_confirmed_sightings_join_the_query(vtest_gallery) -> None:  # type: ign
 
 
 def test_marks_from_another_embedder_or_unknown_ids_are_refused(vtest_gallery) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.errors import ProwlError
+    from pipeline.core.errors import ProwlError
 
     _cfg, gallery, _s, _ = vtest_gallery
     with pytest.raises(ProwlError, match="no detection"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
+from pipeline.core.stitching import Path, StitchSettings, Stray, Tracklet, fold, stitch
 
 
 def _unit(*v: float) -> np.ndarray:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.stream import batched, prefetch
+from pipeline.core.stream import batched, prefetch
 
 
 def test_prefetch_keeps_order_and_batched_sizes() -> None:

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.core.timeline import exif_time, mp4_creation_time, shown, stamp_in_name, wall_time
+from pipeline.core.video import probe, read_frames
 from pipeline.query import read_frame
-from pipeline.timeline import exif_time, mp4_creation_time, shown, stamp_in_name, wall_time
-from pipeline.video import probe, read_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from pipeline.tracking import UNTRACKED, ByteTracker
-from pipeline.types import Detections
+from pipeline.core.tracking import UNTRACKED, ByteTracker
+from pipeline.core.types import Detections
 
 
 def _box(cx: float, bottom: float, w: float = 40, h: float = 100) -> list[float]:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 import run_pipeline
-from pipeline.boxes import iou_matrix
+from pipeline.core.boxes import iou_matrix
 from pipeline.ingest import ingest_video
 from pipeline.query import read_frame, run_query
 from storage.gallery import Gallery

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.types import Detections
+from pipeline.core.types import Detections
 
 
 def _dets(n: int = 3) -> Detections:

@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.errors import SourceError
-from pipeline.video import DecodeReport, content_hash, probe, read_frames
+from pipeline.core.errors import SourceError
+from pipeline.core.files import content_hash
+from pipeline.core.video import DecodeReport, probe, read_frames
 from tests.conftest import write_video
 
 

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline.config import ReidConfig
-from pipeline.crops import crop_boxes
-from pipeline.errors import QueryError
-from pipeline.video import read_frames
+from pipeline.core.config import ReidConfig
+from pipeline.core.crops import crop_boxes
+from pipeline.core.errors import QueryError
+from pipeline.core.video import read_frames
 from reid import build_embedder
 
 EMBEDDERS = [
@@ -103,7 +103,7 @@ def hsv():  # type: ignore[no-untyped-def]
 @given(image=_images, boxes=_boxes)
 def test_crop_and_embed_never_crash(hsv, image: np.ndarray, boxes: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     try:
-        from pipeline.crops import to_bgr_uint8
+        from pipeline.core.crops import to_bgr_uint8
 
         frame = to_bgr_uint8(image)
     except QueryError:
@@ -136,7 +136,7 @@ def test_default_embedder_takes_any_crop(default_embedder, image: np.ndarray) ->
 
 
 def test_online_only_embedders_fail_offline_with_the_fix(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.errors import AssetError
+    from pipeline.core.errors import AssetError
 
     monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

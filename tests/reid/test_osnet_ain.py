@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ReidConfig
-from pipeline.errors import AssetError
+from pipeline.core.config import ReidConfig
+from pipeline.core.errors import AssetError
 from reid.osnet import build_osnet, load_osnet
 
 # Names as torchreid's osnet_ain.py registers them (ModuleList streams, pool2/pool3, IN in

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import GalleryError, QueryError
+from pipeline.core.errors import GalleryError, QueryError
 from storage.gallery import Gallery, NewDetection, SearchFilters
 
 DIM = 16

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 from storage.gallery import Gallery
 from storage.subjects import delete_subject, save_subject, subject, subject_named, subjects
 from tests.storage.test_gallery import _fill

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.assets import cache_dir, sha256_of
-from pipeline.errors import AssetError
+from pipeline.core.assets import cache_dir
+from pipeline.core.errors import AssetError
+from pipeline.core.files import sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ as PRW and MOT ship their frames). Both yield ``Frame`` objects."""
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import logging
 import math
@@ -17,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.crops import to_bgr_uint8
-from pipeline.errors import SourceError
-from pipeline.timeline import exif_time, mp4_creation_time, stamp_in_name
-from pipeline.types import Frame
+from pipeline.core.crops import to_bgr_uint8
+from pipeline.core.errors import SourceError
+from pipeline.core.timeline import exif_time, mp4_creation_time, stamp_in_name
+from pipeline.core.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -172,40 +171,6 @@ def probe(path: Path, image_fps: float | None = None) -> SourceInfo:
         created = mp4_creation_time(path)
         start = created.replace(tzinfo=UTC).isoformat() if created else None
     return SourceInfo(path, False, fps, max(count, 0), width, height, None, start)
-
-
-def source_size_bytes(path: Path) -> int:
-    """Bytes of a video file, or of all files in an image folder (0 if unreadable)."""
-    try:
-        if path.is_dir():
-            return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def content_hash(path: Path, chunk_bytes: int = 4 << 20) -> str:
-    """A fast identity for a source: sha256 over its size and its first, middle and last
-    4 MiB (whole file when smaller). For a folder: over its absolute path.
-    Two files that differ only outside those windows would collide; for camera footage
-    (timestamps burnt into every frame, different lengths) that does not happen in practice."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    if path.is_dir():
-        # A folder is identified by where it is: its images may be added to, or a broken one
-        # removed, and it must stay the same source (ingest notices the change itself).
-        digest.update(str(path.resolve()).encode())
-        return "dir:" + digest.hexdigest()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    with open(path, "rb") as fh:
-        if size <= 3 * chunk_bytes:
-            digest.update(fh.read())
-        else:
-            for offset in (0, size // 2, size - chunk_bytes):
-                fh.seek(offset)
-                digest.update(fh.read(chunk_bytes))
-    return digest.hexdigest()
 
 
 @dataclass

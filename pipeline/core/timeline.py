@@ -12,7 +12,7 @@ import struct
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 # 2026-11-25T15:44:33.123, 20261125_154433, cam3-20261125-154433-250, 2026-11-25 15.44.33 ...
 _STAMP = re.compile(

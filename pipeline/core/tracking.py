@@ -14,9 +14,9 @@ import lap
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.boxes import iou_matrix
-from pipeline.config import TrackingConfig
-from pipeline.types import Detections
+from pipeline.core.boxes import iou_matrix
+from pipeline.core.config import TrackingConfig
+from pipeline.core.types import Detections
 
 UNTRACKED = -1
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ProwlError
+from pipeline.core.errors import ProwlError
 
 # OWASP's list: a cell starting with one of these is a formula in Excel/LibreOffice/Sheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -10,7 +10,6 @@ Debian package (``apt-get download`` + ``dpkg-deb``). Nothing is fetched at impo
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -24,24 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import AssetError
-from pipeline.zoo import DEFAULT_MODEL_SHA, OSNET_ZOO, TORCHVISION_WEIGHTS, X0_5_MODEL_SHA
+from pipeline.core.errors import AssetError
+from pipeline.core.files import sha256_of
+from pipeline.core.zoo import DEFAULT_MODEL_SHA, OSNET_ZOO, TORCHVISION_WEIGHTS, X0_5_MODEL_SHA
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PROWL_CACHE") or Path.home() / ".cache" / "prowl")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -242,7 +234,7 @@ def _registry() -> dict[str, Asset]:
                 name=filename,
                 licence=licence,
                 manual_hint=f"run `make {target}` (it rewrites reid/weights/{filename} and "
-                f"prints the sha256 to set as {sha_name} in pipeline/zoo.py)",
+                f"prints the sha256 to set as {sha_name} in pipeline/core/zoo.py)",
                 routes=(Route("file", str(REPO_ROOT / "reid" / "weights" / filename), sha256=sha),),
             )
         )

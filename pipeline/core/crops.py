@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import QueryError
+from pipeline.core.errors import QueryError
 
 
 def to_bgr_uint8(image: NDArray[np.generic]) -> NDArray[np.uint8]:
