@@ -22,7 +22,7 @@ from typing import Any
 from detectors import Detector
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError, ProwlError
-from pipeline.ingest import IngestSummary, PreparedRun, ProgressFn, prepare_run
+from pipeline.runs import IngestSummary, PreparedRun, ProgressFn, prepare_run
 from pipeline.segments import Segment, plan_segments, process_segment
 from reid import Embedder
 from storage.gallery import Gallery

@@ -255,13 +255,9 @@ def ingest_live(
     """Ingest a live source until ``stop_event``, ``cfg.video.end_s`` seconds of it, or its
     end (a followed file that stopped growing). Returns an IngestSummary with the live
     counters (received, dropped, reconnects)."""
-    from pipeline.ingest import (
-        IngestSummary,
-        StageClock,
-        embedder_row_of,
-        run_stages,
-        settings_key,
-    )
+    from pipeline.frames import StageClock
+    from pipeline.ingest import run_stages
+    from pipeline.runs import IngestSummary, embedder_row_of, settings_key
 
     stop = stop_event or threading.Event()
     lc = cfg.live

@@ -77,7 +77,7 @@ def process_segment(
     """Detect, track and embed one segment (the same stages and settings as an in-process
     ingest) and return its rows."""
     from pipeline.core.video import DecodeReport, read_frames
-    from pipeline.ingest import FrameStages, StageClock
+    from pipeline.frames import FrameStages, StageClock
 
     started = time.perf_counter()
     tc = cfg.tracking

@@ -98,7 +98,7 @@ def test_damaged_export_is_made_again(cfg_default, frames, tmp_path, monkeypatch
 def test_int8_keeps_the_fp32_people(cfg_default, frames, vtest_path):  # type: ignore[no-untyped-def]
     """int8 (NNCF, calibrated on the footage itself) finds the people fp32 finds."""
     from detectors import build_detector, build_for_footage
-    from pipeline.ingest import settings_key
+    from pipeline.runs import settings_key
 
     fp32 = build_detector(replace(cfg_default.detector, backend="openvino")).detect(frames)
     int8_cfg = replace(

@@ -169,7 +169,7 @@ def test_a_run_held_by_another_ingest_is_not_written_by_ray(
     """The run's lease covers Ray too: while another ingest holds the run, a Ray ingest of
     the same video and settings refuses before any segment runs."""
     from pipeline.distributed import ingest_distributed
-    from pipeline.ingest import prepare_run
+    from pipeline.runs import prepare_run
     from storage.gallery import Gallery
     from storage.leases import RunBusy
 
