@@ -131,7 +131,7 @@ reid-real: $(STAMP) build/real-mot
 GS := build/gan-study
 GAN_ITERS ?= 1000
 GAN_FLAGS ?=
-FT := --arch osnet_x0_5 --init osnet-x0_5-prowl --epochs 8 --iters-per-epoch 15 \
+FT := --arch osnet_x0_5 --init osnet-x0_5-prowl --epochs 8 --iters-per-epoch 15 --freeze-bn \
   --warmup-epochs 1 --lr 3.5e-5 --seed 0
 gan-study: $(STAMP) build/real-mot
 	rm -rf $(GS) && mkdir -p $(GS)/json

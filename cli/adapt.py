@@ -50,6 +50,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         iters_per_epoch=args.iters_per_epoch,
         seed=args.seed,
         device=args.device,
+        freeze_bn=args.freeze_bn,
     )
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery, gallery.session() as s:

@@ -57,6 +57,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
+    p.add_argument(
+        "--freeze-bn",
+        action="store_true",
+        help="keep the backbone's batch-norm statistics (fine-tuning a re-ID model on few people)",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for model.pt and the card")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument(
@@ -102,6 +107,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--iters-per-epoch", type=int, default=0)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
+    p.add_argument(
+        "--freeze-bn",
+        action="store_true",
+        help="keep the backbone's batch-norm statistics (fine-tuning a re-ID model on few people)",
+    )
     p.add_argument("--out", type=Path, required=True, help="a new folder for model.pt and the card")
     p.add_argument(
         "--spgan",
@@ -182,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         device=args.device,
+        freeze_bn=args.freeze_bn,
     )
     if args.from_gallery:
         from storage.tracks import track_crops

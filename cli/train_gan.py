@@ -140,6 +140,7 @@ def cmd_spgan(args: argparse.Namespace) -> int:
         iters_per_epoch=args.iters_per_epoch,
         seed=args.seed,
         device=args.device,
+        freeze_bn=args.freeze_bn,
     )
     source = layout_training_set(args.source, args.source_format)
     cfg = load_cfg(args)

@@ -37,3 +37,6 @@ class Recipe:
     patience: int = 8  # epochs without a better validation mAP before stopping
     seed: int = 0
     device: str = "cpu"
+    # Fine-tuning a re-ID model on a few people: keep the backbone's batch-norm statistics
+    # (and their running averages) as they were, or the batches' few people overwrite them
+    freeze_bn: bool = False

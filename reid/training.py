@@ -179,6 +179,16 @@ def _from_prowl_model(arch: str, path: Path) -> tuple[nn.Module, int]:
     return backbone, dim
 
 
+def freeze_batch_norm(module: nn.Module) -> None:
+    """Batch-norm layers normalise with their stored statistics and stop updating them (their
+    scale and shift still learn). Measured on real people (make gan-study): fine-tuning the
+    default x0.5 on 17 TUD people with updating statistics took PETS09 mAP from 0.669 to 0.25,
+    and restoring only the original statistics gave back 0.62."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def batch_hard_triplet(feats: torch.Tensor, pids: torch.Tensor, margin: float) -> torch.Tensor:
     """Hermans et al. (2017): for each anchor, its farthest positive and nearest negative in
     the batch (Euclidean distance), hinge at ``margin``, averaged."""
@@ -326,6 +336,8 @@ def train(
             log.info("no better validation mAP for %d epochs: stopping", stale)
             break
         model.train()
+        if recipe.freeze_bn:
+            freeze_batch_norm(model.backbone)
         t0, seen, sum_id, sum_tri = time.perf_counter(), 0, 0.0, 0.0
         for it, batch in enumerate(
             pk_batches(pids, recipe.p_identities, recipe.k_images, iters, rng)

@@ -123,3 +123,30 @@ def test_without_validation_identities_the_last_epoch_is_kept(tmp_path: Path) ->
     last = torch.load(out / "last.pt", weights_only=False)["model"]
     kept = torch.load(out / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(kept[k], last[k]) for k in kept)
+
+
+def test_freeze_bn_keeps_the_backbones_statistics_while_the_weights_learn(tmp_path: Path) -> None:
+    """--freeze-bn: a fine-tune on a few people leaves every backbone batch-norm's running
+    statistics as they were (they would otherwise become those few people's)."""
+    from dataclasses import replace
+
+    from reid.training import TrainSample, train
+
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 255, size=(64, 32, 3), dtype=np.uint8) for _ in range(8)]
+    samples = [TrainSample(lambda im=im: im, i % 4, i % 2) for i, im in enumerate(imgs)]
+    base = Recipe(
+        arch="osnet_x0_25", init="none", epochs=1, p_identities=2, k_images=2, height=64,
+        width=32, iters_per_epoch=2, warmup_epochs=0,
+    )  # fmt: skip
+    changed = {}
+    for freeze in (False, True):
+        torch.manual_seed(0)
+        model, _ = train(
+            samples, 4, replace(base, freeze_bn=freeze), tmp_path / str(freeze),
+            lambda _m: float("nan"),
+        )  # fmt: skip
+        stats = {k: v for k, v in model.backbone.state_dict().items() if "running_mean" in k}
+        changed[freeze] = sum(not torch.equal(v, torch.zeros_like(v)) for v in stats.values())
+    assert changed[True] == 0  # a fresh OSNet's running means are zeros, and stay so
+    assert changed[False] > 10
