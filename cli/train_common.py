@@ -69,7 +69,8 @@ def best_of(logs: list[Any]) -> tuple[float | None, int | None]:
 def resolve_init(init: str) -> str:
     if init in ("imagenet", "none") or Path(init).is_file():
         return init if init in ("imagenet", "none") else str(Path(init).resolve())
-    from pipeline.core.assets import known_assets, resolve
+    from pipeline.core.asset_table import known_assets
+    from pipeline.core.assets import resolve
 
     if f"{init}.pth" in known_assets():
         return str(resolve(f"{init}.pth"))

@@ -59,7 +59,7 @@ def check_gan_flags(args: argparse.Namespace) -> None:
 def generated_data(args: argparse.Namespace, train: list[Any], recipe: Any) -> Any:
     """``reid.training.GeneratedData`` for --camstyle / --lsro (None when neither is asked)."""
     from reid.generated import cameras_of, camstyle_data, gan_settings, lsro_data
-    from reid.training import GeneratedData
+    from reid.train_parts import GeneratedData
 
     if args.camstyle and len(cameras_of(train)) < 2:
         raise ProwlError(

@@ -15,7 +15,8 @@ from torch import nn
 from evaluation.metrics import reid_metrics
 from evaluation.reid_datasets import _market_split
 from pipeline.core.errors import DatasetError
-from reid.training import Recipe, TrainSample, net_features
+from reid.train_parts import TrainSample
+from reid.training import Recipe, net_features
 
 TRAIN_FORMATS = ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "gallery")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.assets import cache_dir, is_present, known_assets
+from pipeline.core.asset_table import known_assets
+from pipeline.core.assets import cache_dir, is_present
 from pipeline.core.config import Config
 from pipeline.core.zoo import ENTRIES, Entry
 

@@ -23,7 +23,7 @@ from reid.gan_training import (
     train_translator,
     translate,
 )
-from reid.training import GeneratedData, TrainSample
+from reid.train_parts import GeneratedData, TrainSample
 
 Loader = Callable[[], NDArray[np.uint8]]
 

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -25,72 +24,17 @@ from torch import nn
 
 from pipeline.core.errors import AssetError, ProwlError
 from reid.recipe import BACKBONES, Recipe
+from reid.train_parts import (
+    GeneratedData,
+    TrainSample,
+    augment,
+    batch_hard_triplet,
+    mixed_batch,
+    pk_batches,
+    soft_cross_entropy,
+)
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = np.asarray((0.485, 0.456, 0.406), np.float32) * 255
-IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), np.float32) * 255
-
-
-@dataclass(frozen=True)
-class TrainSample:
-    """One training image: ``load()`` gives it as H×W×3 uint8 BGR."""
-
-    load: Callable[[], NDArray[np.uint8]]
-    pid: int  # 0..num_classes-1
-    camid: int
-
-
-@dataclass(frozen=True)
-class GeneratedData:
-    """GAN-made images mixed into training, and how the identity loss treats them.
-
-    - ``styled`` (CamStyle, Zhong et al. 2018): per training sample, its copies in the other
-      cameras' styles; each batch image is swapped for one of them with chance ``style_p``
-      and then learned with label smoothing ``style_smoothing`` (LSR: less sure than a real
-      image), keeping its identity for the triplet loss too.
-    - ``unlabelled`` (LSRO, Zheng et al. 2017): GAN samples of nobody; ``per_batch`` of them
-      join each batch with a uniform label distribution and no triplet term."""
-
-    styled: Sequence[Sequence[Callable[[], NDArray[np.uint8]]]] = ()
-    style_p: float = 0.25
-    style_smoothing: float = 0.2
-    unlabelled: Sequence[Callable[[], NDArray[np.uint8]]] = ()
-    per_batch: int = 0
-
-
-def soft_cross_entropy(logits: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against (1 - eps) one-hot + eps uniform, per sample: eps = the recipe's
-    smoothing gives ``nn.CrossEntropyLoss(label_smoothing=eps)``, eps = 1 LSRO's uniform."""
-    logp = torch.log_softmax(logits, dim=1)
-    nll = -logp.gather(1, y[:, None]).squeeze(1)
-    return ((1 - eps) * nll + eps * -logp.mean(dim=1)).mean()
-
-
-def _mixed_batch(
-    batch: list[int],
-    samples: Sequence[TrainSample],
-    extra: GeneratedData,
-    recipe: Recipe,
-    rng: np.random.Generator,
-) -> tuple[list[NDArray[np.uint8]], list[int], list[float]]:
-    """(images, labels with -1 for nobody, label smoothing per image) of one PK batch."""
-    images, labels, eps = [], [], []
-    for i in batch:
-        copies = extra.styled[i] if extra.styled else ()
-        if copies and rng.random() < extra.style_p:
-            images.append(copies[int(rng.integers(len(copies)))]())
-            eps.append(extra.style_smoothing)
-        else:
-            images.append(samples[i].load())
-            eps.append(recipe.label_smoothing)
-        labels.append(samples[i].pid)
-    if extra.unlabelled and extra.per_batch:
-        for j in rng.choice(len(extra.unlabelled), size=extra.per_batch):
-            images.append(extra.unlabelled[int(j)]())
-            labels.append(-1)
-            eps.append(1.0)
-    return images, labels, eps
 
 
 class ReidNet(nn.Module):
@@ -189,74 +133,18 @@ def freeze_batch_norm(module: nn.Module) -> None:
             m.eval()
 
 
-def batch_hard_triplet(feats: torch.Tensor, pids: torch.Tensor, margin: float) -> torch.Tensor:
-    """Hermans et al. (2017): for each anchor, its farthest positive and nearest negative in
-    the batch (Euclidean distance), hinge at ``margin``, averaged."""
-    dist = torch.cdist(feats, feats).clamp_min(1e-12)
-    same = pids[:, None] == pids[None, :]
-    hardest_pos = (dist * same).max(dim=1).values
-    hardest_neg = dist.masked_fill(same, float("inf")).min(dim=1).values
-    return torch.relu(hardest_pos - hardest_neg + margin).mean()
-
-
-def pk_batches(
-    pids: Sequence[int], p: int, k: int, batches: int, rng: np.random.Generator
-) -> Iterator[list[int]]:
-    """``batches`` lists of sample indices: P identities with K images each (drawn with
-    replacement when an identity has fewer than K)."""
-    by_pid: dict[int, list[int]] = {}
-    for i, pid in enumerate(pids):
-        by_pid.setdefault(pid, []).append(i)
-    ids = np.asarray(sorted(by_pid))
-    for _ in range(batches):
-        chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
-        batch: list[int] = []
-        for pid in chosen:
-            members = by_pid[int(pid)]
-            batch.extend(rng.choice(members, size=k, replace=len(members) < k).tolist())
-        yield batch
-
-
-def augment(
-    img: NDArray[np.uint8], recipe: Recipe, rng: np.random.Generator
-) -> NDArray[np.float32]:
-    """Resize, random flip, 10-px pad + random crop, random erasing; CHW float, normalised."""
-    h, w = recipe.height, recipe.width
-    x = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.5:
-        x = x[:, ::-1]
-    x = cv2.copyMakeBorder(np.ascontiguousarray(x), 10, 10, 10, 10, cv2.BORDER_CONSTANT, value=0)
-    top, left = int(rng.integers(0, 21)), int(rng.integers(0, 21))
-    x = x[top : top + h, left : left + w]
-    out = (x[..., ::-1].astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
-    if rng.random() < recipe.erasing_p:  # Zhong et al. 2020: a random rectangle of noise
-        for _ in range(10):
-            area = h * w * rng.uniform(0.02, 0.4)
-            ratio = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
-            eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
-            if eh < h and ew < w:
-                y0, x0 = int(rng.integers(0, h - eh)), int(rng.integers(0, w - ew))
-                out[y0 : y0 + eh, x0 : x0 + ew] = rng.normal(size=(eh, ew, 3))
-                break
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
-
-
 def net_features(
     net: nn.Module, images: Sequence[NDArray[np.uint8]], recipe: Recipe, batch: int = 64
 ) -> NDArray[np.float32]:
     """(len(images), dim) L2-normalised features of a network in eval mode, with the
-    inference preprocessing (resize to the recipe's size, RGB, ImageNet mean/std)."""
+    inference preprocessing (``reid.backbones.preprocess`` at the recipe's size)."""
+    from reid.backbones import preprocess
+
     device = next(net.parameters()).device
     feats = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
-            x = np.stack(
-                [
-                    (cv2.resize(im, (recipe.width, recipe.height))[..., ::-1] - IMAGENET_MEAN)
-                    / IMAGENET_STD
-                    for im in images[start : start + batch]
-                ]
-            ).astype(np.float32)
+            x = preprocess(images[start : start + batch], (recipe.height, recipe.width))
             t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
             feats.append(nn.functional.normalize(net(t).float(), dim=1).cpu().numpy())
     return np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
@@ -344,7 +232,7 @@ def train(
         ):
             for group in optimiser.param_groups:
                 group["lr"] = recipe.lr * lr_factor(epoch + it / iters, recipe)
-            images, labels, eps = _mixed_batch(batch, samples, extra, recipe, rng)
+            images, labels, eps = mixed_batch(batch, samples, extra, recipe, rng)
             x = torch.from_numpy(np.stack([augment(im, recipe, rng) for im in images]))
             y = torch.as_tensor(labels, device=device)
             known = y >= 0

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core import assets
-from pipeline.core.assets import Asset, Route
+from pipeline.core import asset_table, assets
+from pipeline.core.asset_table import Asset, Route
 from pipeline.core.errors import AssetError
 from pipeline.core.files import sha256_of
 
@@ -73,7 +73,7 @@ def test_resolved_files_are_the_published_ones() -> None:
     }
     for name, sha in published.items():
         assert sha256_of(assets.resolve(name)) == sha, name
-    reg = assets._registry()
+    reg = asset_table._registry()
     kinds = [r.kind for r in reg["yolov8n.pt"].routes]
     assert kinds[0] == "url" and "wheel" in kinds  # upstream kept for online users
 
@@ -87,7 +87,7 @@ def _one_route_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tupl
     monkeypatch.setenv("PROWL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(
         assets,
-        "_registry",
+        "known_assets",
         lambda: {"w.bin": Asset("w.bin", (Route("file", str(good), sha256=sha),))},
     )
     return good, sha

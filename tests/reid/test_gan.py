@@ -17,7 +17,8 @@ import torch
 import run_pipeline
 from evaluation.reid_synthetic import write_reid_synthetic
 from reid.gan_training import GanSettings, train_dcgan, train_translator, translate
-from reid.training import GeneratedData, Recipe, TrainSample, _mixed_batch, soft_cross_entropy
+from reid.train_parts import GeneratedData, TrainSample, mixed_batch, soft_cross_entropy
+from reid.training import Recipe
 from tests.conftest import where
 
 
@@ -55,7 +56,7 @@ def test_mixed_batches_swap_in_style_copies_and_add_nobodys_samples() -> None:
         per_batch=2,
     )
     rng = np.random.default_rng(0)
-    images, labels, eps = _mixed_batch([0, 1, 0], samples, extra, Recipe(), rng)
+    images, labels, eps = mixed_batch([0, 1, 0], samples, extra, Recipe(), rng)
     values = [int(im[0, 0, 0]) for im in images]
     # sample 0 has a copy (always taken at p=1) and keeps its label; sample 1 has none
     assert values == [99, 20, 99, 200, 200]

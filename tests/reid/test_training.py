@@ -13,7 +13,8 @@ import torch
 
 import run_pipeline
 from evaluation.reid_synthetic import write_reid_synthetic
-from reid.training import Recipe, batch_hard_triplet, lr_factor, pk_batches
+from reid.train_parts import batch_hard_triplet, pk_batches
+from reid.training import Recipe, lr_factor
 from tests.conftest import where
 
 
@@ -130,7 +131,8 @@ def test_freeze_bn_keeps_the_backbones_statistics_while_the_weights_learn(tmp_pa
     statistics as they were (they would otherwise become those few people's)."""
     from dataclasses import replace
 
-    from reid.training import TrainSample, train
+    from reid.train_parts import TrainSample
+    from reid.training import train
 
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, size=(64, 32, 3), dtype=np.uint8) for _ in range(8)]
