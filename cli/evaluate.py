@@ -1,4 +1,5 @@
-"""`prowl eval`, `prowl bench` and `prowl make-synthetic`."""
+"""`prowl eval` and `prowl bench` (detector × retriever scoring), and the parsers of the
+evaluation commands (eval-reid and make-* run from their own modules)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import load_cfg
+from cli.eval_reid import cmd_eval_reid
+from cli.make_data import cmd_make_crowd, cmd_make_synthetic
 from pipeline.core.errors import ProwlError
 from pipeline.core.outputs import check_writable, write_text
 
@@ -283,191 +286,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(
         f"wrote results.csv, results.md, map_vs_recall.png, map_vs_speed.png and "
         f"threshold_sweep.png under {args.out}"
-    )
-    return 0
-
-
-def cmd_eval_reid(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from evaluation.reid_datasets import load_reid_dataset
-    from evaluation.reid_runner import evaluate_reid
-    from evaluation.runner import build_embedder_checked
-
-    if args.json not in (None, "-"):
-        check_writable(Path(args.json))  # before the evaluation, not after it
-    if args.plot and not args.distractors:
-        raise ProwlError("--plot draws the --distractors curve; give --distractors N|DIR")
-    if args.distractors:
-        folder, _n = _distractor_spec(args.distractors)
-        if folder is not None:
-            from evaluation.distractors import images_in
-
-            if not images_in(folder):
-                raise ProwlError(
-                    f"{folder} holds no images (.jpg, .png, .bmp) to use as distractors"
-                )
-        if args.plot:
-            check_writable(args.plot)
-    cfg = load_cfg(args, reid={"weights": args.reid_weights})
-    ds = load_reid_dataset(args.dataset, args.format)
-    args.reid = args.reid or cfg.reid.name
-    embedder = build_embedder_checked(args.reid, cfg)
-    with tqdm(
-        total=len(ds.query) + len(ds.gallery),
-        desc=f"eval-reid {embedder.name}",
-        unit="sample",
-        file=sys.stderr,
-    ) as bar:
-        r = evaluate_reid(
-            ds, embedder, cfg.reid.batch_crops, bar.update, rerank=args.rerank, qe=args.qe
-        )
-    if args.distractors:
-        r["distractors"] = _distractor_curve(args, ds, embedder, cfg.reid.batch_crops)
-    if args.json == "-":
-        print(json.dumps(r, indent=2))
-        return 0
-    kind = "tracklets" if r["tracklets"] else "images"
-    print(
-        f"{r['dataset']}: {r['queries']} query and {r['gallery']} gallery {kind} "
-        f"({r['valid_queries']} queries with a cross-camera match); {r['reid']}"
-    )
-    print(
-        f"  mAP {r['mAP']:.3f} [95% CI {r['mAP_ci95'][0]:.3f}, {r['mAP_ci95'][1]:.3f}]  "
-        f"rank-1 {r['rank1']:.3f}  rank-5 {r['rank5']:.3f}  "
-        f"rank-10 {r['rank10']:.3f}"
-    )
-    if args.distractors:
-        d = r["distractors"]
-        print(f"  distractors: {d['method']}")
-        print("  gallery     mAP    rank-1  search p50 / p99 (ms)")
-        for p in d["curve"]:
-            print(
-                f"  {p['gallery']:>9,}  {p['mAP']:.3f}  {p['rank1']:.3f}   "
-                f"{p['search_p50_ms']:.2f} / {p['search_p99_ms']:.2f}"
-            )
-        if args.plot:
-            print(f"  plot: {args.plot}")
-    if args.json:
-        write_text(Path(args.json), json.dumps(r, indent=2) + "\n")
-    return 0
-
-
-def _distractor_spec(text: str) -> tuple[Path | None, int]:
-    """``--distractors``: a folder of crops (as many as it holds) or a count (drawn figures)."""
-    if text.isdigit():
-        n = int(text)
-        if not 1 <= n <= 10_000_000:
-            raise ProwlError(f"--distractors {text}: give 1 to 10000000, or a folder of crops")
-        return None, n
-    folder = Path(text)
-    if not folder.is_dir():
-        raise ProwlError(f"--distractors {text}: not a number and not a folder of crops")
-    return folder, 0
-
-
-def _distractor_curve(
-    args: argparse.Namespace, ds: Any, embedder: Any, batch: int
-) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from evaluation.distractors import SIZES, curve, distractor_vectors, plot
-    from evaluation.reid_runner import reid_features
-
-    folder, n = _distractor_spec(args.distractors)
-    q, g = reid_features(ds, embedder, batch)
-    if folder is not None:
-        from evaluation.distractors import images_in
-
-        n = len(images_in(folder))
-    vectors, method = distractor_vectors(embedder, folder, n, batch)
-    sizes = (*(s for s in SIZES if s < len(vectors)), len(vectors))
-    points = curve(
-        q,
-        [s.pid for s in ds.query],
-        [s.camid for s in ds.query],
-        g,
-        [s.pid for s in ds.gallery],
-        [s.camid for s in ds.gallery],
-        vectors,
-        tuple(sorted(set(sizes))),
-    )
-    if args.plot:
-        plot(points, f"{ds.name}: {embedder.name} with distractors", args.plot)
-    return {"method": method, "curve": [asdict(p) for p in points]}
-
-
-def cmd_make_synthetic(args: argparse.Namespace) -> int:
-    from evaluation.synthetic import write_synthetic
-
-    if args.out.exists() and any(args.out.iterdir()):
-        raise ProwlError(f"{args.out} is not empty; choose a new folder")
-    if args.format in ("market1501", "msmt17", "mars"):
-        from evaluation.reid_synthetic import write_reid_synthetic
-
-        nq, ng = write_reid_synthetic(
-            args.out, args.format, args.identities, args.cameras, seed=args.seed
-        )
-        print(f"wrote {nq} query and {ng} gallery samples to {args.out} ({args.format} layout)")
-        return 0
-    truth = write_synthetic(
-        args.out, args.format, args.identities, args.cameras, args.frames, seed=args.seed
-    )
-    print(
-        f"wrote {truth.frames} frames, {truth.labeled_boxes} labeled and {truth.unlabeled_boxes} "
-        f"unlabeled boxes, {truth.queries} queries to {args.out} ({args.format} layout)"
-    )
-    return 0
-
-
-def cmd_make_crowd(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from evaluation.crowd import write_crowd
-    from pipeline.core.assets import resolve
-    from pipeline.core.video import probe
-
-    if not 2 <= args.grid <= 8 or args.frames < 2 or args.stride < 1:
-        raise ProwlError("--grid must be within 2..8, --frames >= 2 and --stride >= 1")
-    if args.from_mot is not None:  # one sequence folder in OUT, beside others
-        made = args.out / f"{args.from_mot.resolve().name}-mosaic{args.grid}x{args.grid}"
-        if made.exists():
-            raise ProwlError(f"{made} exists; choose another OUT")
-    elif args.out.exists() and any(args.out.iterdir()):
-        raise ProwlError(f"{args.out} is not empty; choose a new folder")
-    cfg = load_cfg(args)
-    if args.from_mot is not None:
-        from evaluation.crowd import write_crowd_from_mot
-        from evaluation.datasets import load_mot
-
-        frames = len(load_mot(args.from_mot).frames)  # a bad sequence fails before the bar
-        with tqdm(total=frames, desc="mosaic", unit="frame", file=sys.stderr) as bar:
-            r = write_crowd_from_mot(
-                args.from_mot, args.out, args.grid, args.frames, args.stride, bar.update
-            )
-        print(
-            f"wrote {r.frames} frames of {r.size_wh[0]}×{r.size_wh[1]}, {r.labeled_boxes} "
-            f"ground-truth boxes of {r.identities} identities to {args.out} (MOT layout; "
-            f"evaluate with `prowl eval {args.out} --format mot`)"
-        )
-        return 0
-    video = args.video or resolve("vtest.avi")
-    with tqdm(
-        total=probe(video).frame_count, desc="labelling", unit="frame", file=sys.stderr
-    ) as bar:
-        r = write_crowd(
-            video,
-            args.out,
-            cfg,
-            args.grid,
-            args.frames,
-            args.stride,
-            label_detector=args.label_detector,
-            progress=bar.update,
-        )
-    print(
-        f"wrote {r.frames} frames of {r.size_wh[0]}×{r.size_wh[1]}, {r.labeled_boxes} labelled "
-        f"boxes of {r.identities} people to {args.out} (MOT layout; evaluate with "
-        f"`prowl eval {args.out} --format mot`)"
     )
     return 0

@@ -160,7 +160,8 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from pipeline.query import crop_from_frame, read_query_image, run_query
-    from pipeline.report import clock, table, track_table, write_csv, write_html, write_json
+    from pipeline.report import clock, table, track_table, write_csv, write_json
+    from pipeline.report_html import write_html
     from storage.gallery import SearchFilters
 
     cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank, "expand": args.expand})

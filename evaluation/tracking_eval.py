@@ -5,6 +5,7 @@ pooled over each track, all of them or only the crops the embedding cadence woul
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,11 @@ from evaluation.scoring import DetectedDataset, EvalOptions, score
 from pipeline.core.boxes import iou_matrix
 from pipeline.core.config import TrackingConfig
 from pipeline.core.stitching import (
-    Path,
     StitchSettings,
-    Stray,
-    Tracklet,
-    fold,
-    mean_direction,
-    stitch,
 )
 from pipeline.core.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.core.types import Detections
+from storage.tracks import appearances
 
 
 def _sequences(ds: SearchDataset) -> dict[str, list[int]]:
@@ -194,6 +190,21 @@ def cadence_mask(
     return masks
 
 
+@dataclass(frozen=True)
+class _Row:
+    """A detection as ingest stores it, for ``storage.tracks.appearances``."""
+
+    id: int
+    raw_track_id: int  # 0: untracked
+    frame_index: int
+    timestamp_s: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    embedding: bytes | None
+
+
 def stitched(
     ds: SearchDataset,
     det: DetectedDataset,
@@ -204,58 +215,26 @@ def stitched(
     fps: float = 10.0,
     fold_thresh: float | None = None,
 ) -> list[NDArray[np.int64]]:
-    """``track_ids`` with each camera's fragments joined by ``pipeline.core.stitching`` (pooled
-    vectors of the crops in ``use``, as ingest has them); with ``fold_thresh``, the strays
-    scoring at least that (untracked boxes, lone one-box fragments) folded into the
-    appearance they fit, as ingest does when a run finishes."""
+    """``track_ids`` as ingest's appearances would make them: each camera's boxes as the
+    rows ingest stores (tracked ones, and with ``fold_thresh`` the untracked ones scoring
+    at least that; vectors of the crops in ``use`` only) through the same
+    ``storage.tracks.appearances``: fragments stitched, and with ``fold_thresh`` strays
+    folded in. -1: in no appearance."""
     rates = dict(ds.fps)
-    pooled = pooled_features(feats, track_ids, use)
-    out = [ids.copy() for ids in track_ids]
+    out = [np.full(len(ids), -1, np.int64) for ids in track_ids]
     for cam, positions in _sequences(ds).items():
         rate = rates.get(cam, fps)
-        seen: dict[int, list[Any]] = {}
+        rows = []
         for n, i in enumerate(positions):
-            for j in np.flatnonzero(track_ids[i] >= 0):
-                t = int(track_ids[i][j])
-                entry = seen.setdefault(t, [n, det.boxes[i][j], n, det.boxes[i][j], None, 0])
-                entry[2], entry[3] = n, det.boxes[i][j]
-                entry[5] += 1
-                if use[i][j]:
-                    entry[4] = pooled[i][j]
-        tracklets = [
-            Tracklet(t, a / rate, b / rate, box_a, box_b, feat)
-            for t, (a, box_a, b, box_b, feat, _n) in seen.items()
-        ]
-        chain = stitch(tracklets, settings)
-        for i in positions:
-            out[i] = np.asarray([chain.get(int(t), int(t)) for t in track_ids[i]], np.int64)
-        if fold_thresh is None:
-            continue
-        sizes: dict[int, int] = defaultdict(int)
-        for t, entry in seen.items():
-            sizes[chain[t]] += entry[5]
-        strays, members = [], defaultdict(list)
-        for n, i in enumerate(positions):
-            for k in range(len(out[i])):
-                member = int(out[i][k])
-                if member >= 0 and sizes[member] > 1:
-                    members[member].append((n / rate, det.boxes[i][k], pooled[i][k], use[i][k]))
-                elif det.scores[i][k] >= fold_thresh:
-                    vector = feats[i][k] if use[i][k] else None  # ingest has only these
-                    strays.append(Stray(i * 100_000 + k, n / rate, det.boxes[i][k], vector))
-        paths = []
-        for c, boxes in members.items():
-            feat = mean_direction([f for _t, _b, f, u in boxes if u])
-            paths.append(
-                Path(
-                    c,
-                    np.asarray([t for t, *_ in boxes]),
-                    np.asarray([b for _t, b, *_ in boxes], np.float32),
-                    feat,
-                )
-            )
-        for key, c in fold(strays, paths, settings).items():
-            out[key // 100_000][key % 100_000] = c
+            for k, t in enumerate(track_ids[i]):
+                if t < 0 and (fold_thresh is None or det.scores[i][k] < fold_thresh):
+                    continue  # ingest never stores it
+                x1, y1, x2, y2 = (float(v) for v in det.boxes[i][k])
+                vector = feats[i][k].astype(np.float32).tobytes() if use[i][k] else None
+                rows.append(_Row(i * 100_000 + k, int(t) + 1, n, n / rate, x1, y1, x2, y2, vector))
+        joined = appearances(rows, settings, fold_strays=fold_thresh is not None)
+        for key, app in joined.items():
+            out[key // 100_000][key % 100_000] = app - 1
     return out
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import report
+from pipeline import report, report_html
 from pipeline.core.crops import encode_jpeg
 from pipeline.core.errors import ProwlError
 from pipeline.core.files import sha256_of
@@ -63,9 +63,9 @@ def write_evidence(
             progress(done, steps)
 
     files: dict[str, bytes] = {}
-    frames = report.frames_with_boxes(result.hits)
+    frames = report_html.frames_with_boxes(result.hits)
     step()
-    files["summary.html"] = report.render_html(result, "prowl evidence", frames).encode()
+    files["summary.html"] = report_html.render_html(result, "prowl evidence", frames).encode()
     with tempfile.TemporaryDirectory() as tmp:
         report.write_csv(result, Path(tmp) / "hits.csv")
         report.write_json(result, str(Path(tmp) / "hits.json"))

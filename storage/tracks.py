@@ -38,12 +38,16 @@ def fill_raw_track_ids(s: Session, run_id: int) -> None:
     )
 
 
-def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]:
+def appearances(
+    rows: Sequence[Any], settings: StitchSettings, fold_strays: bool = True
+) -> dict[int, int]:
     """Detection id -> the appearance (stored track id) it belongs to, from the run's rows
     (id, raw_track_id, frame_index, timestamp_s, box, embedding): the tracker's fragments
     stitched, then stray boxes (no track, or a lone one-box track) folded into the
     appearance they fit; a stray that fits none is left out. A pure function of the rows,
     so a resumed, windowed or distributed run gets the same appearances as one straight run.
+    ``fold_strays=False`` stops after stitching (every tracked box keeps its chain), which
+    is how evaluation scores the two steps apart.
     """
     fragments: dict[int, list[Any]] = {}
     for r in rows:
@@ -65,6 +69,8 @@ def appearances(rows: Sequence[Any], settings: StitchSettings) -> dict[int, int]
             Tracklet(tid, first.timestamp_s, last.timestamp_s, box(first), box(last), feature)
         )
     chain = stitch(tracklets, settings)
+    if not fold_strays:
+        return {int(r.id): chain[int(r.raw_track_id)] for r in rows if r.raw_track_id}
     by_chain: dict[int, list[Any]] = {}
     for tid, members in fragments.items():
         by_chain.setdefault(chain[tid], []).extend(members)
