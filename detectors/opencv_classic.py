@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from detectors.base import nms
 from pipeline.core.config import DetectorConfig
 from pipeline.core.types import Detections, Frame
 
@@ -17,12 +18,12 @@ def _logistic(x: np.ndarray, scale: float) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-scale * np.asarray(x, np.float64)))).astype(np.float32)
 
 
-def _nms(xyxy: np.ndarray, scores: np.ndarray, conf: float, iou: float) -> Detections:
-    if len(xyxy) == 0:
+def _kept(xyxy: np.ndarray, scores: np.ndarray, conf: float, iou: float) -> Detections:
+    """Boxes scoring above ``conf``, then ``detectors.base.nms``."""
+    above = np.flatnonzero(scores > conf)
+    if len(above) == 0:
         return Detections.empty()
-    xywh = np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]
-    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), conf, iou)
-    keep = np.asarray(kept, np.int64).reshape(-1)
+    keep = above[nms(xyxy[above].astype(np.float32), scores[above].astype(np.float32), iou)]
     return Detections(xyxy[keep], scores[keep])
 
 
@@ -69,7 +70,7 @@ class HOGDetector:
             bw, bh = boxes[:, 2] * HOG_BODY_WH[0], boxes[:, 3] * HOG_BODY_WH[1]
             xyxy = np.c_[cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
             scores = _logistic(np.asarray(weights).reshape(-1), 2.0)
-            dets = _nms(xyxy, scores, self._cfg.conf, self._cfg.iou)
+            dets = _kept(xyxy, scores, self._cfg.conf, self._cfg.iou)
             out.append(dets.clipped(frame.width_px, frame.height_px))
         return out
 
@@ -95,6 +96,6 @@ class HaarFullBodyDetector:
             boxes = np.asarray(rects, np.float32).reshape(-1, 4) / scale
             xyxy = np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]]
             scores = _logistic(np.asarray(weights, np.float64).reshape(-1), 1.0)
-            dets = _nms(xyxy, scores, self._cfg.conf, self._cfg.iou)
+            dets = _kept(xyxy, scores, self._cfg.conf, self._cfg.iou)
             out.append(dets.clipped(frame.width_px, frame.height_px))
         return out

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evaluation.train_data import Labeled, decoder, split, validator
+from pipeline.core.vectors import l2_normalise
 from reid.association import associate, cannot_link
 from reid.training import Recipe, ReidNet, build_backbone, net_features, save_model, train
 
@@ -29,21 +30,17 @@ class RoundLog:
     best_val_mAP: float
 
 
-def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:
-    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
-
-
 def separation(
     per_track: list[NDArray[np.float32]], forbidden: NDArray[np.bool_]
 ) -> tuple[float, float, NDArray[np.float32]]:
     """(mean similarity of a track's two halves, mean similarity of co-occurring tracks, the
     tracks' mean features). A good embedder pushes the first up and the second down."""
     halves = [
-        float(_unit(f[: len(f) // 2].mean(0)) @ _unit(f[len(f) // 2 :].mean(0)))
+        float(l2_normalise(f[: len(f) // 2].mean(0)) @ l2_normalise(f[len(f) // 2 :].mean(0)))
         for f in per_track
         if len(f) >= 2
     ]
-    means = np.stack([_unit(f.mean(0)) for f in per_track])
+    means = np.stack([l2_normalise(f.mean(0)) for f in per_track])
     sims = means @ means.T
     iu = np.triu_indices(len(per_track), 1)
     co = sims[iu][forbidden[iu]]

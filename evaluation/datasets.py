@@ -83,7 +83,7 @@ def _require(path: Path, what: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------- PRW
-def _prw_camera(name: str) -> str:
+def prw_camera(name: str) -> str:
     if not name.startswith("c") or not name[1:2].isdigit():
         raise DatasetError(f"PRW frame name '{name}' does not start with c<camera>")
     return name[1]
@@ -128,7 +128,7 @@ def load_prw(root: Path) -> SearchDataset:
         arr = _mat_boxes(_require(ann_dir / f"{name}.jpg.mat", "the frame's annotation"))
         pids = arr[:, 0].astype(np.int64)
         pids[pids < 0] = UNLABELED
-        frames.append(GalleryFrame(name, img, _prw_camera(name), _xywh_to_xyxy(arr[:, 1:]), pids))
+        frames.append(GalleryFrame(name, img, prw_camera(name), _xywh_to_xyxy(arr[:, 1:]), pids))
     known = {f.name for f in frames}
     queries = []
     qfile = _require(root / "query_info.txt", "query_info.txt")
@@ -143,7 +143,7 @@ def load_prw(root: Path) -> SearchDataset:
         frame = parts[5][:-4] if parts[5].endswith(".jpg") else parts[5]
         if frame not in known:
             raise DatasetError(f"{qfile}:{lineno}: query frame {frame} is not in frame_test.mat")
-        queries.append(Query(pid, frame, box, _prw_camera(frame)))
+        queries.append(Query(pid, frame, box, prw_camera(frame)))
     return SearchDataset("PRW", root, tuple(frames), tuple(queries))
 
 

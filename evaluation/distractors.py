@@ -19,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.core.errors import DatasetError
-from reid import Embedder, l2_normalise
+from pipeline.core.vectors import l2_normalise
+from reid import Embedder
 
 SIZES = (0, 100, 1_000, 10_000, 100_000, 1_000_000)
 SYNTHETIC_PEOPLE = 2_000  # distinct drawn figures before copies are perturbed

@@ -53,7 +53,7 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
-def _market_split(folder: Path, keep_junk: bool = False) -> tuple[ReidSample, ...]:
+def market_split(folder: Path, keep_junk: bool = False) -> tuple[ReidSample, ...]:
     out = []
     for path in _images(folder):
         m = _PID_CAM.match(path.name)
@@ -73,7 +73,7 @@ def _market(root: Path, name: str) -> ReidDataset:
         if not (root / sub).is_dir():
             raise DatasetError(f"{root}: no {sub}/ folder")
     return ReidDataset(
-        name, root, _market_split(root / "query"), _market_split(root / "bounding_box_test")
+        name, root, market_split(root / "query"), market_split(root / "bounding_box_test")
     )
 
 
@@ -133,13 +133,13 @@ def _mars(root: Path) -> ReidDataset:
 def _prw(root: Path) -> ReidDataset:
     """PRW's labeled ground-truth boxes as a re-ID set: its queries against every labeled box
     of the test frames (the query's own box is removed by the same-camera rule)."""
-    from evaluation.datasets import _prw_camera, load_prw
+    from evaluation.datasets import load_prw, prw_camera
 
     ds = load_prw(root)
     frame_path = {f.name: f.path for f in ds.frames}
 
     def cam(name: str) -> int:
-        return int(_prw_camera(name).lstrip("c") or 0)
+        return int(prw_camera(name).lstrip("c") or 0)
 
     query = tuple(
         ReidSample((frame_path[q.frame],), q.pid, cam(q.frame), tuple(map(float, q.box)))  # type: ignore[arg-type]

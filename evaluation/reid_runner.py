@@ -15,7 +15,8 @@ from evaluation.metrics import bootstrap_ci, reid_metrics
 from evaluation.reid_datasets import ReidDataset, ReidSample
 from pipeline.core.crops import crop_boxes
 from pipeline.core.errors import DatasetError
-from reid import Embedder, l2_normalise
+from pipeline.core.vectors import l2_normalise
+from reid import Embedder
 from reid.batching import CropBatcher
 from reid.rerank import ranked_positions
 

@@ -20,6 +20,7 @@ from pipeline.core.stitching import (
 )
 from pipeline.core.tracking import UNTRACKED, ByteTracker, EmbedCadence, TrackerConfig
 from pipeline.core.types import Detections
+from pipeline.core.vectors import l2_normalise
 from storage.tracks import appearances
 
 
@@ -159,7 +160,7 @@ def pooled_features(
         for j in np.flatnonzero(ids >= 0):
             s = sums.get(int(ids[j]))
             if s is not None:
-                g[j] = s / max(float(np.linalg.norm(s)), 1e-12)
+                g[j] = l2_normalise(s)
         out.append(g)
     return out
 

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from evaluation.metrics import reid_metrics
-from evaluation.reid_datasets import _market_split
+from evaluation.reid_datasets import market_split
 from pipeline.core.errors import DatasetError
 from reid.train_parts import TrainSample
 from reid.training import Recipe, net_features
@@ -63,7 +63,7 @@ def layout_training_set(root: Path, fmt: str) -> list[Labeled]:
             raise DatasetError(f"{root}: no bounding_box_train/ (the {fmt} training split)")
         return [
             Labeled(_read(s.paths[0]), s.pid, s.camid)
-            for s in _market_split(root / "bounding_box_train")
+            for s in market_split(root / "bounding_box_train")
         ]
     if fmt == "msmt17":
         for sub in ("MSMT17_V2", "MSMT17_V1"):

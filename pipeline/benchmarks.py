@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.config import Config
+from pipeline.core.vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,7 @@ def _vectors(n: int, dim: int, data: str, rng: np.random.Generator, real: Any = 
             block = block + rng.standard_normal((m, dim), dtype=np.float32) * np.float32(
                 0.8 / np.sqrt(dim)
             ) * np.linalg.norm(block, axis=1, keepdims=True)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        yield start, block
+        yield start, l2_normalise(block)
 
 
 def bench_search(
@@ -172,7 +172,7 @@ def bench_search(
     picks = rng.integers(0, n, queries)
     noise = rng.standard_normal((queries, dim), dtype=np.float32) * np.float32(0.5 / np.sqrt(dim))
     qs = data_arr[picks] + noise  # a new sighting of someone in the gallery
-    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    qs = l2_normalise(qs)
 
     index_s, numpy_s, found = [], [], 0
     for q in qs:  # one query at a time, as a user runs them

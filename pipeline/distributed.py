@@ -21,7 +21,7 @@ from typing import Any
 
 from detectors import Detector
 from pipeline.core.config import Config
-from pipeline.core.errors import ConfigError, ProwlError
+from pipeline.core.errors import ConfigError, ProwlError, one_line
 from pipeline.runs import IngestSummary, PreparedRun, ProgressFn, prepare_run
 from pipeline.segments import Segment, plan_segments, process_segment
 from reid import Embedder
@@ -200,7 +200,7 @@ def _run_segments(
                 report = ray.get(done_ref)
             except Exception as exc:
                 raise ProwlError(
-                    f"{prep.path.name}: a segment failed: {_first_line(exc)}"
+                    f"{prep.path.name}: a segment failed: {one_line(exc, last=True, limit=300)}"
                 ) from None
             for k, v in report["stage_s"].items():
                 stage_s[k] = stage_s.get(k, 0.0) + v
@@ -217,7 +217,7 @@ def _run_segments(
     except BaseException as exc:
         for ref in busy:
             ray.cancel(ref, force=True)
-        gallery.abandon_run(run, _first_line(exc), drop=False)
+        gallery.abandon_run(run, one_line(exc, last=True, limit=300), drop=False)
         raise
     finally:
         for a in actors:
@@ -268,8 +268,3 @@ def _finish(gallery: Gallery, run: Any, finish: bool = True) -> Any:
     if finish:
         gallery.finish_run(fresh)
     return fresh
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[-1] if text else type(exc).__name__)[:300]

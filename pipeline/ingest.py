@@ -20,7 +20,7 @@ from pathlib import Path
 
 from detectors import Detector
 from pipeline.core.config import Config
-from pipeline.core.errors import SourceError
+from pipeline.core.errors import SourceError, one_line
 from pipeline.core.frameranges import load_ranges, merge_ranges
 from pipeline.core.stream import batched, prefetch
 from pipeline.core.tracking import ByteTracker, EmbedCadence, TrackerConfig
@@ -137,7 +137,7 @@ def _ingest_prepared(
     except Exception as exc:
         # A run that failed before committing anything leaves no trace; one that committed
         # frames keeps them (the same command resumes) and records why it stopped.
-        gallery.abandon_run(run, _first_line(exc), drop=created and run.frames_processed == 0)
+        gallery.abandon_run(run, one_line(exc), drop=created and run.frames_processed == 0)
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
@@ -168,11 +168,6 @@ def _add_report(total: DecodeReport, part: DecodeReport) -> None:
     if part.stopped_early and not total.stopped_early:
         total.stopped_early = True
         total.stopped_at, total.announced = part.stopped_at, part.announced
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
 
 
 def gallery_fps(gallery: Gallery, run: RunRow) -> float:

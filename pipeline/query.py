@@ -17,7 +17,8 @@ from pipeline.core.config import ReidConfig
 from pipeline.core.crops import box_to_int, to_bgr_uint8
 from pipeline.core.errors import QueryError
 from pipeline.core.files import sha256_of
-from reid import Embedder, build_embedder, l2_normalise
+from pipeline.core.vectors import l2_normalise
+from reid import Embedder, build_embedder
 from reid.rerank import expand_query, rerank_order
 from storage.gallery import Gallery, Hit, SearchFilters
 from storage.models import EmbedderRow, TrackRow, VideoRow

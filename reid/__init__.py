@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from pipeline.core.config import ReidConfig
+from pipeline.core.vectors import l2_normalise
 from pipeline.core.zoo import OSNET_ZOO, names
-from reid.base import FLIP_SUFFIX, Embedder, FlipAveraged, l2_normalise, validate_crops
+from reid.base import FLIP_SUFFIX, Embedder, FlipAveraged, validate_crops
 
 __all__ = ["EMBEDDER_NAMES", "Embedder", "build_embedder", "l2_normalise", "validate_crops"]
 

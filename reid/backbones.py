@@ -31,8 +31,9 @@ from pipeline.core.backends import (
 )
 from pipeline.core.config import ReidConfig
 from pipeline.core.files import sha256_of
+from pipeline.core.vectors import l2_normalise
 from pipeline.core.zoo import TORCHVISION_WEIGHTS
-from reid.base import l2_normalise, validate_crops
+from reid.base import validate_crops
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.core.vectors import l2_normalise
+
 
 class Embedder(Protocol):
     name: str
@@ -17,12 +19,6 @@ class Embedder(Protocol):
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """(N, dim) float32, rows L2-normalised. Crops are H×W×3 uint8 BGR, any size ≥ 1 px."""
         ...
-
-
-def l2_normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def validate_crops(crops: Sequence[NDArray[np.generic]]) -> list[NDArray[np.uint8]]:

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from reid.base import l2_normalise, validate_crops
+from pipeline.core.vectors import l2_normalise
+from reid.base import validate_crops
 
 _STRIPES = 6
 _H_BINS, _S_BINS, _V_BINS = 16, 8, 8

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import AssetError
+from pipeline.core.vectors import l2_normalise
 from reid.osnet import OSNet, build_osnet
 
 
@@ -125,6 +126,5 @@ def agreement(model: OSNet, onnx_path: Path, images: torch.Tensor) -> float:
     theirs = session.run(None, {name: images.numpy().astype(np.float32)})[0]
     with torch.no_grad():
         ours = model.eval()(images).numpy()
-    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
-    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    ours, theirs = l2_normalise(ours), l2_normalise(theirs)
     return float((ours * theirs).sum(axis=1).min())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.core.vectors import l2_normalise
+
 
 def re_ranking(
     q_g: NDArray[np.float32],
@@ -91,7 +93,7 @@ def expand_query(
         return query
     weights = np.maximum(top @ query, 0.0) ** alpha
     out = query + (weights[:, None] * top).sum(axis=0)
-    return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+    return l2_normalise(out)
 
 
 def ranked_positions(

@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 
 from pipeline.core.config import ReidConfig
 from pipeline.core.errors import AssetError
-from reid.base import l2_normalise, validate_crops
+from pipeline.core.vectors import l2_normalise
+from reid.base import validate_crops
 
 
 class TorchreidEmbedder:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.core.asset_table import Asset, Route, known_assets
-from pipeline.core.errors import AssetError
+from pipeline.core.errors import AssetError, one_line
 from pipeline.core.files import sha256_of
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,6 @@ def _hash_prefix(name: str) -> str:
     stem = Path(name).stem
     tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
     return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def cached_path(name: str) -> Path:
@@ -224,7 +219,7 @@ def resolve(name: str) -> Path:
             log.info("asset %s obtained via %s", name, route.describe())
             return target
         except Exception as exc:
-            tried.append(f"{route.describe()} ({_first_line(exc)})")
+            tried.append(f"{route.describe()} ({one_line(exc)})")
             log.debug("route %s for %s failed: %s", route.describe(), name, exc)
         finally:
             tmp.unlink(missing_ok=True)

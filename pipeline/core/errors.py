@@ -32,3 +32,12 @@ class QueryError(ProwlError):
 
 class DatasetError(ProwlError):
     """A malformed evaluation dataset."""
+
+
+def one_line(exc: BaseException, last: bool = False, limit: int = 500) -> str:
+    """An exception as one line for a user or a stored run status: its message's first line
+    (``last``: its last, where the message is a remote traceback and the cause comes at the
+    end, as a Ray task error's does), or its type when it has no message; at most ``limit``
+    characters."""
+    lines = str(exc).strip().splitlines()
+    return (lines[-1 if last else 0] if lines else type(exc).__name__)[:limit]

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.core.vectors import l2_normalise
+
 
 def mean_direction(vectors: Sequence[NDArray[np.float32]]) -> NDArray[np.float32] | None:
     """The mean of L2-normalised vectors, re-normalised (a track's pooled look); None: none."""
     if not len(vectors):
         return None
     mean = np.mean(vectors, axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return l2_normalise(mean)
 
 
 @dataclass(frozen=True)

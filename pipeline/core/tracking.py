@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from pipeline.core.boxes import iou_matrix
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Detections
+from pipeline.core.vectors import l2_normalise
 
 UNTRACKED = -1
 
@@ -207,7 +208,7 @@ class ByteTracker:
         if dets.embeddings is not None:
             f = dets.embeddings[row]
             track.feature = (
-                f if track.feature is None else _normalise(0.9 * track.feature + 0.1 * f)
+                f if track.feature is None else l2_normalise(0.9 * track.feature + 0.1 * f)
             )
 
     def update(self, dets: Detections, frame_index: int) -> Detections:
@@ -272,10 +273,6 @@ class ByteTracker:
         self.tracks = [t for t in self.tracks if frame_index - t.last_frame <= cfg.buffer_frames]
         self._updates += 1
         return dets.with_track_ids(ids)
-
-
-def _normalise(v: NDArray[np.float32]) -> NDArray[np.float32]:
-    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
 class EmbedCadence:

@@ -11,7 +11,7 @@ import numpy as np
 import run_pipeline
 from evaluation.distractors import curve
 from evaluation.metrics import reid_metrics
-from reid import l2_normalise
+from pipeline.core.vectors import l2_normalise
 
 
 def _set(seed: int = 0) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
