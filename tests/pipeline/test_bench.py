@@ -24,10 +24,12 @@ def test_bench_ingest_reports_the_baseline_and_stages(capsys) -> None:  # type: 
 
     assert main(["bench-ingest", "--frames", "12", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["frames"] == 12 and r["stored"] > 0
-    assert r["detector_backend"] == "openvino" and r["embedder_backend"] == "openvino"
-    assert r["detector_input_px"] == 640
+    # the three loops ran on the same frames: ingest stored exactly the people the bare
+    # detector found there (a dropped or doubled frame, or a filter one side applies and the
+    # other does not, shows here)
+    assert r["frames"] == 12 and r["people"] > 0
+    assert r["stored"] == r["people"]
     assert r["ultralytics_torch_predict_fps"] > 0 and r["ingest_fps"] > 0
-    ratio = r["ingest_fps"] / r["ultralytics_torch_predict_fps"]
-    assert r["ingest_over_ultralytics_torch"] == pytest.approx(ratio)
-    assert {"detect", "embed", "store"} <= set(r["stage_s"])
+    # the stage breakdown accounts for ingest's time and never more than all of it
+    assert {"decode", "detect", "embed", "store"} <= set(r["stage_s"])
+    assert 0 < sum(r["stage_s"].values()) <= r["frames"] / r["ingest_fps"]

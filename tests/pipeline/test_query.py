@@ -313,12 +313,15 @@ def test_rerank_reorders_track_results_too(vtest_gallery, vtest_path) -> None:  
     """--rerank under --by track: tracks come in the order of their first sighting in the
     re-ranked detection list (the top max(100, 4k) candidates re-ranked, the rest behind), not
     in the plain similarity order, which is what it silently returned before."""
-    from pipeline.query import embedder_for, make_ranker
+    from pipeline.query import embedder_for
+    from reid.rerank import rerank_order
 
     _cfg, gallery, _s, _ = vtest_gallery
-    embedder_id, embedder = embedder_for(gallery, None)
+    _embedder_id, embedder = embedder_for(gallery, None)
     rows = _rows(gallery)
     tracked = {r.id: r.track_id for r in rows}
+    stored = [r for r in rows if r.embedding is not None]  # every box: cadence 1 here
+    vectors = np.stack([np.frombuffer(r.embedding, np.float32) for r in stored])
     differs = 0
     for frame_index in (20, 45, 70, 90):
         row = max(
@@ -330,7 +333,13 @@ def test_rerank_reorders_track_results_too(vtest_gallery, vtest_path) -> None:  
         # strays shown: the expectation below lists every key of the ranking
         by_track = run_query(gallery, [crop], k=k, rerank=True, by="track", strays=True)
         plain = run_query(gallery, [crop], k=k, by="track", strays=True)
-        reranked = make_ranker(gallery, embedder_id, embedder.embed([crop])[0], None, 100)(2000)
+        # the expectation from the rows alone: exact cosine order over every stored vector,
+        # its first max(100, 4k) put in k-reciprocal order, the rest behind
+        q = embedder.embed([crop])[0]
+        order = np.argsort(-(vectors @ q), kind="stable")
+        head, tail = order[:100], order[100:]
+        head = head[rerank_order(q, vectors[head])]
+        reranked = [(0.0, stored[int(j)].id) for j in [*head, *tail]]
         expected: list[object] = []
         for _sim, det_id in reranked:
             key = tracked[det_id] if tracked[det_id] is not None else ("det", det_id)
