@@ -20,9 +20,9 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
     from pipeline.core.assets import resolve, sha256_of
     from pipeline.core.crops import crop_boxes
     from pipeline.core.video import read_frames
-    from reid.backbones import preprocess
     from reid.onnx_import import agreement, osnet_from_onnx, state_from_onnx
     from reid.osnet import ARCHS
+    from reid.preprocess import preprocess
 
     if args.arch not in ARCHS:
         raise ProwlError(f"--arch {args.arch}: not an OSNet prowl knows ({', '.join(ARCHS)})")

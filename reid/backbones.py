@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -34,28 +33,11 @@ from pipeline.core.files import sha256_of
 from pipeline.core.vectors import l2_normalise
 from pipeline.core.zoo import TORCHVISION_WEIGHTS
 from reid.base import validate_crops
+from reid.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
 
 log = logging.getLogger(__name__)
 
 INPUT_HW = (256, 128)
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-def preprocess(
-    crops: Sequence[NDArray[np.uint8]],
-    hw: tuple[int, int],
-    mean: Any = IMAGENET_MEAN,
-    std: Any = IMAGENET_STD,
-) -> NDArray[np.float32]:
-    """BGR crops as a network input: (N, H, W, 3) RGB, resized to ``hw``, normalised."""
-    h, w = hw
-    batch = np.empty((len(crops), h, w, 3), np.uint8)
-    for i, crop in enumerate(crops):
-        batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_ = np.asarray(mean, np.float32)
-    std_ = np.asarray(std, np.float32)
-    return np.ascontiguousarray((batch[..., ::-1].astype(np.float32) - mean_) / std_)
 
 
 class BackboneEmbedder:

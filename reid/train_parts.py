@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from reid.backbones import IMAGENET_MEAN, IMAGENET_STD
+from reid.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from reid.recipe import Recipe
 
 log = logging.getLogger(__name__)

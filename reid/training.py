@@ -137,8 +137,8 @@ def net_features(
     net: nn.Module, images: Sequence[NDArray[np.uint8]], recipe: Recipe, batch: int = 64
 ) -> NDArray[np.float32]:
     """(len(images), dim) L2-normalised features of a network in eval mode, with the
-    inference preprocessing (``reid.backbones.preprocess`` at the recipe's size)."""
-    from reid.backbones import preprocess
+    inference preprocessing (``reid.preprocess.preprocess`` at the recipe's size)."""
+    from reid.preprocess import preprocess
 
     device = next(net.parameters()).device
     feats = []

@@ -125,3 +125,15 @@ def test_interfaces_write_no_sql() -> None:
             elif isinstance(node, ast.Import):
                 offenders += [f"{m}: import {a.name}" for a in node.names if a.name == "sqlalchemy"]
     assert offenders == []
+
+
+def test_the_architecture_page_names_the_same_folders_and_layers() -> None:
+    """docs/architecture.md's layer table is this file's FOLDERS, so the picture a newcomer
+    reads cannot drift from the rule the build enforces."""
+    rows = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1].startswith("`"):
+            layer = cells[0].split()[-1]
+            rows[cells[1].strip("`").replace("/", ".")] = layer
+    assert rows == FOLDERS
