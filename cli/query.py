@@ -159,7 +159,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from pipeline.query import crop_from_frame, read_query_image, run_query
+    from pipeline.query import QuerySpec, crop_from_frame, read_query_image
     from pipeline.report import clock, table, track_table, write_csv, write_json
     from pipeline.report_html import write_html
     from storage.gallery import SearchFilters
@@ -167,20 +167,25 @@ def cmd_query(args: argparse.Namespace) -> int:
     cfg = load_cfg(args, query={"k": args.k, "rerank": args.rerank, "expand": args.expand})
     if (args.frame is None) != (args.box is None):
         raise QueryError("--frame VIDEO:FRAME and --box x1,y1,x2,y2 go together")
-    if (
-        not args.images
-        and args.detection is None
-        and args.frame is None
-        and not args.confirmed
-        and not args.subject
-    ):
-        raise QueryError(
-            "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
-        )
-    if args.min_similarity is not None and not -1.0 <= args.min_similarity <= 1.0:
-        raise QueryError("--min-similarity is a cosine similarity within -1..1")
-    if args.from_s is not None and args.to_s is not None and args.to_s < args.from_s:
-        raise QueryError("--to is before --from")
+    spec = QuerySpec(
+        k=cfg.query.k,
+        by=args.by,
+        filters=SearchFilters(
+            cameras=tuple(args.camera),
+            videos=tuple(args.video),
+            from_s=args.from_s,
+            to_s=args.to_s,
+            min_similarity=args.min_similarity,
+        ),
+        detection_id=args.detection,
+        confirmed=tuple(args.confirmed),
+        rejected=tuple(args.rejected),
+        subject=args.subject,
+        strays=args.strays,
+        rerank=cfg.query.rerank,
+        expand=cfg.query.expand,
+        images=len(args.images) + (args.frame is not None),
+    ).check()
     from pipeline.core.outputs import check_writable
 
     for target in (args.json, args.csv, args.report, args.evidence):
@@ -189,34 +194,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     crops = [read_query_image(p) for p in args.images]  # bad input fails before the gallery opens
     if args.frame is not None:
         crops.append(crop_from_frame(args.frame[0], args.frame[1], args.box))
-    filters = SearchFilters(
-        cameras=tuple(args.camera),
-        videos=tuple(args.video),
-        from_s=args.from_s,
-        to_s=args.to_s,
-        min_similarity=args.min_similarity,
-    )
     with open_gallery(cfg, must_exist=True) as gallery:
-        confirmed = list(args.confirmed)
+        confirmed = list(spec.confirmed)
         if args.subject:
             from storage.subjects import subject_named
 
             confirmed += list(subject_named(gallery, args.subject).detection_ids)
-        result = run_query(
-            gallery,
-            crops,
-            cfg.query.k,
-            filters,
-            reid=args.reid,
-            detection_id=args.detection,
-            rerank=cfg.query.rerank,
-            by=args.by,
-            weights=args.reid_weights,
-            confirmed=confirmed,
-            rejected=args.rejected,
-            strays=args.strays,
-            expand=cfg.query.expand,
-        )
+        result = spec.run(gallery, crops, args.reid, args.reid_weights, confirmed=confirmed)
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
             if args.by == "track":
@@ -254,7 +238,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             asked = {
                 "k": cfg.query.k,
                 "by": args.by,
-                "filters": vars(filters),
+                "filters": vars(spec.filters),
                 "detection": args.detection,
                 "confirmed": confirmed,
                 "rejected": args.rejected,

@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from cli.web_state import INT4_MAX, MAX_ID, RowId, ServerState, State, hit_json, ids_of, video_row
-from pipeline.core.errors import ProwlError
-from pipeline.query import QueryResult, check_crop, embedder_for, run_query
+from pipeline.core.errors import ProwlError, QueryError
+from pipeline.query import QueryResult, QuerySpec, check_crop, embedder_for
 from storage.gallery import SearchFilters
 
 router = APIRouter()
@@ -31,7 +31,7 @@ class QueryForm(BaseModel):
     confirmed: str | None = Field(None, max_length=20000)  # detection ids, comma-separated
     rejected: str | None = Field(None, max_length=20000)
     subject_id: int | None = Field(None, ge=1, le=INT4_MAX)
-    k: int = Field(20, ge=1, le=1000)
+    k: int | None = Field(None, ge=1, le=1000)  # None: the config's query.k
     by: str = Field("detection", pattern="^(detection|track)$")
     camera: str | None = Field(None, max_length=200)
     video_id: int | None = Field(None, ge=1, le=INT4_MAX)
@@ -90,43 +90,41 @@ def answer(
     missing = next((d for d in named if d not in known), None)
     if missing is not None:
         raise HTTPException(404, f"no detection {missing}")
-    if not crops and q.detection_id is None and not marked:
-        raise HTTPException(422, "give an image, a detection_id, a subject or confirmed sightings")
-    if q.from_s is not None and q.to_s is not None and q.to_s < q.from_s:
-        raise HTTPException(422, "to_s is before from_s")
     videos: tuple[str, ...] = ()
     if q.video_id is not None:
         videos = (video_row(state, q.video_id).path,)
+    defaults = state.query
+    try:
+        spec = QuerySpec(
+            k=q.k or (defaults.k if defaults else 20),
+            by=q.by,
+            filters=SearchFilters(
+                cameras=(q.camera,) if q.camera else (),
+                videos=videos,
+                from_s=q.from_s,
+                to_s=q.to_s,
+                min_similarity=q.min_similarity,
+            ),
+            detection_id=q.detection_id,
+            confirmed=tuple(marked),
+            rejected=tuple(refused),
+            strays=q.strays,
+            rerank=defaults.rerank if defaults else False,
+            expand=defaults.expand if defaults else 0,
+            images=len(crops),
+        ).check()
+    except QueryError as exc:
+        raise HTTPException(422, str(exc)) from None
     asked = {**q.model_dump(), "confirmed": marked, "rejected": refused, "image": bool(crops)}
     try:
         if crops:
             check_crop(crops[0], "the uploaded image")
-        filters = SearchFilters(
-            cameras=(q.camera,) if q.camera else (),
-            videos=videos,
-            from_s=q.from_s,
-            to_s=q.to_s,
-            min_similarity=q.min_similarity,
-        )
         with state.lock:
             state.fresh()  # another process or a job may have added sightings
             if state.embedder is None and crops:
                 state.embedder = embedder_for(gallery, None)
             t = time.perf_counter()
-            result = run_query(
-                gallery,
-                crops,
-                q.k,
-                filters,
-                by=q.by,
-                detection_id=q.detection_id,
-                loaded=state.embedder if crops else None,
-                confirmed=marked,
-                rejected=refused,
-                strays=q.strays,
-                rerank=state.query.rerank if state.query else False,
-                expand=state.query.expand if state.query else 0,
-            )
+            result = spec.run(gallery, crops, loaded=state.embedder if crops else None)
             took = time.perf_counter() - t
     except ProwlError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -164,7 +162,7 @@ def export(
     hits (each brings its frame and, for the first 20, a clip)."""
     from pipeline.evidence import write_evidence
 
-    if q.k > 200:
+    if q.k is not None and q.k > 200:
         raise HTTPException(422, "k: an evidence export holds at most 200 hits")
     assert state.exports is not None
     with state.worker():

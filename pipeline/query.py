@@ -28,6 +28,82 @@ from storage.tracks import Ranker, TrackHit, search_tracks, tracks_of_video
 log = logging.getLogger(__name__)
 
 MIN_CROP_PX = 8  # a crop smaller than this on either side carries no identity
+BY = ("track", "detection")
+
+
+def candidate_depth(k: int) -> int:
+    """How deep the similarity ranking is read to give ``k`` answers: the pool re-ranking
+    reorders, the pool searched for look-alikes of rejected hits, and the first read for
+    ``k`` appearances (read deeper only while too few distinct ones are found). One rule."""
+    return max(100, 4 * k)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One search as a person asks for it, from the CLI, the API or the page, checked in one
+    place (``check``) before anything is embedded or read. ``images``: how many query crops
+    come with it; ``subject``: a saved subject whose confirmed sightings join the query."""
+
+    k: int
+    by: str = "track"
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    detection_id: int | None = None
+    confirmed: tuple[int, ...] = ()
+    rejected: tuple[int, ...] = ()
+    subject: str | int | None = None
+    strays: bool = False
+    rerank: bool = False
+    expand: int = 0
+    images: int = 0
+
+    def check(self) -> QuerySpec:
+        """Itself, or a QueryError naming what is wrong (one line, said the same way to the
+        CLI and the API)."""
+        if not (self.images or self.detection_id is not None or self.confirmed or self.subject):
+            raise QueryError(
+                "nothing to query; give an image, a detection id (--detection), a subject or "
+                "confirmed sightings"
+            )
+        if self.k < 1:
+            raise QueryError(f"k = {self.k}: ask for at least 1 hit")
+        if self.by not in BY:
+            raise QueryError(f"by = {self.by!r}: answer by {' or '.join(BY)}")
+        if self.expand < 0:
+            raise QueryError(f"expand = {self.expand}: 0 (off) or a number of best hits")
+        f = self.filters
+        if f.min_similarity is not None and not -1.0 <= f.min_similarity <= 1.0:
+            raise QueryError("the minimum similarity is a cosine similarity within -1..1")
+        if f.from_s is not None and f.to_s is not None and f.to_s < f.from_s:
+            raise QueryError("the time window ends before it starts (--to before --from)")
+        return self
+
+    def run(
+        self,
+        gallery: Gallery,
+        crops: list[NDArray[np.uint8]],
+        reid: str | None = None,
+        weights: str | None = None,
+        loaded: tuple[int, Embedder] | None = None,
+        confirmed: Sequence[int] | None = None,
+    ) -> QueryResult:
+        """``run_query`` with this search; ``confirmed``: the sightings to fuse when the
+        caller has resolved a subject into them (default: the spec's own)."""
+        return run_query(
+            gallery,
+            crops,
+            self.k,
+            self.filters,
+            reid=reid,
+            detection_id=self.detection_id,
+            rerank=self.rerank,
+            by=self.by,
+            weights=weights,
+            loaded=loaded,
+            confirmed=self.confirmed if confirmed is None else confirmed,
+            rejected=self.rejected,
+            strays=self.strays,
+            expand=self.expand,
+        )
 
 
 @dataclass
@@ -163,7 +239,7 @@ def make_ranker(
         negs = np.asarray(negatives, np.float32)
 
         def pushed_down(depth: int) -> list[tuple[float, int]]:
-            pool = max(100, 4 * depth) + len(excluded)
+            pool = candidate_depth(depth) + len(excluded)
             ranked = [
                 p for p in gallery.rank(embedder_id, query, pool, filters) if p[1] not in excluded
             ]
@@ -294,7 +370,7 @@ def run_query(
         embedder_id,
         query,
         filters,
-        max(100, 4 * k) if rerank else 0,
+        candidate_depth(k) if rerank else 0,
         negatives=np.stack([v for _e, v, _t in negatives]) if negatives else None,
         excluded=frozenset(int(d) for d in rejected),
         rejected_tracks=rejected_tracks,
@@ -304,7 +380,7 @@ def run_query(
     notes = gallery.incomplete_runs()
     if by == "track":
         with gallery.session() as s:
-            tracks, hidden = search_tracks(s, rank, k, strays)
+            tracks, hidden = search_tracks(s, rank, k, strays, candidate_depth(k))
         if hidden:
             notes.append(
                 f"{hidden} single box{'es' if hidden > 1 else ''} that fit no appearance "

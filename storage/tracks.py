@@ -197,14 +197,15 @@ class TrackHit:
 
 
 def search_tracks(
-    s: Session, ranker: Ranker, k: int, strays: bool = False
+    s: Session, ranker: Ranker, k: int, strays: bool = False, depth: int = 0
 ) -> tuple[list[TrackHit], int]:
     """The ``k`` appearances whose best-ranked sighting comes first in ``rank``'s order (the
     plain similarity ranking, or a re-ranked one): the detection ranking is asked deeper
     until ``k`` distinct appearances are found or it is exhausted. A single box that fits
     no appearance (no track, or a track of one box) is left out unless ``strays``; the
-    second value counts those left out above the last row returned."""
-    depth = max(4 * k, 50)
+    second value counts those left out above the last row returned. ``depth``: how many
+    sightings to read first (the query stage's one over-fetch rule; default 4k)."""
+    depth = depth or 4 * k
     while True:
         ranked = ranker(depth)
         track_of = track_ids_of(s, [i for _sim, i in ranked])  # ids only: thumbnails come later

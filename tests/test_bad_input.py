@@ -157,7 +157,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("k zero", ["query", "{f}/walker.jpg", "--k", "0"], "query.k"),
     ("k text", ["query", "{f}/walker.jpg", "--k", "ten"], "--k"),
     ("similarity 2", ["query", "{f}/walker.jpg", "--min-similarity", "2"], "-1..1"),
-    ("to before from", ["query", "{f}/walker.jpg", "--from", "5", "--to", "1"], "before --from"),
+    ("to before from", ["query", "{f}/walker.jpg", "--from", "5", "--to", "1"], "ends before"),
     ("csv into a folder", ["query", "{f}/walker.jpg", "--csv", "{f}"], "is a folder"),
     (
         "json under a file",

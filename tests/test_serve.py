@@ -118,6 +118,8 @@ def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[n
         ({"image": ("q.jpg", b"x", "image/jpeg")}, {"k": "0"}, 422, "k"),
         ({"image": ("q.jpg", b"x", "image/jpeg")}, {"by": "face"}, 422, "by"),
         ({}, {}, 422, "image"),
+        # the same check, in the same words, as the CLI's (pipeline.query.QuerySpec)
+        ({}, {"detection_id": "1", "from_s": "5", "to_s": "1"}, 422, "ends before it starts"),
     ],
 )
 def test_bad_requests_get_one_message(served, files, data, status, words) -> None:  # type: ignore[no-untyped-def]
