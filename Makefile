@@ -152,4 +152,4 @@ gan-study: $(STAMP) build/real-mot
 	  --data-dir $(GS)/target $(FT) --gan-iters $(GAN_ITERS) $(GAN_FLAGS) --out $(GS)/spgan
 	$(BIN)/prowl eval-reid $(GS)/test --format market1501 --reid prowl:$(GS)/spgan/model.pt \
 	  --json $(GS)/json/spgan.json
-	$(BIN)/python -m evaluation.summaries reid $(GS)/json default | tee $(GS)/summary.md
+	$(BIN)/python -m evaluation.summaries reid $(GS)/json default plain | tee $(GS)/summary.md

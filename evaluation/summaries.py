@@ -9,6 +9,22 @@ from pathlib import Path
 from typing import Any
 
 
+def _label(r: dict[str, Any]) -> str:
+    return str(r.get("label", r["reid"]))
+
+
+def labelled(files: list[Path]) -> list[dict[str, Any]]:
+    """The saved results, each labelled by its embedder, or by its file name as well where
+    several files name the same embedder (models trained by different recipes are all
+    ``prowl:model.pt`` to eval-reid)."""
+    results = [{**json.loads(p.read_text()), "file": p.stem} for p in files]
+    names = [r["reid"] for r in results]
+    for r in results:
+        if names.count(r["reid"]) > 1 and not (r.get("rerank") or r.get("query_expansion")):
+            r["label"] = f"{r['file']} ({r['reid']})"
+    return results
+
+
 def reid_table(results: list[dict[str, Any]]) -> str:
     """One row per result: embedder, query-time method, mAP with its interval, rank-1."""
     lines = ["| embedder | query-time | mAP [95% CI] | rank-1 |", "|---|---|---|---|"]
@@ -23,7 +39,7 @@ def reid_table(results: list[dict[str, Any]]) -> str:
             method = " + ".join(parts)
         lo, hi = r["mAP_ci95"]
         lines.append(
-            f"| {r['reid']} | {method} | {r['mAP']:.3f} [{lo:.3f}, {hi:.3f}] | {r['rank1']:.3f} |"
+            f"| {_label(r)} | {method} | {r['mAP']:.3f} [{lo:.3f}, {hi:.3f}] | {r['rank1']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -39,7 +55,9 @@ def paired_table(results: list[dict[str, Any]], reference: str) -> str:
         (
             r
             for r in results
-            if r["reid"] == reference and not r.get("rerank") and not r.get("query_expansion")
+            if reference in (r["reid"], _label(r), r.get("file"))
+            and not r.get("rerank")
+            and not r.get("query_expansion")
         ),
         None,
     )
@@ -56,21 +74,21 @@ def paired_table(results: list[dict[str, Any]], reference: str) -> str:
             np.asarray(r["per_query_ap"]), np.asarray(base["per_query_ap"])
         )
         method = reid_table([r]).splitlines()[-1].split("|")[2].strip()
-        lines.append(f"| {r['reid']} | {method} | {mean:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+        lines.append(f"| {_label(r)} | {method} | {mean:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or argv[0] != "reid":
+    if len(argv) < 2 or argv[0] != "reid":
         print(
-            "usage: python -m evaluation.summaries reid FOLDER_OF_JSON [REFERENCE_EMBEDDER]",
+            "usage: python -m evaluation.summaries reid FOLDER_OF_JSON [REFERENCE ...]",
             file=sys.stderr,
         )
         return 2
-    results = [json.loads(p.read_text()) for p in sorted(Path(argv[1]).glob("*.json"))]
+    results = labelled(sorted(Path(argv[1]).glob("*.json")))
     print(reid_table(results))
-    if len(argv) == 3:
-        paired = paired_table(results, argv[2])
+    for reference in argv[2:]:  # an embedder, or a result's file name
+        paired = paired_table(results, reference)
         if paired:
             print()
             print(paired)

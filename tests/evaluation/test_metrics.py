@@ -240,3 +240,19 @@ def test_paired_difference_sees_a_consistent_gain_that_separate_intervals_hide()
     table = paired_table(results, "old")
     assert "| new | expand 3 + re-rank | +0.0" in table and "| old |" not in table
     assert paired_table(results, "missing") == ""
+
+
+def test_models_that_share_an_embedder_name_are_told_apart_by_their_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every trained model is `prowl:model.pt` to eval-reid: the summary labels them by the
+    file each result was saved to, and a file name can be the paired reference."""
+    import json
+
+    from evaluation.summaries import labelled, paired_table, reid_table
+
+    for name, aps in (("plain", [0.5, 0.6, 0.7]), ("camstyle", [0.4, 0.6, 0.6])):
+        r = {"reid": "prowl:model.pt", "mAP": sum(aps) / 3, "mAP_ci95": [0, 1], "rank1": 0.5}
+        (tmp_path / f"{name}.json").write_text(json.dumps({**r, "per_query_ap": aps}))
+    results = labelled(sorted(tmp_path.glob("*.json")))
+    assert "| camstyle (prowl:model.pt) |" in reid_table(results)
+    rows = paired_table(results, "plain").splitlines()
+    assert len(rows) == 3 and rows[2].startswith("| camstyle (prowl:model.pt) | cosine | -0.067")
