@@ -357,7 +357,7 @@ def demo_query(args: argparse.Namespace) -> int:
     what was ingested), save it as a JPEG and query the gallery with that file."""
     import cv2
 
-    from pipeline.query import read_frame
+    from pipeline.query_input import read_frame
 
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery:

@@ -159,7 +159,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from pipeline.query import QuerySpec, crop_from_frame, read_query_image
+    from pipeline.query import QuerySpec
+    from pipeline.query_input import crop_from_frame, read_query_image
     from pipeline.report import clock, table, track_table, write_csv, write_json
     from pipeline.report_html import write_html
     from storage.gallery import SearchFilters

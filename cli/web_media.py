@@ -28,7 +28,7 @@ def jpeg_response(image: Any) -> Response:
 @router.get("/api/videos/{video_id}/frames/{frame_index}")
 def video_frame(video_id: RowId, frame_index: FrameNumber, state: State) -> Response:
     """A stored video's frame, to pick a person from (boxes: the next endpoint)."""
-    from pipeline.query import read_frame
+    from pipeline.query_input import read_frame
 
     v = video_row(state, video_id)
     if not 0 <= frame_index < max(1, v.frame_count):
@@ -76,7 +76,7 @@ def thumbnail(detection_id: DetectionId, state: State) -> Response:
 def frame(detection_id: DetectionId, state: State) -> Response:
     """The full frame of a sighting with its box, decoded from the source video (found by
     the gallery's record of it, never by anything in the URL)."""
-    from pipeline.query import read_frame
+    from pipeline.query_input import read_frame
 
     row, video = detection_of(state, detection_id)
     with state.worker():

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from cli import main
 from evaluation.reid_synthetic import write_reid_synthetic
 from evaluation.synthetic import write_synthetic
-from pipeline.query import read_frame
+from pipeline.query_input import read_frame
 from tests.conftest import fresh_pg_database
 
 pytestmark = pytest.mark.slow

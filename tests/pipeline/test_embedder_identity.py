@@ -15,7 +15,7 @@ import torch
 
 import run_pipeline
 from evaluation.synthetic import write_synthetic
-from pipeline.query import read_frame
+from pipeline.query_input import read_frame
 
 pytestmark = pytest.mark.slow
 

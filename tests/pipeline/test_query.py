@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 import run_pipeline
-from pipeline.query import read_frame, run_query
+from pipeline.query import run_query
+from pipeline.query_input import read_frame
 from storage.models import DetectionRow
 from tests.conftest import where
 

@@ -11,7 +11,8 @@ import pytest
 
 import run_pipeline
 from pipeline.core.config import ReidConfig
-from pipeline.query import read_frame, run_query
+from pipeline.query import run_query
+from pipeline.query_input import read_frame
 from pipeline.reembed import reembed
 from reid import build_embedder
 from storage.gallery import Gallery

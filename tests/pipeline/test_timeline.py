@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.core.timeline import exif_time, mp4_creation_time, shown, stamp_in_name, wall_time
 from pipeline.core.video import probe, read_frames
-from pipeline.query import read_frame
+from pipeline.query_input import read_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 

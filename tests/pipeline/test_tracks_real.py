@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 import run_pipeline
 from pipeline.core.boxes import iou_matrix
 from pipeline.ingest import ingest_video
-from pipeline.query import read_frame, run_query
+from pipeline.query import run_query
+from pipeline.query_input import read_frame
 from storage.gallery import Gallery
 from storage.models import DetectionRow, TrackRow
 from tests.conftest import where

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from pipeline.query import read_frame
+from pipeline.query_input import read_frame
 
 pytestmark = pytest.mark.slow
 

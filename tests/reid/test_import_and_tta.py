@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import run_pipeline
-from pipeline.query import read_frame
+from pipeline.query_input import read_frame
 from reid import build_embedder
 from reid.rerank import expand_query, ranked_positions
 
