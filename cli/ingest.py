@@ -12,7 +12,6 @@ from cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
     StopOnSignal,
-    build,
     load_cfg,
     open_gallery,
     parse_time,
@@ -89,10 +88,9 @@ def add_parsers(sub: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from detectors import build_for_footage
+    from pipeline.context import build_models
     from pipeline.core.video import probe
     from pipeline.ingest import ingest_video
-    from reid import build_embedder
 
     cfg = load_cfg(
         args,
@@ -135,8 +133,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "detector precision int8 is calibrated on the video being ingested; a live source "
             "has no frames to calibrate on beforehand: use precision fp32 for it"
         )
-    detector = build(lambda d: build_for_footage(d, args.videos[0]), cfg.detector)
-    embedder = build(build_embedder, cfg.reid)
+    models = build_models(cfg, args.videos[0])
+    detector, embedder = models.detector, models.embedder
     with open_gallery(cfg, must_exist=False) as gallery:
         exit_code = 0
         with StopOnSignal() as stop:
@@ -171,12 +169,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         bars[0].update(frames)
                         bars[0].set_postfix(people=people, refresh=False)
 
-                if int8 and i > 0:  # each video calibrates its own int8 detector
-
-                    def calibrated(d: Any, v: str = video) -> Any:
-                        return build_for_footage(d, v)
-
-                    detector = build(calibrated, cfg.detector)
+                models = models.for_footage(cfg, video)  # int8: calibrated on each video
+                detector = models.detector
                 try:
                     if video in live:
                         from pipeline.live import ingest_live

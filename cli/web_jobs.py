@@ -121,7 +121,7 @@ class IngestJobs:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self.stop_event = threading.Event()
-        self._models: tuple[Any, Any] | None = None
+        self._models: Any = None  # pipeline.context.Models, built at the first job
         self._thread = threading.Thread(target=self._work, name="prowl-ingest", daemon=True)
         self._thread.start()
 
@@ -150,22 +150,17 @@ class IngestJobs:
     def _build_models(self, gallery: Any, footage: Any) -> tuple[Any, Any]:
         """The configured detector and the gallery's own embedder (so new sightings are
         searchable with the same vectors), built once and kept; an int8 detector is built
-        for each video, calibrated on it, as the CLI does."""
-        from detectors import build_for_footage
+        for each video, calibrated on it, as the CLI does (pipeline/context.py)."""
+        from pipeline.context import build_models
 
         if self._models is None:
             from pipeline.query import embedder_config
-            from reid import build_embedder
 
-            detector = build_for_footage(self.cfg.detector, footage)
             embedders = gallery.embedders()
-            embedder = build_embedder(
-                embedder_config(embedders[0]) if len(embedders) == 1 else self.cfg.reid
-            )
-            self._models = (detector, embedder)
-        elif self.cfg.detector.precision == "int8":
-            self._models = (build_for_footage(self.cfg.detector, footage), self._models[1])
-        return self._models
+            reid = embedder_config(embedders[0]) if len(embedders) == 1 else self.cfg.reid
+            self._models = build_models(self.cfg, footage, reid)
+        self._models = self._models.for_footage(self.cfg, footage)
+        return self._models.detector, self._models.embedder
 
     def _work(self) -> None:
         from pipeline.ingest import ingest_video

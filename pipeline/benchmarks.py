@@ -48,16 +48,15 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     from pipeline.core.stream import batched, prefetch
     from pipeline.core.video import probe, read_frames
     from pipeline.ingest import ingest_video
-    from reid import build_embedder
     from storage.gallery import Gallery
 
     info = probe(video)
     end_s = frames / info.fps if frames else None  # the window [0, end) holds `frames`
     cfg = replace(cfg, video=replace(cfg.video, start_s=None, end_s=end_s, stride=1))
-    from detectors import build_for_footage
+    from pipeline.context import build_models
 
-    detector = build_for_footage(cfg.detector, video)
-    embedder = build_embedder(cfg.reid)
+    models = build_models(cfg, video)
+    detector, embedder = models.detector, models.embedder
     warm = list(read_frames(video, stop_index=1))
     detector.detect(warm)
     embedder.embed([warm[0].image[:128, :64]])
@@ -224,15 +223,15 @@ def bench_distributed(
 
     from sqlalchemy import select
 
-    from detectors import build_detector
+    from pipeline.context import build_models
     from pipeline.distributed import connect, ingest_distributed
     from pipeline.ingest import ingest_video
-    from reid import build_embedder
     from storage.gallery import Gallery, wipe
     from storage.models import DetectionRow
 
     cfg = replace(cfg, video=replace(cfg.video, end_s=end_s))
-    detector, embedder = build_detector(cfg.detector), build_embedder(cfg.reid)
+    models = build_models(cfg, video)
+    detector, embedder = models.detector, models.embedder
 
     def rows(g: Gallery) -> collections.Counter[tuple[int, ...]]:
         with g.session() as s:

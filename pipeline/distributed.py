@@ -34,12 +34,10 @@ class SegmentWorker:
     """One Ray actor: its models are built once, then it takes segment after segment."""
 
     def __init__(self, cfg: Config, db_url: str, data_dir: str, fps: float, video: str) -> None:
-        from detectors import build_for_footage
-        from reid import build_embedder
+        from pipeline.context import build_models
 
         self.cfg, self.fps = cfg, fps
-        self.detector = build_for_footage(cfg.detector, video)  # int8: calibrated on `video`
-        self.embedder = build_embedder(cfg.reid)
+        self.models = build_models(cfg, video)  # int8: calibrated on `video`
         self.gallery = Gallery(db_url, Path(data_dir), must_exist=True)
         import ray
 
@@ -51,7 +49,9 @@ class SegmentWorker:
     def run(self, segment: Segment) -> dict[str, Any]:
         from storage.segments import commit_segment
 
-        rows = process_segment(segment, self.cfg, self.fps, self.detector, self.embedder)
+        rows = process_segment(
+            segment, self.cfg, self.fps, self.models.detector, self.models.embedder
+        )
         t = time.perf_counter()
         committed = commit_segment(
             self.gallery,
