@@ -33,7 +33,8 @@ class Models:
             return self
         from detectors import build_for_footage
 
-        return replace(self, detector=_named(build_for_footage, cfg.detector, str(footage)))
+        detector = _named(build_for_footage, cfg.detector, str(footage))
+        return replace(self, detector=detector, footage=str(footage))
 
 
 def build_models(cfg: Config, footage: str | Path | None, reid: ReidConfig | None = None) -> Models:
