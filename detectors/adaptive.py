@@ -48,12 +48,20 @@ def found_fraction(reference: list[Detections], found: list[Detections], conf: f
     return hits / total if total else 1.0
 
 
+def adapts(cfg: Config, detector: Detector) -> bool:
+    """Whether the input size is chosen per footage: adaptation on (``min_person_px`` > 0),
+    no tiling, and a detector whose input size can change. The one guard: callers ask it
+    before they spend time sampling frames."""
+    d = cfg.detector
+    return d.min_person_px > 0 and d.tile_px is None and hasattr(detector, "with_input_size")
+
+
 def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> int:
     """The input size (long side, px) for footage like ``frames``."""
     d = cfg.detector
-    resize = getattr(detector, "with_input_size", None)
-    if d.min_person_px == 0 or not frames or resize is None:
+    if not frames or not adapts(cfg, detector):
         return d.imgsz_px
+    resize = detector.with_input_size  # type: ignore[attr-defined]
     sizes = candidate_sizes(cfg, frames)
     if len(sizes) == 1:
         return d.imgsz_px
@@ -72,10 +80,9 @@ def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> 
 def sized_for(cfg: Config, detector: Detector, frames: Sequence[Frame]) -> tuple[Config, Detector]:
     """(config, detector) with the input size for footage like ``frames``; unchanged when
     adaptation is off, tiles are on, or the detector has no input size to change."""
-    resize = getattr(detector, "with_input_size", None)
-    if resize is None or cfg.detector.tile_px is not None or cfg.detector.min_person_px == 0:
+    if not adapts(cfg, detector):
         return cfg, detector
     px = input_size_for(detector, frames, cfg)
     if px == cfg.detector.imgsz_px:
         return cfg, detector
-    return replace(cfg, detector=replace(cfg.detector, imgsz_px=px)), resize(px)
+    return replace(cfg, detector=replace(cfg.detector, imgsz_px=px)), detector.with_input_size(px)  # type: ignore[attr-defined]

@@ -82,10 +82,10 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
 
 def _sized(path: Path, cfg: Config, detector: Detector) -> tuple[Config, Detector]:
     """The detector input size for this video (see detectors.adaptive)."""
-    from detectors.adaptive import PROBE_FRAMES, sized_for
+    from detectors.adaptive import PROBE_FRAMES, adapts, sized_for
     from pipeline.core.video import sample_frames
 
-    if cfg.detector.min_person_px == 0 or not hasattr(detector, "with_input_size"):
+    if not adapts(cfg, detector):
         return cfg, detector
     sized_cfg, sized = sized_for(cfg, detector, sample_frames(path, PROBE_FRAMES, cfg.video.fps))
     if sized is not detector:
