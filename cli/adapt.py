@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from cli.common import load_cfg, open_gallery
-from cli.train_common import check_training_flags, resolve_init
+from cli.train_common import check_training_flags, recipe_from_args
 from pipeline.core.errors import ProwlError
 from pipeline.core.outputs import write_text
 from pipeline.core.redact import redact_text
@@ -21,7 +21,7 @@ from storage.database import safe_url
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from evaluation.adapt import adapt
-    from reid.training import Recipe, save_model
+    from reid.training import save_model
     from storage.tracks import track_crops, track_spans
 
     check_training_flags(args)
@@ -37,21 +37,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         return cmd_spgan(args)
     if args.source is not None:
         raise ProwlError("--source is SPGAN's labelled source; add --spgan")
-    recipe = Recipe(
-        arch=args.arch,
-        init=resolve_init(args.init),
-        epochs=args.epochs,
-        p_identities=args.p_identities,
-        k_images=args.k_images,
-        lr=args.lr,
-        warmup_epochs=args.warmup_epochs,
-        height=args.size[0],
-        width=args.size[1],
-        iters_per_epoch=args.iters_per_epoch,
-        seed=args.seed,
-        device=args.device,
-        freeze_bn=args.freeze_bn,
-    )
+    recipe = recipe_from_args(args)
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery, gallery.session() as s:
         tracks = track_crops(s, args.min_sightings)

@@ -19,7 +19,7 @@ from cli.train_common import (
     card_markdown,
     check_training_flags,
     model_card,
-    resolve_init,
+    recipe_from_args,
     size_arg,
 )
 from cli.train_gan import add_gan_args, check_gan_flags, describe, generated_data
@@ -164,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         split,
         validator,
     )
-    from reid.training import Recipe, save_model, train
+    from reid.training import save_model, train
 
     for name, value, low in [
         ("--epochs", args.epochs, 1),
@@ -177,23 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ProwlError("--val-fraction must be within [0, 1)")
     if args.out.exists() and any(args.out.iterdir()) and not args.resume:
         raise ProwlError(f"{args.out} is not empty; choose a new folder or pass --resume")
-    init = resolve_init(args.init)
-    recipe = Recipe(
-        arch=args.arch,
-        init=init,
-        epochs=args.epochs,
-        p_identities=args.p_identities,
-        k_images=args.k_images,
-        lr=args.lr,
-        warmup_epochs=args.warmup_epochs,
-        height=args.size[0],
-        width=args.size[1],
-        iters_per_epoch=args.iters_per_epoch,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        freeze_bn=args.freeze_bn,
-    )
+    recipe = recipe_from_args(args)
     if args.from_gallery:
         from storage.tracks import track_crops
 

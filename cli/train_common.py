@@ -148,3 +148,28 @@ def card_markdown(card: dict[str, Any]) -> str:
 |---|---|---|---|---|
 {rows}
 """
+
+
+def recipe_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
+    """The training recipe the train/adapt flags describe (``--init`` resolved); flags a
+    command lacks (adapt has no ``--patience``) keep the recipe's defaults."""
+    from reid.recipe import Recipe
+
+    given = {
+        "arch": args.arch,
+        "init": resolve_init(args.init),
+        "epochs": args.epochs,
+        "p_identities": args.p_identities,
+        "k_images": args.k_images,
+        "lr": args.lr,
+        "warmup_epochs": args.warmup_epochs,
+        "height": args.size[0],
+        "width": args.size[1],
+        "iters_per_epoch": args.iters_per_epoch,
+        "seed": args.seed,
+        "device": args.device,
+        "freeze_bn": args.freeze_bn,
+    }
+    if hasattr(args, "patience"):
+        given["patience"] = args.patience
+    return Recipe(**{**given, **overrides})

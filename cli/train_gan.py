@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def generated_data(args: argparse.Namespace, train: list[Any], recipe: Any) -> A
     from reid.generated import cameras_of, camstyle_data, gan_settings, lsro_data
     from reid.train_parts import GeneratedData
 
-    if args.camstyle and len(cameras_of(train)) < 2:
+    if args.camstyle and len(cameras_of(train)) < 2:  # said before a progress bar is drawn
         raise ProwlError(
             f"--camstyle: the training set has {len(cameras_of(train))} camera; camera-style "
             "transfer needs images of at least two cameras"
@@ -76,8 +76,6 @@ def generated_data(args: argparse.Namespace, train: list[Any], recipe: Any) -> A
         print(f"camera-style copies: {args.out / 'camstyle' / 'samples.png'}", file=sys.stderr)
     if args.lsro:
         batch = recipe.p_identities * recipe.k_images
-        from dataclasses import replace
-
         dc = replace(settings, batch=max(16, settings.batch * 2))
         with gan_bar("LSRO DCGAN", settings.iters) as step:
             lsro = lsro_data(train, args.lsro, batch, dc, args.out / "dcgan", step)
@@ -115,11 +113,11 @@ def cmd_spgan(args: argparse.Namespace) -> int:
     """`prowl adapt --spgan`: the labelled source in the gallery footage's style, then
     the train recipe on it, starting from --init."""
     from cli.common import load_cfg, open_gallery
-    from cli.train_common import best_of, model_card, resolve_init
+    from cli.train_common import best_of, model_card, recipe_from_args
     from evaluation.train_data import decoder, layout_training_set, split, validator
     from pipeline.core.outputs import write_text
     from reid.generated import gan_settings, spgan_samples
-    from reid.training import Recipe, save_model, train
+    from reid.training import save_model, train
     from storage.database import safe_url
     from storage.tracks import track_crops
 
@@ -127,21 +125,7 @@ def cmd_spgan(args: argparse.Namespace) -> int:
         raise ProwlError("--spgan needs --source DIR and --source-format (the labelled source)")
     check_gan_flags(args)
     settings = gan_settings(args.gan_size, args.gan_iters, args.gan_batch, args.seed, args.device)
-    recipe = Recipe(
-        arch=args.arch,
-        init=resolve_init(args.init),
-        epochs=args.epochs,
-        p_identities=args.p_identities,
-        k_images=args.k_images,
-        lr=args.lr,
-        warmup_epochs=args.warmup_epochs,
-        height=args.size[0],
-        width=args.size[1],
-        iters_per_epoch=args.iters_per_epoch,
-        seed=args.seed,
-        device=args.device,
-        freeze_bn=args.freeze_bn,
-    )
+    recipe = recipe_from_args(args)
     source = layout_training_set(args.source, args.source_format)
     cfg = load_cfg(args)
     with open_gallery(cfg, must_exist=True) as gallery, gallery.session() as s:
