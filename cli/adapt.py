@@ -20,7 +20,7 @@ from storage.database import safe_url
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from evaluation.adapt import adapt
+    from reid.adapt import adapt
     from reid.training import save_model
     from storage.tracks import track_crops, track_spans
 

@@ -88,7 +88,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline.context import build_models
+    from pipeline.context import RunContext, build_models
     from pipeline.core.video import probe
     from pipeline.ingest import ingest_video
 
@@ -134,7 +134,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "has no frames to calibrate on beforehand: use precision fp32 for it"
         )
     models = build_models(cfg, args.videos[0])
-    detector, embedder = models.detector, models.embedder
     with open_gallery(cfg, must_exist=False) as gallery:
         exit_code = 0
         with StopOnSignal() as stop:
@@ -169,8 +168,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         bars[0].update(frames)
                         bars[0].set_postfix(people=people, refresh=False)
 
-                models = models.for_footage(cfg, video)  # int8: calibrated on each video
-                detector = models.detector
+                # one context per video (its own bar); the models go on to the next video
+                ctx = RunContext(cfg, gallery, models, progress, stop, planned)
                 try:
                     if video in live:
                         from pipeline.live import ingest_live
@@ -180,14 +179,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                             bars[0].total = None
 
                         summary = ingest_live(
+                            ctx,
                             video,
-                            cfg,
-                            gallery,
-                            detector,
-                            embedder,
                             camera_id=camera,
-                            stop_event=stop,
-                            progress=progress,
                             follow_file=not is_live(video),
                             connected=connected,
                         )
@@ -200,20 +194,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     else:
                         run_one = ingest_video
                     extra = {"reattach_subjects": True} if args.reattach_subjects else {}
-                    summary = run_one(
-                        Path(video),
-                        cfg,
-                        gallery,
-                        detector,
-                        embedder,
-                        camera_id=camera,
-                        force=args.force,
-                        progress=progress,
-                        stop_event=stop,
-                        planned=planned,
-                        **extra,
-                    )
+                    summary = run_one(ctx, Path(video), camera, args.force, **extra)
                 finally:
+                    models = ctx.models  # an int8 detector stays calibrated on its last video
                     for bar in bars:
                         bar.close()
                 _print_summary(summary, cfg)

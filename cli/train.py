@@ -158,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_training_flags(args)
     check_gan_flags(args)
 
-    from evaluation.train_data import (
+    from reid.train_data import (
         gallery_training_set,
         layout_training_set,
         split,

@@ -114,9 +114,9 @@ def cmd_spgan(args: argparse.Namespace) -> int:
     the train recipe on it, starting from --init."""
     from cli.common import load_cfg, open_gallery
     from cli.train_common import best_of, model_card, recipe_from_args
-    from evaluation.train_data import decoder, layout_training_set, split, validator
     from pipeline.core.outputs import write_text
     from reid.generated import gan_settings, spgan_samples
+    from reid.train_data import decoder, layout_training_set, split, validator
     from reid.training import save_model, train
     from storage.database import safe_url
     from storage.tracks import track_crops

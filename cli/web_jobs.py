@@ -147,10 +147,10 @@ class IngestJobs:
         self._queue.put(None)
         self._thread.join(timeout=timeout_s)
 
-    def _build_models(self, gallery: Any, footage: Any) -> tuple[Any, Any]:
+    def _models_for(self, gallery: Any, footage: Path) -> Any:
         """The configured detector and the gallery's own embedder (so new sightings are
-        searchable with the same vectors), built once and kept; an int8 detector is built
-        for each video, calibrated on it, as the CLI does (pipeline/context.py)."""
+        searchable with the same vectors), built once and kept; an int8 detector is
+        calibrated on each video as the CLI does (pipeline/context.py)."""
         from pipeline.context import build_models
 
         if self._models is None:
@@ -159,10 +159,10 @@ class IngestJobs:
             embedders = gallery.embedders()
             reid = embedder_config(embedders[0]) if len(embedders) == 1 else self.cfg.reid
             self._models = build_models(self.cfg, footage, reid)
-        self._models = self._models.for_footage(self.cfg, footage)
-        return self._models.detector, self._models.embedder
+        return self._models
 
     def _work(self) -> None:
+        from pipeline.context import RunContext
         from pipeline.ingest import ingest_video
         from storage.gallery import Gallery
 
@@ -173,7 +173,7 @@ class IngestJobs:
             assert job.path is not None
             job.status, job.started_at = "running", time.time()
             with outcome_of(job, "ingest"), Gallery(self.cfg.db_url, self.cfg.data_dir) as gallery:
-                detector, embedder = self._build_models(gallery, job.path)
+                models = self._models_for(gallery, job.path)
 
                 def planned(total: int, job: Job = job) -> None:
                     job.frames_total = total
@@ -182,17 +182,11 @@ class IngestJobs:
                     job.frames_done += frames
                     job.people += found
 
-                summary = ingest_video(
-                    job.path,
-                    self.cfg,
-                    gallery,
-                    detector,
-                    embedder,
-                    camera_id=job.camera,
-                    progress=progress,
-                    stop_event=self.stop_event,
-                    planned=planned,
-                )
+                ctx = RunContext(self.cfg, gallery, models, progress, self.stop_event, planned)
+                try:
+                    summary = ingest_video(ctx, job.path, camera_id=job.camera)
+                finally:
+                    self._models = ctx.models  # int8: keep the last calibration
                 job.status = "complete" if summary.status != "interrupted" else "interrupted"
                 job.detections = summary.detections
             try:

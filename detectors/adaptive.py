@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from detectors.base import Detector
+from detectors.base import Detector, Resizable
 from pipeline.core.boxes import iou_matrix
 from pipeline.core.config import Config
 from pipeline.core.types import Detections, Frame
@@ -53,7 +53,7 @@ def adapts(cfg: Config, detector: Detector) -> bool:
     no tiling, and a detector whose input size can change. The one guard: callers ask it
     before they spend time sampling frames."""
     d = cfg.detector
-    return d.min_person_px > 0 and d.tile_px is None and hasattr(detector, "with_input_size")
+    return d.min_person_px > 0 and d.tile_px is None and isinstance(detector, Resizable)
 
 
 def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> int:
@@ -61,7 +61,8 @@ def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> 
     d = cfg.detector
     if not frames or not adapts(cfg, detector):
         return d.imgsz_px
-    resize = detector.with_input_size  # type: ignore[attr-defined]
+    assert isinstance(detector, Resizable)
+    resize = detector.with_input_size
     sizes = candidate_sizes(cfg, frames)
     if len(sizes) == 1:
         return d.imgsz_px
@@ -77,12 +78,20 @@ def input_size_for(detector: Detector, frames: Sequence[Frame], cfg: Config) -> 
     return sizes[-1]
 
 
-def sized_for(cfg: Config, detector: Detector, frames: Sequence[Frame]) -> tuple[Config, Detector]:
-    """(config, detector) with the input size for footage like ``frames``; unchanged when
-    adaptation is off, tiles are on, or the detector has no input size to change."""
+def sized_for(cfg: Config, detector: Detector, frames: Sequence[Frame]) -> Detector:
+    """The detector at the input size for footage like ``frames``; itself when adaptation
+    is off, tiles are on, or it has no input size to change. ``settings_of`` gives the
+    settings that describe the result."""
     if not adapts(cfg, detector):
-        return cfg, detector
+        return detector
+    assert isinstance(detector, Resizable)
     px = input_size_for(detector, frames, cfg)
-    if px == cfg.detector.imgsz_px:
-        return cfg, detector
-    return replace(cfg, detector=replace(cfg.detector, imgsz_px=px)), detector.with_input_size(px)  # type: ignore[attr-defined]
+    return detector if px == detector.input_px else detector.with_input_size(px)
+
+
+def settings_of(cfg: Config, detector: Detector) -> Config:
+    """``cfg`` describing ``detector`` as it is: the input size is read from the detector
+    (when it has one), so the settings a run is keyed and logged by cannot disagree with it."""
+    if not isinstance(detector, Resizable) or detector.input_px == cfg.detector.imgsz_px:
+        return cfg
+    return replace(cfg, detector=replace(cfg.detector, imgsz_px=detector.input_px))

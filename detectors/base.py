@@ -4,7 +4,7 @@ builder, so wrappers such as the tiler can name it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -28,4 +28,21 @@ class Detector(Protocol):
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         """One ``Detections`` per frame, same order; boxes in original-frame pixels."""
+        ...
+
+
+@runtime_checkable
+class Resizable(Protocol):
+    """A detector whose input size (long side, px) can change. ``input_px`` is the size it
+    runs at: the one truth the run's settings and key are read from (``settings_of``)."""
+
+    name: str
+
+    @property
+    def input_px(self) -> int: ...
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...
+
+    def with_input_size(self, imgsz_px: int) -> Resizable:
+        """The same model at another input size."""
         ...

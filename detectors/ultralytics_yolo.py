@@ -79,6 +79,10 @@ class UltralyticsDetector:
         self._model = model
         self._classes = classes
 
+    @property
+    def input_px(self) -> int:
+        return self._cfg.imgsz_px
+
     def with_input_size(self, imgsz_px: int) -> UltralyticsDetector:
         """The same model at another input size."""
         from dataclasses import replace

@@ -158,6 +158,10 @@ class ExportedYoloDetector:
             self._model = load_yolo(self._weights, self.name)[0]
         return self._model.model.eval()
 
+    @property
+    def input_px(self) -> int:
+        return self._cfg.imgsz_px
+
     def with_input_size(self, imgsz_px: int) -> ExportedYoloDetector:
         """The same model at another input size (sharing its compiled shapes)."""
         import copy

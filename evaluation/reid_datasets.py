@@ -6,13 +6,13 @@ ground-truth boxes cropped from its frames."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.errors import DatasetError
+from reid.crop_folders import ReidSample, market_split
 
 REID_FORMATS = ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "mars", "prw")
 _EXPECTS = {
@@ -23,18 +23,6 @@ _EXPECTS = {
     "mars": "bbox_test/ and info/{test_name.txt,tracks_test_info.mat,query_IDX.mat}",
     "prw": "frames/, annotations/, frame_test.mat and query_info.txt",
 }
-_PID_CAM = re.compile(r"^(-?\d+)_c(\d+)")
-
-
-@dataclass(frozen=True)
-class ReidSample:
-    """One image (or, for MARS, one tracklet of images) of an identity seen by a camera.
-    ``box`` crops it out of a whole frame (PRW); None: the image is the crop."""
-
-    paths: tuple[Path, ...]
-    pid: int
-    camid: int
-    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,23 +35,6 @@ class ReidDataset:
     @property
     def tracklets(self) -> bool:
         return any(len(s.paths) > 1 for s in self.query + self.gallery)
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-
-
-def market_split(folder: Path, keep_junk: bool = False) -> tuple[ReidSample, ...]:
-    out = []
-    for path in _images(folder):
-        m = _PID_CAM.match(path.name)
-        if not m:
-            raise DatasetError(f"{path}: name is not PID_cCAM... (e.g. 0002_c1s1_000451_03.jpg)")
-        pid, cam = int(m.group(1)), int(m.group(2)) - 1
-        if pid == -1 and not keep_junk:  # junk images: ignored by the protocol
-            continue
-        out.append(ReidSample((path,), pid, cam))
-    return tuple(out)
 
 
 def _market(root: Path, name: str) -> ReidDataset:

@@ -11,13 +11,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from evaluation.metrics import bootstrap_ci, reid_metrics
+from evaluation.metrics import bootstrap_ci
 from evaluation.reid_datasets import ReidDataset, ReidSample
 from pipeline.core.crops import crop_boxes
 from pipeline.core.errors import DatasetError
 from pipeline.core.vectors import l2_normalise
 from reid import Embedder
 from reid.batching import CropBatcher
+from reid.metrics import reid_metrics
 from reid.rerank import ranked_positions
 
 Progress = Callable[[int], object]

@@ -81,7 +81,7 @@ def sized_detector(name: str, cfg: Config, ds: SearchDataset) -> tuple[Config, D
     """``make_detector`` at the input size ingest would choose for this footage
     (detectors.adaptive: probed on frames spread over the dataset). ``name`` may carry
     settings (see ``variant``)."""
-    from detectors.adaptive import PROBE_FRAMES, adapts, sized_for
+    from detectors.adaptive import PROBE_FRAMES, adapts, settings_of, sized_for
 
     name, cfg = variant(name, cfg)
     detector = make_detector(name, cfg, ds)
@@ -89,7 +89,8 @@ def sized_detector(name: str, cfg: Config, ds: SearchDataset) -> tuple[Config, D
         return cfg, detector
     picks = set(np.linspace(0, len(ds.frames) - 1, PROBE_FRAMES).astype(int).tolist())
     frames = [f for i, f in enumerate(_frames(ds)) if i in picks] if ds.frames else []
-    return sized_for(cfg, detector, frames)
+    sized = sized_for(cfg, detector, frames)
+    return settings_of(cfg, sized), sized
 
 
 def make_detector(name: str, cfg: Config, ds: SearchDataset) -> Detector:

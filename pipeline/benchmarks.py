@@ -53,7 +53,7 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     info = probe(video)
     end_s = frames / info.fps if frames else None  # the window [0, end) holds `frames`
     cfg = replace(cfg, video=replace(cfg.video, start_s=None, end_s=end_s, stride=1))
-    from pipeline.context import build_models
+    from pipeline.context import RunContext, build_models
 
     models = build_models(cfg, video)
     detector, embedder = models.detector, models.embedder
@@ -67,10 +67,11 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     base_cfg = cfg
     before = ultralytics_predict_fps(baseline_frames, base_cfg)
     # the input size ingest will choose for this footage (detectors.adaptive), for both runs
-    from detectors.adaptive import PROBE_FRAMES, sized_for
+    from detectors.adaptive import PROBE_FRAMES, settings_of, sized_for
     from pipeline.core.video import sample_frames
 
-    cfg, detector = sized_for(cfg, detector, sample_frames(video, PROBE_FRAMES))
+    detector = sized_for(cfg, detector, sample_frames(video, PROBE_FRAMES))
+    cfg = settings_of(cfg, detector)
 
     t = time.perf_counter()
     n_frames = n_people = 0
@@ -84,7 +85,9 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         cfg_tmp = replace(cfg, data_dir=Path(tmp), db=None)
         gallery = Gallery(cfg_tmp.db_url, Path(tmp))
         t = time.perf_counter()
-        summary = ingest_video(video, cfg_tmp, gallery, detector, embedder)
+        summary = ingest_video(
+            RunContext(cfg_tmp, gallery, replace(models, detector=detector)), video
+        )
         ingest_s = time.perf_counter() - t
         gallery.close()
     ingest_fps = summary.frames_processed / ingest_s
@@ -223,7 +226,7 @@ def bench_distributed(
 
     from sqlalchemy import select
 
-    from pipeline.context import build_models
+    from pipeline.context import RunContext, build_models
     from pipeline.distributed import connect, ingest_distributed
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery, wipe
@@ -231,7 +234,6 @@ def bench_distributed(
 
     cfg = replace(cfg, video=replace(cfg.video, end_s=end_s))
     models = build_models(cfg, video)
-    detector, embedder = models.detector, models.embedder
 
     def rows(g: Gallery) -> collections.Counter[tuple[int, ...]]:
         with g.session() as s:
@@ -245,7 +247,7 @@ def bench_distributed(
         local = replace(cfg, data_dir=Path(tmp), db=None)
         with Gallery(local.db_url, Path(tmp)) as g:
             t = time.perf_counter()
-            s = ingest_video(video, local, g, detector, embedder, camera_id="bench")
+            s = ingest_video(RunContext(local, g, models), video, camera_id="bench")
             base_s = time.perf_counter() - t
             reference = rows(g)
         out["frames"] = s.frames_new
@@ -262,7 +264,7 @@ def bench_distributed(
             )
             with Gallery(db, distributed.data_dir) as g:
                 t = time.perf_counter()
-                r = ingest_distributed(video, distributed, g, detector, embedder, camera_id="bench")
+                r = ingest_distributed(RunContext(distributed, g, models), video, camera_id="bench")
                 took = time.perf_counter() - t
                 out["runs"].append(
                     {

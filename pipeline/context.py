@@ -1,9 +1,11 @@
-"""The models a run uses, built in one place for every entry point (the CLI, the web app's
-jobs, Ray workers, the benchmarks): the configured detector, sized and calibrated for the
-footage it will see, and the embedder."""
+"""What a run works with, built in one place for every entry point (the CLI, the web app's
+jobs, Ray workers, the benchmarks): the models (the configured detector, calibrated for the
+footage it will see, and the embedder) and the ``RunContext`` that carries them with the
+settings, the gallery and where progress goes into every ingest (file, Ray, live)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +15,7 @@ from detectors import Detector
 from pipeline.core.config import Config, ReidConfig
 from pipeline.core.errors import ProwlError
 from reid import Embedder
+from storage.gallery import Gallery
 
 T = TypeVar("T")
 
@@ -35,6 +38,34 @@ class Models:
 
         detector = _named(build_for_footage, cfg.detector, str(footage))
         return replace(self, detector=detector, footage=str(footage))
+
+
+@dataclass
+class RunContext:
+    """Settings, gallery, models and progress sinks of one ingest, built once by the entry
+    point and handed to ``ingest_video`` / ``ingest_distributed`` / ``ingest_live``.
+    ``progress(frames, people)`` is told as work lands; ``planned(frames)`` once, before it
+    starts; ``stop_event`` set = finish the current batch and stop (the run resumes later)."""
+
+    cfg: Config
+    gallery: Gallery
+    models: Models
+    progress: Callable[[int, int], None] | None = None
+    stop_event: threading.Event | None = None
+    planned: Callable[[int], None] | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.models.embedder
+
+    def detector_for(self, footage: str | Path) -> Detector:
+        """The detector for ``footage`` (an int8 one calibrated on it, kept for the next
+        video of the same name)."""
+        self.models = self.models.for_footage(self.cfg, footage)
+        return self.models.detector
+
+    def stopped(self) -> bool:
+        return self.stop_event is not None and self.stop_event.is_set()
 
 
 def build_models(cfg: Config, footage: str | Path | None, reid: ReidConfig | None = None) -> Models:

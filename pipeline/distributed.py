@@ -19,12 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from detectors import Detector
+from pipeline.context import RunContext
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError, ProwlError, one_line
 from pipeline.runs import IngestSummary, PreparedRun, ProgressFn, prepare_run
 from pipeline.segments import Segment, plan_segments, process_segment
-from reid import Embedder
 from storage.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -116,26 +115,24 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
 
 
 def ingest_distributed(
+    ctx: RunContext,
     path: Path,
-    cfg: Config,
-    gallery: Gallery,
-    detector: Detector,
-    embedder: Embedder,
     camera_id: str | None = None,
     force: bool = False,
-    progress: ProgressFn | None = None,
-    stop_event: threading.Event | None = None,
-    planned: Callable[[int], None] | None = None,
     on_segment: Callable[[dict[str, Any], list[Any]], None] | None = None,
 ) -> IngestSummary:
     """The Ray counterpart of ``ingest_video``: same runs, keys and rows. ``on_segment`` is
     told each finished segment's report and the actors (tests kill one through it)."""
+    cfg = ctx.cfg
     check_shared_database(cfg)
-    ex = cfg.executor
-    ray = connect(ex.address)  # before anything is stored: an unreachable cluster changes nothing
-    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force)
+    ray = connect(
+        cfg.executor.address
+    )  # before anything is stored: an unreachable cluster changes nothing
+    prep = prepare_run(ctx, path, camera_id, force)
     try:
-        return _run_segments(prep, cfg, gallery, progress, stop_event, planned, on_segment, ray)
+        return _run_segments(
+            prep, cfg, ctx.gallery, ctx.progress, ctx.stop_event, ctx.planned, on_segment, ray
+        )
     finally:
         prep.release()
 

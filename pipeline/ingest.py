@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from detectors import Detector
+from pipeline.context import RunContext
 from pipeline.core.config import Config
 from pipeline.core.errors import SourceError, one_line
 from pipeline.core.frameranges import load_ranges, merge_ranges
@@ -45,26 +46,23 @@ log = logging.getLogger(__name__)
 
 
 def ingest_video(
+    ctx: RunContext,
     path: Path,
-    cfg: Config,
-    gallery: Gallery,
-    detector: Detector,
-    embedder: Embedder,
     camera_id: str | None = None,
     force: bool = False,
-    progress: ProgressFn | None = None,
-    stop_event: threading.Event | None = None,
-    planned: Callable[[int], None] | None = None,
     reattach_subjects: bool = False,
 ) -> IngestSummary:
     """Detect, embed and store every kept frame of ``path`` in the configured time window that
     the run of these settings has not stored yet: a new window adds to it, an interrupted one
     resumes, a finished one is skipped (``force`` replaces the run's rows instead).
-    ``planned`` is told how many frames will be processed, before the work starts."""
-    prep = prepare_run(path, cfg, gallery, detector, embedder, camera_id, force, reattach_subjects)
+    ``ctx.planned`` is told how many frames will be processed, before the work starts."""
+    gallery = ctx.gallery
+    prep = prepare_run(ctx, path, camera_id, force, reattach_subjects)
     summary: IngestSummary | None = None
     try:
-        summary = _ingest_prepared(prep, gallery, embedder, progress, stop_event, planned)
+        summary = _ingest_prepared(
+            prep, gallery, ctx.embedder, ctx.progress, ctx.stop_event, ctx.planned
+        )
         return summary
     finally:
         if prep.subject_sightings:  # onto whatever the run holds now, even if it stopped

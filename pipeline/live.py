@@ -25,16 +25,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from pipeline.core.config import Config
 from pipeline.core.errors import SourceError
 from pipeline.core.redact import redact_url
 from pipeline.core.types import Frame
 from storage.leases import take
+
+if TYPE_CHECKING:  # the context names the models; live.py itself does not import them
+    from pipeline.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -241,25 +243,22 @@ def live_camera_id(source: str) -> str:
 
 
 def ingest_live(
+    ctx: RunContext,
     source: str,
-    cfg: Config,
-    gallery: Any,
-    detector: Any,
-    embedder: Any,
     camera_id: str | None = None,
-    stop_event: threading.Event | None = None,
-    progress: Callable[[int, int], None] | None = None,
     follow_file: bool = False,
     connected: Callable[[], None] | None = None,
 ) -> Any:
-    """Ingest a live source until ``stop_event``, ``cfg.video.end_s`` seconds of it, or its
-    end (a followed file that stopped growing). Returns an IngestSummary with the live
-    counters (received, dropped, reconnects)."""
+    """Ingest a live source until ``ctx.stop_event``,
+    ``cfg.video.end_s`` seconds of it, or its end (a followed file that stopped growing).
+    Returns an IngestSummary with the live counters (received, dropped, reconnects)."""
     from pipeline.frames import StageClock
     from pipeline.ingest import run_stages
     from pipeline.runs import IngestSummary, embedder_row_of, settings_key
 
-    stop = stop_event or threading.Event()
+    cfg, gallery, embedder, progress = ctx.cfg, ctx.gallery, ctx.embedder, ctx.progress
+    detector = ctx.models.detector  # fp32: a live source has nothing to calibrate on beforehand
+    stop = ctx.stop_event or threading.Event()
     lc = cfg.live
     camera = camera_id or live_camera_id(source)
     src = LiveSource(
@@ -292,7 +291,7 @@ def ingest_live(
         given=not follow_file,
     )
     emb_row = embedder_row_of(gallery, embedder)
-    key = settings_key(cfg, detector.name, embedder.name) + f";live={src.start_iso}"
+    key = settings_key(cfg, detector, embedder.name) + f";live={src.start_iso}"
     run, lease = take(
         gallery, gallery.start_run(video, emb_row, detector.name, key, cfg.video.stride).id
     )

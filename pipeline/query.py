@@ -22,7 +22,7 @@ from reid.rerank import expand_query, rerank_order
 from storage.gallery import Gallery, Hit, SearchFilters
 from storage.models import EmbedderRow, TrackRow, VideoRow
 from storage.search import resolve_videos
-from storage.tracks import Ranker, TrackHit, search_tracks, tracks_of_video
+from storage.tracks import TrackHit, search_tracks, tracks_of_video
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +161,11 @@ def embedder_for(
 NEGATIVE_WEIGHT = 1.0  # how hard a candidate closer to a rejected hit than to the query drops
 
 
-def make_ranker(
-    gallery: Gallery,
-    embedder_id: int,
-    query: NDArray[np.float32],
-    filters: SearchFilters | None,
-    rerank_pool: int = 0,
-    negatives: NDArray[np.float32] | None = None,
-    excluded: frozenset[int] = frozenset(),
-    rejected_tracks: frozenset[int] = frozenset(),
-) -> Ranker:
-    """``depth`` -> the best ``depth`` (similarity, detection id) pairs. With ``rerank_pool``
-    the first that many candidates are put in k-reciprocal order (the rest keep the plain
-    order behind them); similarities stay the cosine ones.
+@dataclass(frozen=True)
+class SimilarityRanker:
+    """``ranker(depth)`` -> the best ``depth`` (similarity, detection id) pairs for ``query``.
+    With ``rerank_pool`` the first that many candidates are put in k-reciprocal order (the
+    rest keep the plain order behind them); similarities stay the cosine ones.
 
     ``negatives`` (vectors of hits an analyst rejected): a pool of candidates is re-ordered by
     ``cos(q, x) - NEGATIVE_WEIGHT * max(0, max_n cos(n, x) - cos(q, x))``, so a candidate that
@@ -181,46 +173,54 @@ def make_ranker(
     and the other sightings on a rejected hit's track (the tracker says: the same person) go
     behind every candidate that is not. ``excluded`` ids (the rejected hits themselves) never
     come back."""
-    if negatives is not None and len(negatives):
-        negs = np.asarray(negatives, np.float32)
 
-        def pushed_down(depth: int) -> list[tuple[float, int]]:
-            pool = candidate_depth(depth) + len(excluded)
-            ranked = [
-                p for p in gallery.rank(embedder_id, query, pool, filters) if p[1] not in excluded
-            ]
-            if not ranked:
-                return []
-            index = gallery.index_for(embedder_id)
-            vectors = index.reconstruct_many([i for _, i in ranked])
-            sims = np.asarray([sv for sv, _ in ranked], np.float32)
-            closest_negative = (vectors @ negs.T).max(axis=1)
-            score = sims - NEGATIVE_WEIGHT * np.maximum(0.0, closest_negative - sims)
-            if rejected_tracks:
-                tracks = gallery.track_ids([i for _, i in ranked])
-                same = np.asarray([tracks.get(i) in rejected_tracks for _, i in ranked])
-                score = np.where(same, score - 10.0, score)  # cosines lie in [-1, 1]
-            order = np.argsort(-score, kind="stable")
-            return [ranked[int(j)] for j in order[:depth]]
+    gallery: Gallery
+    embedder_id: int
+    query: NDArray[np.float32]
+    filters: SearchFilters | None
+    rerank_pool: int = 0
+    negatives: NDArray[np.float32] | None = None
+    excluded: frozenset[int] = frozenset()
+    rejected_tracks: frozenset[int] = frozenset()
 
-        return pushed_down
+    def __call__(self, depth: int) -> list[tuple[float, int]]:
+        if self.negatives is not None and len(self.negatives):
+            return self._pushed_down(depth)
+        if self.excluded:
+            extra = depth + len(self.excluded)
+            return [p for p in self._ranked(extra) if p[1] not in self.excluded][:depth]
+        return self._ranked(depth)
 
-    def rank(depth: int) -> list[tuple[float, int]]:
-        if excluded:
-            extra = depth + len(excluded)
-            return [p for p in rank_plain(extra) if p[1] not in excluded][:depth]
-        return rank_plain(depth)
+    def _ranked(self, depth: int) -> list[tuple[float, int]]:
+        g, q = self.gallery, self.query
+        if not self.rerank_pool:
+            return g.rank(self.embedder_id, q, depth, self.filters)
+        ranked = g.rank(self.embedder_id, q, max(depth, self.rerank_pool), self.filters)
+        head, tail = ranked[: self.rerank_pool], ranked[self.rerank_pool :]
+        vectors = g.index_for(self.embedder_id).reconstruct_many([i for _, i in head])
+        return ([head[int(j)] for j in rerank_order(q, vectors)] + tail)[:depth]
 
-    def rank_plain(depth: int) -> list[tuple[float, int]]:
-        if not rerank_pool:
-            return gallery.rank(embedder_id, query, depth, filters)
-        ranked = gallery.rank(embedder_id, query, max(depth, rerank_pool), filters)
-        head, tail = ranked[:rerank_pool], ranked[rerank_pool:]
-        index = gallery.index_for(embedder_id)
-        vectors = index.reconstruct_many([i for _, i in head])
-        return ([head[int(j)] for j in rerank_order(query, vectors)] + tail)[:depth]
-
-    return rank
+    def _pushed_down(self, depth: int) -> list[tuple[float, int]]:
+        assert self.negatives is not None
+        g = self.gallery
+        pool = candidate_depth(depth) + len(self.excluded)
+        ranked = [
+            p
+            for p in g.rank(self.embedder_id, self.query, pool, self.filters)
+            if p[1] not in self.excluded
+        ]
+        if not ranked:
+            return []
+        vectors = g.index_for(self.embedder_id).reconstruct_many([i for _, i in ranked])
+        sims = np.asarray([sv for sv, _ in ranked], np.float32)
+        closest_negative = (vectors @ np.asarray(self.negatives, np.float32).T).max(axis=1)
+        score = sims - NEGATIVE_WEIGHT * np.maximum(0.0, closest_negative - sims)
+        if self.rejected_tracks:
+            tracks = g.track_ids([i for _, i in ranked])
+            same = np.asarray([tracks.get(i) in self.rejected_tracks for _, i in ranked])
+            score = np.where(same, score - 10.0, score)  # cosines lie in [-1, 1]
+        order = np.argsort(-score, kind="stable")
+        return [ranked[int(j)] for j in order[:depth]]
 
 
 def stored_vector(gallery: Gallery, detection_id: int) -> tuple[int, NDArray[np.float32], bytes]:
@@ -259,7 +259,7 @@ def run_query(
     Refining: ``confirmed`` sightings (marked as the person) join the query (query expansion:
     their vectors are fused with it); ``rejected`` ones (marked as not the person) are left
     out of the answer and candidates that look more like them than like the query are pushed
-    down (see ``make_ranker``)."""
+    down (see ``SimilarityRanker``)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     vectors = []
@@ -311,7 +311,7 @@ def run_query(
             query = expand_query(query, index.reconstruct_many([i for _, i in top]), n=expand)
     timings["embed_s"] = time.perf_counter() - t
 
-    rank = make_ranker(
+    rank = SimilarityRanker(
         gallery,
         embedder_id,
         query,

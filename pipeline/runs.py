@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors import Detector
+from pipeline.context import RunContext
 from pipeline.core.config import Config
 from pipeline.core.errors import ProwlError, SourceError
 from pipeline.core.files import content_hash, sha256_of, source_size_bytes
@@ -63,12 +64,15 @@ class IngestSummary:
         return self.frames_new / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
+def settings_key(cfg: Config, detector: Detector, embedder_name: str) -> str:
     """The settings that shape a video's detections: same key = same rows. The time window
-    is not part of it: windows of one run add up, and a frame is never stored twice."""
-    d, v = cfg.detector, cfg.video
+    is not part of it: windows of one run add up, and a frame is never stored twice. The
+    input size is the detector's own (``settings_of``)."""
+    from detectors.adaptive import settings_of
+
+    d, v = settings_of(cfg, detector).detector, cfg.video
     key = (
-        f"det={detector_name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
+        f"det={detector.name};imgsz={d.imgsz_px};conf={d.conf};iou={d.iou};"
         f"reid={embedder_name};stride={v.stride}"
     )
     # Settings added later join the key only when not at their default, so that galleries
@@ -80,22 +84,22 @@ def settings_key(cfg: Config, detector_name: str, embedder_name: str) -> str:
     return key
 
 
-def _sized(path: Path, cfg: Config, detector: Detector) -> tuple[Config, Detector]:
-    """The detector input size for this video (see detectors.adaptive)."""
+def _sized(path: Path, cfg: Config, detector: Detector) -> Detector:
+    """The detector at the input size for this video (see detectors.adaptive)."""
     from detectors.adaptive import PROBE_FRAMES, adapts, sized_for
     from pipeline.core.video import sample_frames
 
     if not adapts(cfg, detector):
-        return cfg, detector
-    sized_cfg, sized = sized_for(cfg, detector, sample_frames(path, PROBE_FRAMES, cfg.video.fps))
+        return detector
+    sized = sized_for(cfg, detector, sample_frames(path, PROBE_FRAMES, cfg.video.fps))
     if sized is not detector:
         log.warning(
             "%s: people are small at %d px; detecting at %d px (detector.min_person_px)",
             path.name,
             cfg.detector.imgsz_px,
-            sized_cfg.detector.imgsz_px,
+            getattr(sized, "input_px", cfg.detector.imgsz_px),
         )
-    return sized_cfg, sized
+    return sized
 
 
 ProgressFn = Callable[[int, int], None]  # (frames processed now, people found now)
@@ -133,11 +137,8 @@ class PreparedRun:
 
 
 def prepare_run(
+    ctx: RunContext,
     path: Path,
-    cfg: Config,
-    gallery: Gallery,
-    detector: Detector,
-    embedder: Embedder,
     camera_id: str | None = None,
     force: bool = False,
     reattach_subjects: bool = False,
@@ -148,6 +149,9 @@ def prepare_run(
     claimed for this process (RunBusy while another live process ingests it); the caller
     calls ``release()`` when done. ``force`` refuses to drop sightings of saved subjects
     unless ``reattach_subjects``."""
+    from detectors.adaptive import settings_of
+
+    cfg, gallery, embedder = ctx.cfg, ctx.gallery, ctx.embedder
     path = Path(path).resolve()
     info = probe(path, cfg.video.fps)
     duration_s = info.duration_s
@@ -186,8 +190,9 @@ def prepare_run(
             )
         gallery.refresh_video(video, info.frame_count, source_size_bytes(path))
     emb_row = embedder_row_of(gallery, embedder)
-    cfg, detector = _sized(path, cfg, detector)
-    key = settings_key(cfg, detector.name, embedder.name)
+    detector = _sized(path, cfg, ctx.detector_for(path))
+    cfg = settings_of(cfg, detector)
+    key = settings_key(cfg, detector, embedder.name)
     run = gallery.find_run(video.id, key)
     summary = IngestSummary(video=str(path), camera_id=camera, status="complete")
     first, stop = frame_window(info, cfg.video.start_s, cfg.video.end_s)

@@ -71,6 +71,7 @@ def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_
     Tests must not modify it."""
     from dataclasses import replace
 
+    from pipeline.context import Models, RunContext
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
 
@@ -85,7 +86,9 @@ def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_
         db = stack.enter_context(fresh_pg_database()) if request.param == "postgresql" else None
         cfg = replace(cfg, data_dir=data_dir, db=db)
         gallery = Gallery(cfg.db_url, data_dir)
-        summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
+        summary = ingest_video(
+            RunContext(cfg, gallery, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
+        )
         gallery.save_indexes()
         yield cfg, gallery, summary, data_dir
         gallery.close()

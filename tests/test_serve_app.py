@@ -49,6 +49,7 @@ def app_env(
 ) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """A writable gallery of vtest.avi [0, 8 s) and a server with ingest under ``root``."""
     from cli.web import create_app
+    from pipeline.context import Models, RunContext
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
 
@@ -62,7 +63,9 @@ def app_env(
     os.symlink(outside, root / "link-out.avi")  # a symlink leading out of the root
     os.symlink(base, root / "up")  # a folder symlink leading out of it
     gallery = Gallery(cfg.db_url, data)
-    ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
+    ingest_video(
+        RunContext(cfg, gallery, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
+    )
     gallery.save_indexes()
     ingest_cfg = replace(cfg, video=replace(cfg.video, end_s=None))
     with serving(create_app(gallery, None, ingest_cfg, [root])) as url:
@@ -338,13 +341,16 @@ def test_sightings_another_process_adds_are_found_without_a_restart(
     """A CLI ingest of another camera while the server runs: searches filtered to it find
     its people at once (the server sees the gallery's change counter move and catches its
     index up), where they used to come back empty until a restart."""
+    from pipeline.context import Models, RunContext
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
 
     url, cfg = app_env["url"], app_env["cfg"]
     clip = _write_clip(app_env["outside"], cfg.data_dir.parent / "late.avi", 0, 5)
     with Gallery(cfg.db_url, cfg.data_dir) as other:  # another connection, as another process
-        summary = ingest_video(clip, cfg, other, yolo, default_embedder, camera_id="late")
+        summary = ingest_video(
+            RunContext(cfg, other, Models(yolo, default_embedder)), clip, camera_id="late"
+        )
         assert summary.detections > 0
         row = other.frame_detections(other.videos()[-1].id, 2)[0]
     r = httpx.post(

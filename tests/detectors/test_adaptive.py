@@ -38,18 +38,20 @@ def test_campus_footage_keeps_640(cfg_default, yolo, vtest_path) -> None:  # typ
 
 
 def test_small_people_get_a_larger_input_that_finds_them(cfg_default, yolo, vtest_path) -> None:  # type: ignore[no-untyped-def]
-    from detectors.adaptive import sized_for
+    from detectors.adaptive import settings_of, sized_for
 
     images = _mosaics(vtest_path, 4, 3)
     frames = [Frame(im, i, i / 10, "mosaic") for i, im in enumerate(images)]
-    cfg, sized = sized_for(cfg_default, yolo, frames)
-    assert 640 < cfg.detector.imgsz_px <= 1280 and cfg.detector.imgsz_px % 32 == 0
+    sized = sized_for(cfg_default, yolo, frames)
+    cfg = settings_of(cfg_default, sized)
+    assert 640 < sized.input_px <= 1280 and sized.input_px % 32 == 0
+    assert cfg.detector.imgsz_px == sized.input_px  # the settings describe the detector
     at_640 = sum(len(d) for d in yolo.detect(frames))
     larger = sum(len(d) for d in sized.detect(frames))
     assert larger >= 1.3 * at_640
 
     off = replace(cfg_default, detector=replace(cfg_default.detector, min_person_px=0))
-    assert sized_for(off, yolo, frames) == (off, yolo)
+    assert sized_for(off, yolo, frames) is yolo and settings_of(off, yolo) == off
 
 
 def test_windows_of_small_people_footage_share_one_run(cfg_default, vtest_path, tmp_path) -> None:  # type: ignore[no-untyped-def]

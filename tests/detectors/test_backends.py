@@ -105,8 +105,9 @@ def test_int8_keeps_the_fp32_people(cfg_default, frames, vtest_path):  # type: i
         cfg_default.detector, backend="openvino", precision="int8", calibration_frames=16
     )
     # every entry point (CLI, web job, Ray worker, benchmark) builds it this way
-    int8 = build_for_footage(int8_cfg, vtest_path).detect(frames)
-    key = settings_key(replace(cfg_default, detector=int8_cfg), "yolov8n", "e")
+    int8_detector = build_for_footage(int8_cfg, vtest_path)
+    int8 = int8_detector.detect(frames)
+    key = settings_key(replace(cfg_default, detector=int8_cfg), int8_detector, "e")
     assert key.endswith(";precision=int8;calib=footage/16")  # what it was calibrated on
     found = total = 0
     for a, b in zip(fp32, int8, strict=True):

@@ -10,8 +10,8 @@ import numpy as np
 
 import run_pipeline
 from evaluation.distractors import curve
-from evaluation.metrics import reid_metrics
 from pipeline.core.vectors import l2_normalise
+from reid.metrics import reid_metrics
 
 
 def _set(seed: int = 0) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:

@@ -180,7 +180,7 @@ def test_reid_metrics_by_hand() -> None:
     is removed; in distance order g1 (pid 2), g2 (pid 1, cam 1), g3 (pid 1, cam 2), g4 (pid 3)
     the true matches sit at ranks 2 and 3: AP = (1/2 + 2/3) / 2, found from rank 2.
     Query 1 (pid 3, cam 1): g4 is first: AP 1. Query 2 (pid 9) has no match and is skipped."""
-    from evaluation.metrics import reid_metrics
+    from reid.metrics import reid_metrics
 
     g_pids, g_cams = [1, 2, 1, 1, 3], [0, 0, 1, 2, 0]
     dist = np.array(
@@ -197,7 +197,7 @@ def test_reid_metrics_by_hand() -> None:
 
 
 def test_reid_metrics_same_camera_same_identity_never_counts() -> None:
-    from evaluation.metrics import reid_metrics
+    from reid.metrics import reid_metrics
 
     # the only other sample of pid 1 is from the query's camera: no valid match at all
     r = reid_metrics(np.array([[0.0, 1.0]]), [1], [1, 2], [0], [0, 1])

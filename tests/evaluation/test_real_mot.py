@@ -160,7 +160,7 @@ def test_real_people_as_a_training_split_one_camera_per_sequence(
     """`--split train`: labelled people of two sequences as bounding_box_train, each sequence
     a camera (what --camstyle learns styles of), read back by the training loader."""
     import run_pipeline
-    from evaluation.train_data import layout_training_set
+    from reid.train_data import layout_training_set
 
     seqs = []
     for name in ("TUD-Campus", "TUD-Stadtmitte"):

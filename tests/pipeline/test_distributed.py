@@ -61,6 +61,7 @@ def _rows(gallery: Any) -> list[tuple[int, int, int, int, int, int | None, bool]
 @pytest.fixture(scope="module")
 def reference(cfg_default, yolo, default_embedder, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The in-process ingest of vtest.avi [0, END_S) that every Ray run must equal."""
+    from pipeline.context import Models, RunContext
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
 
@@ -71,7 +72,9 @@ def reference(cfg_default, yolo, default_embedder, vtest_path, tmp_path_factory)
         executor=replace(cfg_default.executor, name="ray", segment_s=SEGMENT_S, workers=2),
     )
     with Gallery(cfg.db_url, cfg.data_dir) as g:
-        summary = ingest_video(vtest_path, cfg, g, yolo, default_embedder, camera_id="campus")
+        summary = ingest_video(
+            RunContext(cfg, g, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
+        )
         return cfg, summary, _rows(g)
 
 
@@ -135,6 +138,7 @@ def _idf1(rows: list[Any]) -> float:
 def test_ray_ingest_equals_in_process_and_reruns_are_no_ops(
     reference, local_ray, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.context import Models, RunContext
     from pipeline.distributed import ingest_distributed
     from storage.gallery import Gallery
 
@@ -142,7 +146,9 @@ def test_ray_ingest_equals_in_process_and_reruns_are_no_ops(
     with fresh_pg_database() as db:
         cfg = replace(cfg, db=db, data_dir=tmp_path)
         with Gallery(cfg.db_url, tmp_path) as g:
-            s = ingest_distributed(vtest_path, cfg, g, yolo, default_embedder, camera_id="campus")
+            s = ingest_distributed(
+                RunContext(cfg, g, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
+            )
             assert (s.status, s.segments, s.workers) == ("complete", 4, 2)
             assert s.frames_new == ref_summary.frames_new == 200
             rows = _rows(g)
@@ -156,7 +162,7 @@ def test_ray_ingest_equals_in_process_and_reruns_are_no_ops(
             hits = g.search(1, g.index_for(1).reconstruct(next(iter(g.index_for(1).ids()))), 3)
             assert hits[0].similarity > 0.99  # the index holds the workers' vectors
             again = ingest_distributed(
-                vtest_path, cfg, g, yolo, default_embedder, camera_id="campus"
+                RunContext(cfg, g, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
             )
             assert again.status == "skipped" and _rows(g) == rows
 
@@ -168,6 +174,7 @@ def test_a_run_held_by_another_ingest_is_not_written_by_ray(
 ) -> None:  # type: ignore[no-untyped-def]
     """The run's lease covers Ray too: while another ingest holds the run, a Ray ingest of
     the same video and settings refuses before any segment runs."""
+    from pipeline.context import Models, RunContext
     from pipeline.distributed import ingest_distributed
     from pipeline.runs import prepare_run
     from storage.gallery import Gallery
@@ -177,11 +184,15 @@ def test_a_run_held_by_another_ingest_is_not_written_by_ray(
     with fresh_pg_database() as db:
         cfg = replace(cfg, db=db, data_dir=tmp_path)
         with Gallery(cfg.db_url, tmp_path) as g:
-            held = prepare_run(vtest_path, cfg, g, yolo, default_embedder, "campus")
+            held = prepare_run(
+                RunContext(cfg, g, Models(yolo, default_embedder)), vtest_path, "campus"
+            )
             try:
                 with pytest.raises(RunBusy, match="another prowl process"):
                     ingest_distributed(
-                        vtest_path, cfg, g, yolo, default_embedder, camera_id="campus"
+                        RunContext(cfg, g, Models(yolo, default_embedder)),
+                        vtest_path,
+                        camera_id="campus",
                     )
                 assert _rows(g) == []
             finally:
@@ -193,6 +204,7 @@ def test_a_run_held_by_another_ingest_is_not_written_by_ray(
 def test_a_worker_killed_mid_segment_costs_nothing(
     reference, local_ray, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.context import Models, RunContext
     from pipeline.distributed import ingest_distributed
     from storage.gallery import Gallery
 
@@ -208,7 +220,10 @@ def test_a_worker_killed_mid_segment_costs_nothing(
         cfg = replace(cfg, db=db, data_dir=tmp_path)
         with Gallery(cfg.db_url, tmp_path) as g:
             s = ingest_distributed(
-                vtest_path, cfg, g, yolo, default_embedder, camera_id="campus", on_segment=kill_once
+                RunContext(cfg, g, Models(yolo, default_embedder)),
+                vtest_path,
+                camera_id="campus",
+                on_segment=kill_once,
             )
             assert killed and s.status == "complete"
             rows = _rows(g)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from pipeline.context import Models, RunContext
 from pipeline.core.video import read_frames
 from pipeline.ingest import ingest_video
 from storage.gallery import Gallery
@@ -77,11 +78,13 @@ def test_postgres_gallery_gets_the_same_counts(
     cfg, sqlite_gallery, summary, _ = first_100
     wipe(pg_database)
     pg = Gallery(pg_database, tmp_path)
-    pg_summary = ingest_video(vtest_path, cfg, pg, yolo, default_embedder)
+    pg_summary = ingest_video(RunContext(cfg, pg, Models(yolo, default_embedder)), vtest_path)
     assert pg_summary.detections == summary.detections
     assert pg.detections_per_frame(1) == sqlite_gallery.detections_per_frame(1)
     assert len(pg.index_for(1)) == summary.detections
-    again = ingest_video(vtest_path, cfg, pg, yolo, default_embedder)  # idempotent
+    again = ingest_video(
+        RunContext(cfg, pg, Models(yolo, default_embedder)), vtest_path
+    )  # idempotent
     assert again.status == "skipped" and pg.stats()["detections"] == summary.detections
     pg.close()
     wipe(pg_database)

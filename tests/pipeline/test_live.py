@@ -58,6 +58,7 @@ def _cfg(cfg_default: Any, data: Path, **live: Any) -> Any:
 def test_stream_survives_its_sender_being_killed_and_restarted(
     cfg_default, yolo, default_embedder, vtest_path, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.context import Models, RunContext
     from pipeline.live import ingest_live
     from storage.gallery import Gallery
 
@@ -75,7 +76,7 @@ def test_stream_survives_its_sender_being_killed_and_restarted(
 
         def run() -> None:
             out["summary"] = ingest_live(
-                url, cfg, g, yolo, default_embedder, "gate", stop, progress
+                RunContext(cfg, g, Models(yolo, default_embedder), progress, stop), url, "gate"
             )
 
         with sender(vtest_path, port, seconds=30) as first:
@@ -118,6 +119,7 @@ def test_overload_drops_frames_and_counts_them(
 ) -> None:  # type: ignore[no-untyped-def]
     """FFmpeg sends as fast as it can encode (far above the detector's pace) into a queue of 4
     frames: frames are dropped, counted, and the rest stored."""
+    from pipeline.context import Models, RunContext
     from pipeline.live import ingest_live
     from storage.gallery import Gallery
 
@@ -129,7 +131,8 @@ def test_overload_drops_frames_and_counts_them(
         timer = threading.Timer(30, stop.set)  # a bound, should the stream never end
         timer.start()
         s = ingest_live(
-            f"http://127.0.0.1:{port}/live.ts", cfg, g, yolo, default_embedder, None, stop
+            RunContext(cfg, g, Models(yolo, default_embedder), stop_event=stop),
+            f"http://127.0.0.1:{port}/live.ts",
         )
         timer.cancel()
     assert s.live.dropped > 0, s.live
@@ -204,6 +207,7 @@ def test_following_a_file_that_is_still_being_written(
     on a machine whose cores are both busy: every frame is stored (a file waits for the
     pipeline, nothing is dropped however slow it is) with the file's own times, and the run
     ends once the file has not grown for live.idle_s."""
+    from pipeline.context import Models, RunContext
     from pipeline.live import ingest_live
     from storage.gallery import Gallery
 
@@ -221,7 +225,10 @@ def test_following_a_file_that_is_still_being_written(
         cfg = replace(cfg, video=replace(cfg.video, queue_frames=2))  # the reader must wait
         with Gallery(cfg.db_url, tmp_path / "g") as g, both_cores_busy():
             s = ingest_live(
-                str(growing), cfg, g, yolo, default_embedder, "recorder", follow_file=True
+                RunContext(cfg, g, Models(yolo, default_embedder)),
+                str(growing),
+                "recorder",
+                follow_file=True,
             )
             assert writer.wait(timeout=30) == 0
             with g.session() as sess:

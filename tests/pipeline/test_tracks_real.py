@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 import run_pipeline
+from pipeline.context import Models, RunContext
 from pipeline.core.boxes import iou_matrix
 from pipeline.ingest import ingest_video
 from pipeline.query import run_query
@@ -74,7 +75,9 @@ def test_cadence_embeds_fewer_crops_and_still_finds_the_walker(
         tracking=replace(cfg_default.tracking, appearance_weight=0.0),  # position only
     )
     gallery = Gallery(cfg.db_url, tmp_path)
-    summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="campus")
+    summary = ingest_video(
+        RunContext(cfg, gallery, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
+    )
     assert summary.embedded < 0.4 * summary.detections  # every 10th frame per track, not all
     with gallery.session() as s:
         assert all(t.embedded >= 1 for t in s.scalars(select(TrackRow)))
@@ -144,7 +147,9 @@ def test_the_default_compares_every_second_frame(
     assert cfg_default.tracking.appearance_weight > 0 and every == 2
     cfg = replace(cfg_default, data_dir=tmp_path, video=replace(cfg_default.video, end_s=3.05))
     with Gallery(cfg.db_url, tmp_path) as gallery:
-        summary = ingest_video(vtest_path, cfg, gallery, yolo, default_embedder, camera_id="c")
+        summary = ingest_video(
+            RunContext(cfg, gallery, Models(yolo, default_embedder)), vtest_path, camera_id="c"
+        )
         with gallery.session() as s:
             rows = s.execute(
                 select(DetectionRow.frame_index, DetectionRow.embedding.is_not(None))

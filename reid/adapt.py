@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from evaluation.train_data import Labeled, decoder, split, validator
 from pipeline.core.vectors import l2_normalise
 from reid.association import associate, cannot_link
+from reid.train_data import Labeled, decoder, split, validator
 from reid.training import Recipe, ReidNet, build_backbone, net_features, save_model, train
 
 

@@ -12,9 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 
-from evaluation.metrics import reid_metrics
-from evaluation.reid_datasets import market_split
 from pipeline.core.errors import DatasetError
+from reid.crop_folders import market_split
+from reid.metrics import reid_metrics
 from reid.train_parts import TrainSample
 from reid.training import Recipe, net_features
 
