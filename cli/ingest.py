@@ -311,21 +311,32 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The sample video through the whole pipeline into ./prowl-data (or --data-dir)."""
+    """The sample video through the whole pipeline into ./prowl-data (or --data-dir), as two
+    cameras on one time axis: the sample itself and a mirrored, recoloured copy recorded 30 s
+    later (pipeline/demo.py), then a search from one camera across both."""
     from pipeline.core.assets import resolve
+    from pipeline.demo import DEMO_START, SECOND_DELAY_S, second_camera, shifted
 
     if args.end is not None and not args.end > 0:
         raise ProwlError("--end must be a positive number of seconds")
     video = resolve("vtest.avi")
-    print(f"sample video: {video}")
-    ingest_args = _parser(args).parse_args(
-        ["ingest", str(video), "--camera", "campus"]
-        + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
-        + (["--end", str(args.end)] if args.end is not None else [])
+    cfg = load_cfg(args)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    other = second_camera(video, cfg.data_dir / "demo-camera-b.avi", args.end)
+    print(f"sample video: {video}\nsecond camera (mirrored, recoloured, 30 s later): {other}")
+    common = (["--data-dir", str(args.data_dir)] if args.data_dir else []) + (
+        ["--end", str(args.end)] if args.end is not None else []
     )
-    code = cmd_ingest(ingest_args)
-    if code != 0:
-        return code
+    for path, camera, start in (
+        (video, "campus", DEMO_START),
+        (other, "campus-b", shifted(DEMO_START, SECOND_DELAY_S)),
+    ):
+        ingest_args = _parser(args).parse_args(
+            ["ingest", str(path), "--camera", camera, "--start-time", start, *common]
+        )
+        code = cmd_ingest(ingest_args)
+        if code != 0:
+            return code
     return demo_query(args)
 
 

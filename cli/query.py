@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import load_cfg, open_gallery, parse_time, storage_args
+from cli.common import load_cfg, open_gallery, storage_args
 from pipeline.core.errors import ProwlError, QueryError
 
 
@@ -44,8 +44,25 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--k", type=int, help="number of hits (default from config: 20)")
     p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
     p.add_argument("--video", action="append", default=[], help="only this video (repeatable)")
-    p.add_argument("--from", dest="from_s", type=parse_time, help="only at/after this time")
-    p.add_argument("--to", dest="to_s", type=parse_time, help="only at/before this time")
+    when = (
+        "a date-time (2026-11-25T15:45:20), a time of day (15:45:20; the gallery's footage "
+        "spans one day) or seconds from each video's own start (90, +1:30)"
+    )
+    p.add_argument("--from", dest="from_when", metavar="WHEN", help=f"only at/after: {when}")
+    p.add_argument("--to", dest="to_when", metavar="WHEN", help="only at/before (as --from)")
+    p.add_argument(
+        "--per-camera",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N answers per camera (the best N of each; default: no cap)",
+    )
+    p.add_argument(
+        "--other-cameras",
+        action="store_true",
+        help="leave out the camera(s) and video(s) the query comes from (with --detection, "
+        "--confirmed or --subject): where else was this person?",
+    )
     p.add_argument("--min-similarity", type=float, help="drop hits below this cosine similarity")
     p.add_argument("--reid", help="embedder to search (only when the gallery holds several)")
     p.add_argument(
@@ -159,9 +176,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from pipeline.query import QuerySpec
+    from pipeline.journey import journey_lines
     from pipeline.query_input import crop_from_frame, read_query_image
-    from pipeline.report import clock, table, track_table, write_csv, write_json
+    from pipeline.query_spec import QuerySpec
+    from pipeline.report import table, track_table, write_csv, write_json
     from pipeline.report_html import write_html
     from storage.gallery import SearchFilters
 
@@ -174,10 +192,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         filters=SearchFilters(
             cameras=tuple(args.camera),
             videos=tuple(args.video),
-            from_s=args.from_s,
-            to_s=args.to_s,
             min_similarity=args.min_similarity,
         ),
+        window=(args.from_when, args.to_when),
+        per_camera=args.per_camera,
+        other_cameras=args.other_cameras,
         detection_id=args.detection,
         confirmed=tuple(args.confirmed),
         rejected=tuple(args.rejected),
@@ -213,17 +232,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             )
             n = len(result.tracks) if args.by == "track" else len(result.hits)
             print(f"{n} {args.by} hits · embedder {result.embedder} · {timing}")
-            spans = (
-                [(t.first_s, t.last_s, t.camera_id) for t in result.tracks]
-                if args.by == "track"
-                else [(h.timestamp_s, h.timestamp_s, h.camera_id) for h in result.hits]
-            )
-            if spans:
-                cams = sorted({c for _, _, c in spans})
-                print(
-                    f"seen on camera(s) {', '.join(cams)} between "
-                    f"{clock(min(a for a, _, _ in spans))} and {clock(max(b for _, b, _ in spans))}"
-                )
+            for line in journey_lines(result):
+                print(line)
         for note in result.notes:
             print(f"prowl: note: {note}", file=sys.stderr)
         if args.json:

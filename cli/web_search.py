@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 
 from cli.web_state import INT4_MAX, MAX_ID, RowId, ServerState, State, hit_json, ids_of, video_row
 from pipeline.core.errors import ProwlError, QueryError
-from pipeline.query import QueryResult, QuerySpec, embedder_for
+from pipeline.query import QueryResult, embedder_for
 from pipeline.query_input import check_crop
+from pipeline.query_spec import QuerySpec
 from storage.gallery import SearchFilters
 
 router = APIRouter()

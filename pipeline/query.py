@@ -17,91 +17,15 @@ from pipeline.core.config import ReidConfig
 from pipeline.core.errors import QueryError
 from pipeline.core.files import sha256_of
 from pipeline.core.vectors import l2_normalise
+from pipeline.ranking import SimilarityRanker, candidate_depth, stored_vector
 from reid import Embedder, build_embedder
-from reid.rerank import expand_query, rerank_order
+from reid.rerank import expand_query
 from storage.gallery import Gallery, Hit, SearchFilters
 from storage.models import EmbedderRow, TrackRow, VideoRow
-from storage.search import resolve_videos
+from storage.search import cameras_of, per_camera_cap, resolve_videos
 from storage.tracks import TrackHit, search_tracks, tracks_of_video
 
 log = logging.getLogger(__name__)
-
-BY = ("track", "detection")
-
-
-def candidate_depth(k: int) -> int:
-    """How deep the similarity ranking is read to give ``k`` answers: the pool re-ranking
-    reorders, the pool searched for look-alikes of rejected hits, and the first read for
-    ``k`` appearances (read deeper only while too few distinct ones are found). One rule."""
-    return max(100, 4 * k)
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    """One search as a person asks for it, from the CLI, the API or the page, checked in one
-    place (``check``) before anything is embedded or read. ``images``: how many query crops
-    come with it; ``subject``: a saved subject whose confirmed sightings join the query."""
-
-    k: int
-    by: str = "track"
-    filters: SearchFilters = field(default_factory=SearchFilters)
-    detection_id: int | None = None
-    confirmed: tuple[int, ...] = ()
-    rejected: tuple[int, ...] = ()
-    subject: str | int | None = None
-    strays: bool = False
-    rerank: bool = False
-    expand: int = 0
-    images: int = 0
-
-    def check(self) -> QuerySpec:
-        """Itself, or a QueryError naming what is wrong (one line, said the same way to the
-        CLI and the API)."""
-        if not (self.images or self.detection_id is not None or self.confirmed or self.subject):
-            raise QueryError(
-                "nothing to query; give an image, a detection id (--detection), a subject or "
-                "confirmed sightings"
-            )
-        if self.k < 1:
-            raise QueryError(f"k = {self.k}: ask for at least 1 hit")
-        if self.by not in BY:
-            raise QueryError(f"by = {self.by!r}: answer by {' or '.join(BY)}")
-        if self.expand < 0:
-            raise QueryError(f"expand = {self.expand}: 0 (off) or a number of best hits")
-        f = self.filters
-        if f.min_similarity is not None and not -1.0 <= f.min_similarity <= 1.0:
-            raise QueryError("the minimum similarity is a cosine similarity within -1..1")
-        if f.from_s is not None and f.to_s is not None and f.to_s < f.from_s:
-            raise QueryError("the time window ends before it starts (--to before --from)")
-        return self
-
-    def run(
-        self,
-        gallery: Gallery,
-        crops: list[NDArray[np.uint8]],
-        reid: str | None = None,
-        weights: str | None = None,
-        loaded: tuple[int, Embedder] | None = None,
-        confirmed: Sequence[int] | None = None,
-    ) -> QueryResult:
-        """``run_query`` with this search; ``confirmed``: the sightings to fuse when the
-        caller has resolved a subject into them (default: the spec's own)."""
-        return run_query(
-            gallery,
-            crops,
-            self.k,
-            self.filters,
-            reid=reid,
-            detection_id=self.detection_id,
-            rerank=self.rerank,
-            by=self.by,
-            weights=weights,
-            loaded=loaded,
-            confirmed=self.confirmed if confirmed is None else confirmed,
-            rejected=self.rejected,
-            strays=self.strays,
-            expand=self.expand,
-        )
 
 
 @dataclass
@@ -158,82 +82,6 @@ def embedder_for(
     return row.id, embedder
 
 
-NEGATIVE_WEIGHT = 1.0  # how hard a candidate closer to a rejected hit than to the query drops
-
-
-@dataclass(frozen=True)
-class SimilarityRanker:
-    """``ranker(depth)`` -> the best ``depth`` (similarity, detection id) pairs for ``query``.
-    With ``rerank_pool`` the first that many candidates are put in k-reciprocal order (the
-    rest keep the plain order behind them); similarities stay the cosine ones.
-
-    ``negatives`` (vectors of hits an analyst rejected): a pool of candidates is re-ordered by
-    ``cos(q, x) - NEGATIVE_WEIGHT * max(0, max_n cos(n, x) - cos(q, x))``, so a candidate that
-    looks more like a rejected person than like the query falls behind the ones that do not;
-    and the other sightings on a rejected hit's track (the tracker says: the same person) go
-    behind every candidate that is not. ``excluded`` ids (the rejected hits themselves) never
-    come back."""
-
-    gallery: Gallery
-    embedder_id: int
-    query: NDArray[np.float32]
-    filters: SearchFilters | None
-    rerank_pool: int = 0
-    negatives: NDArray[np.float32] | None = None
-    excluded: frozenset[int] = frozenset()
-    rejected_tracks: frozenset[int] = frozenset()
-
-    def __call__(self, depth: int) -> list[tuple[float, int]]:
-        if self.negatives is not None and len(self.negatives):
-            return self._pushed_down(depth)
-        if self.excluded:
-            extra = depth + len(self.excluded)
-            return [p for p in self._ranked(extra) if p[1] not in self.excluded][:depth]
-        return self._ranked(depth)
-
-    def _ranked(self, depth: int) -> list[tuple[float, int]]:
-        g, q = self.gallery, self.query
-        if not self.rerank_pool:
-            return g.rank(self.embedder_id, q, depth, self.filters)
-        ranked = g.rank(self.embedder_id, q, max(depth, self.rerank_pool), self.filters)
-        head, tail = ranked[: self.rerank_pool], ranked[self.rerank_pool :]
-        vectors = g.index_for(self.embedder_id).reconstruct_many([i for _, i in head])
-        return ([head[int(j)] for j in rerank_order(q, vectors)] + tail)[:depth]
-
-    def _pushed_down(self, depth: int) -> list[tuple[float, int]]:
-        assert self.negatives is not None
-        g = self.gallery
-        pool = candidate_depth(depth) + len(self.excluded)
-        ranked = [
-            p
-            for p in g.rank(self.embedder_id, self.query, pool, self.filters)
-            if p[1] not in self.excluded
-        ]
-        if not ranked:
-            return []
-        vectors = g.index_for(self.embedder_id).reconstruct_many([i for _, i in ranked])
-        sims = np.asarray([sv for sv, _ in ranked], np.float32)
-        closest_negative = (vectors @ np.asarray(self.negatives, np.float32).T).max(axis=1)
-        score = sims - NEGATIVE_WEIGHT * np.maximum(0.0, closest_negative - sims)
-        if self.rejected_tracks:
-            tracks = g.track_ids([i for _, i in ranked])
-            same = np.asarray([tracks.get(i) in self.rejected_tracks for _, i in ranked])
-            score = np.where(same, score - 10.0, score)  # cosines lie in [-1, 1]
-        order = np.argsort(-score, kind="stable")
-        return [ranked[int(j)] for j in order[:depth]]
-
-
-def stored_vector(gallery: Gallery, detection_id: int) -> tuple[int, NDArray[np.float32], bytes]:
-    """(embedder id, vector, thumbnail JPEG) of a stored sighting: its own embedding, or its
-    track's pooled vector when the tracking cadence skipped it."""
-    row, _video = gallery.detection(detection_id)
-    if row.embedding is not None:
-        vector = np.frombuffer(row.embedding, np.float32)
-    else:
-        vector = pooled_vector_of(gallery, row.track_id, detection_id)
-    return row.embedder_id, vector, bytes(row.thumbnail)
-
-
 def run_query(
     gallery: Gallery,
     crops: list[NDArray[np.uint8]],
@@ -249,6 +97,7 @@ def run_query(
     rejected: Sequence[int] = (),
     strays: bool = False,
     expand: int = 0,
+    per_camera: int = 0,
 ) -> QueryResult:
     """Embed ``crops`` (fused into one query) and/or take a stored detection's vector, then
     search. ``expand`` > 0 expands the query with its best that many hits (α-QE; shown
@@ -326,7 +175,7 @@ def run_query(
     notes = gallery.incomplete_runs()
     if by == "track":
         with gallery.session() as s:
-            tracks, hidden = search_tracks(s, rank, k, strays, candidate_depth(k))
+            tracks, hidden = search_tracks(s, rank, k, strays, candidate_depth(k), per_camera)
         if hidden:
             notes.append(
                 f"{hidden} single box{'es' if hidden > 1 else ''} that fit no appearance "
@@ -335,7 +184,7 @@ def run_query(
         timings["search_and_fetch_s"] = time.perf_counter() - t
         hits = gallery.hits([(tr.similarity, tr.best_detection_id) for tr in tracks])
     else:
-        ranked = rank(k)
+        ranked = rank(k) if not per_camera else _capped(gallery, rank, k, per_camera)
         timings["search_s"] = time.perf_counter() - t
         t = time.perf_counter()
         hits = gallery.hits(ranked)
@@ -351,21 +200,20 @@ def run_query(
     )
 
 
+def _capped(gallery: Gallery, rank: SimilarityRanker, k: int, n: int) -> list[tuple[float, int]]:
+    """The best ``k`` with at most ``n`` per camera: the ranking read deeper until found."""
+    depth = candidate_depth(k)
+    while True:
+        ranked = rank(depth)
+        with gallery.session() as s:
+            kept = per_camera_cap(ranked, cameras_of(s, [i for _, i in ranked]), n)
+        if len(kept) >= k or len(ranked) < depth:
+            return kept[:k]
+        depth *= 4
+
+
 def _name(gallery: Gallery, embedder_id: int) -> str:
     return next(e.name for e in gallery.embedders() if e.id == embedder_id)
-
-
-def pooled_vector_of(
-    gallery: Gallery, track_id: int | None, detection_id: int
-) -> NDArray[np.float32]:
-    with gallery.session() as s:
-        track = s.get(TrackRow, track_id) if track_id is not None else None
-    if track is None or track.pooled is None:
-        raise QueryError(
-            f"detection #{detection_id} has no embedding (tracking cadence skipped it) "
-            "and no finished track; query one of its track's embedded sightings"
-        )
-    return np.frombuffer(track.pooled, np.float32)
 
 
 def tracks_of_videos(

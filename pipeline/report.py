@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.core import outputs
 from pipeline.core.timeline import offset_clock, shown, wall_time
+from pipeline.journey import journey
 from pipeline.query import QueryResult
 from storage.gallery import Hit
 from storage.tracks import TrackHit
@@ -109,6 +110,8 @@ def write_json(result: QueryResult, target: str) -> None:
     }
     if result.tracks:
         payload["tracks"] = [track_record(t) for t in result.tracks]
+    payload["journey"] = [s.record() for s in journey(result)]
+    payload["notes"] = result.notes
     text = json.dumps(payload, indent=2)
     if target == "-":
         print(text)

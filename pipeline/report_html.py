@@ -14,8 +14,8 @@ import cv2
 from pipeline.core import outputs
 from pipeline.core.crops import encode_jpeg
 from pipeline.core.timeline import shown
+from pipeline.journey import journey, journey_html
 from pipeline.query import QueryResult
-from pipeline.report import clock
 from storage.gallery import Hit
 from storage.tracks import TrackHit
 
@@ -83,6 +83,8 @@ table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #dd
 .lightbox:target{display:flex}.lightbox img{max-width:95vw;max-height:90vh}
 .lightbox .cap{color:#fff;position:absolute;bottom:12px;width:100%;text-align:center}
 .timeline .frame img{width:320px;height:auto}
+svg.axis{max-width:1100px;display:block;margin:8px 0}
+.meta{color:#555}
 """
 
 
@@ -120,6 +122,7 @@ def render_html(
 
     if result.tracks:
         parts.extend(_track_sections(result.tracks, frames))
+        parts.append(journey_html(journey(result)))
         parts.extend(_lightboxes(hits, frames))
         parts.append("</body></html>")
         return "\n".join(parts)
@@ -127,8 +130,7 @@ def render_html(
     parts.extend(_hit_card(h, h.detection_id in frames) for h in hits)
     parts.append("</div>")
 
-    parts.append("<h2>Timeline per camera</h2>")
-    parts.extend(_hit_timelines(hits))
+    parts.append(journey_html(journey(result)))
     parts.append("<h2>By video, in time order</h2>")
     by_video: dict[tuple[str, str], list[Hit]] = defaultdict(list)
     for h in hits:
@@ -166,41 +168,6 @@ def render_html(
     return "\n".join(parts)
 
 
-def _hit_timelines(hits: list[Hit]) -> list[str]:
-    """One strip per camera: a mark per sighting at its time (wall-clock when known), darker
-    for a higher similarity; a click on a mark shows the hit."""
-    by_cam: dict[str, list[Hit]] = defaultdict(list)
-    for h in hits:
-        by_cam[h.camera_id].append(h)
-    parts = []
-    width, left = 900, 10
-    for cam, group in sorted(by_cam.items()):
-        t0 = min(h.timestamp_s for h in group)
-        t1 = max(h.timestamp_s for h in group)
-        span = max(t1 - t0, 1e-3)
-        svg = [f'<svg class="timeline-svg" width="{width + 2 * left}" height="46" role="img">']
-        svg.append(f'<line x1="{left}" y1="18" x2="{left + width}" y2="18" stroke="#999"/>')
-        for h in sorted(group, key=lambda h: -h.rank):
-            x = left + (h.timestamp_s - t0) / span * width
-            shade = int(40 + 180 * (1 - max(0.0, min(1.0, h.similarity))))
-            svg.append(
-                f'<a href="#hit{h.rank}"><rect x="{x - 2:.1f}" y="6" width="4" height="24" '
-                f'fill="rgb(230,{shade},{shade})"><title>#{h.rank} · {h.similarity:.3f} · '
-                f"{shown(h.video_start, h.timestamp_s)}</title></rect></a>"
-            )
-        first, last = (
-            min(group, key=lambda h: h.timestamp_s),
-            max(group, key=lambda h: h.timestamp_s),
-        )
-        svg.append(
-            f'<text x="{left}" y="44" font-size="11">{shown(first.video_start, t0)}</text>'
-            f'<text x="{left + width}" y="44" font-size="11" text-anchor="end">'
-            f"{shown(last.video_start, t1)}</text></svg>"
-        )
-        parts.append(f"<h3>camera {html.escape(cam)} · {len(group)} sightings</h3>{''.join(svg)}")
-    return parts
-
-
 def _lightboxes(hits: list[Hit], frames: dict[int, bytes]) -> list[str]:
     parts = []
     for h in hits:  # click-to-enlarge overlays, pure CSS (:target)
@@ -231,39 +198,7 @@ def _track_sections(tracks: list[TrackHit], frames: dict[int, bytes]) -> list[st
             f"– {shown(t.video_start, t.last_s)}<br>"
             f"{t.sightings} sightings</div></div>"
         )
-    parts.append("</div><h2>Timeline per camera</h2>")
-    by_cam: dict[str, list[TrackHit]] = defaultdict(list)
-    for t in tracks:
-        by_cam[t.camera_id].append(t)
-    for cam, group in sorted(by_cam.items()):
-        t0 = min(t.first_s for t in group)
-        t1 = max(t.last_s for t in group)
-        span = max(t1 - t0, 1e-3)
-        width, row_h = 900, 22
-        height = row_h * len(group) + 30
-        svg = [
-            f'<svg class="timeline-svg" width="{width + 160}" height="{height}" '
-            f'xmlns="http://www.w3.org/2000/svg">'
-        ]
-        for i, t in enumerate(sorted(group, key=lambda t: t.first_s)):
-            x = 150 + (t.first_s - t0) / span * width
-            w = max(3.0, (t.last_s - t.first_s) / span * width)
-            y = 5 + i * row_h
-            shade = int(60 + 160 * (1 - max(0.0, min(1.0, t.similarity))))
-            svg.append(
-                f'<text x="0" y="{y + 14}" font-size="12">#{t.rank} {clock(t.first_s)}</text>'
-                f'<a href="#hit{t.rank}"><rect x="{x:.1f}" y="{y}" width="{w:.1f}" '
-                f'height="{row_h - 6}" fill="rgb({shade},{shade},230)">'
-                f"<title>#{t.rank} similarity {t.similarity:.3f}, "
-                f"{shown(t.video_start, t.first_s)} – {shown(t.video_start, t.last_s)}, "
-                f"{t.sightings} sightings"
-                "</title></rect></a>"
-            )
-        svg.append(
-            f'<text x="150" y="{height - 4}" font-size="11">{clock(t0)}</text>'
-            f'<text x="{150 + width - 80}" y="{height - 4}" font-size="11">{clock(t1)}</text></svg>'
-        )
-        parts.append(f"<h3>camera {html.escape(cam)} · {len(group)} tracks</h3>{''.join(svg)}")
+    parts.append("</div>")
     return parts
 
 

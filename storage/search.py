@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.core.errors import QueryError
@@ -22,13 +23,32 @@ from storage.overview import GalleryOverview
 class SearchFilters:
     cameras: tuple[str, ...] = ()
     videos: tuple[str, ...] = ()
-    from_s: float | None = None
+    from_s: float | None = None  # seconds from each video's own start
     to_s: float | None = None
     min_similarity: float | None = None
+    # a window on the one time axis (ISO 8601); videos with no known start are left out
+    from_time: str | None = None
+    to_time: str | None = None
+    exclude_cameras: tuple[str, ...] = ()  # "other cameras only": the query's own camera(s)
+    exclude_videos: tuple[int, ...] = ()
 
     @property
     def restricts_rows(self) -> bool:
-        return bool(self.cameras or self.videos or self.from_s is not None or self.to_s is not None)
+        return bool(
+            self.cameras
+            or self.videos
+            or self.from_s is not None
+            or self.to_s is not None
+            or self.from_time is not None
+            or self.to_time is not None
+            or self.exclude_cameras
+            or self.exclude_videos
+        )
+
+    @property
+    def dated(self) -> bool:
+        """Whether the window is on the time axis (date-times), not per-video offsets."""
+        return self.from_time is not None or self.to_time is not None
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,12 @@ class GalleryReads(GalleryOverview):
                 q = q.where(DetectionRow.timestamp_s >= filters.from_s)
             if filters.to_s is not None:
                 q = q.where(DetectionRow.timestamp_s <= filters.to_s)
+            if filters.exclude_cameras:
+                q = q.where(VideoRow.camera_id.not_in(filters.exclude_cameras))
+            if filters.exclude_videos:
+                q = q.where(DetectionRow.video_id.not_in(filters.exclude_videos))
+            if filters.dated:
+                q = q.where(dated_window(s, filters.from_time, filters.to_time))
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
     def resolve_videos(self, names: Sequence[str]) -> list[int]:
@@ -188,6 +214,27 @@ class GalleryReads(GalleryOverview):
             return video.path, frame_index, (det.x1, det.y1, det.x2, det.y2)
 
 
+def dated_window(s: Session, from_time: str | None, to_time: str | None) -> ColumnElement[bool]:
+    """The SQL condition for detections inside [from_time, to_time] on the time axis: for each
+    video with a known start, its own window of offsets; videos without one never match."""
+    from pipeline.core.timeline import as_labelled
+
+    lo_at = datetime.fromisoformat(from_time) if from_time else None
+    hi_at = datetime.fromisoformat(to_time) if to_time else None
+    conditions = []
+    for vid, start_iso in s.execute(select(VideoRow.id, VideoRow.start_time)).all():
+        if not start_iso:
+            continue
+        start = datetime.fromisoformat(start_iso)
+        cond = DetectionRow.video_id == vid
+        if lo_at is not None:
+            cond = and_(cond, DetectionRow.timestamp_s >= as_labelled(lo_at, start))
+        if hi_at is not None:
+            cond = and_(cond, DetectionRow.timestamp_s <= as_labelled(hi_at, start))
+        conditions.append(cond)
+    return or_(*conditions) if conditions else false()
+
+
 def resolve_videos(s: Session, names: Sequence[str]) -> list[int]:
     """Video ids for paths or file names; QueryError naming any that is not stored."""
     videos = list(s.execute(select(VideoRow.id, VideoRow.path)).all())
@@ -216,6 +263,36 @@ def track_ids_of(s: Session, detection_ids: Sequence[int]) -> dict[int, int | No
             )
         ).all()
         out.update((int(i), None if t is None else int(t)) for i, t in rows)
+    return out
+
+
+def cameras_of(s: Session, detection_ids: Sequence[int]) -> dict[int, str]:
+    """Detection id -> the camera that saw it (ids no longer stored are absent)."""
+    out: dict[int, str] = {}
+    ids = [int(d) for d in detection_ids]
+    for start in range(0, len(ids), 10_000):
+        rows = s.execute(
+            select(DetectionRow.id, VideoRow.camera_id)
+            .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+            .where(DetectionRow.id.in_(ids[start : start + 10_000]))
+        ).all()
+        out.update((int(i), str(c)) for i, c in rows)
+    return out
+
+
+def per_camera_cap(
+    ranked: Sequence[tuple[float, int]], camera: dict[int, str], n: int
+) -> list[tuple[float, int]]:
+    """``ranked`` with at most ``n`` entries per camera, in order (``n`` 0: all)."""
+    if n <= 0:
+        return list(ranked)
+    seen: dict[str, int] = {}
+    out = []
+    for sim, i in ranked:
+        cam = camera.get(i, "")
+        if seen.get(cam, 0) < n:
+            seen[cam] = seen.get(cam, 0) + 1
+            out.append((sim, i))
     return out
 
 

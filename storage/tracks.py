@@ -23,7 +23,7 @@ from pipeline.core.stitching import (
     stitch,
 )
 from storage.models import DetectionRow, RunRow, TrackRow, VideoRow
-from storage.search import hits, track_ids_of
+from storage.search import cameras_of, hits, per_camera_cap, track_ids_of
 
 # depth -> the (similarity, detection id) ranking of that many candidates, best first
 Ranker = Callable[[int], Sequence[tuple[float, int]]]
@@ -197,14 +197,15 @@ class TrackHit:
 
 
 def search_tracks(
-    s: Session, ranker: Ranker, k: int, strays: bool = False, depth: int = 0
+    s: Session, ranker: Ranker, k: int, strays: bool = False, depth: int = 0, per_camera: int = 0
 ) -> tuple[list[TrackHit], int]:
     """The ``k`` appearances whose best-ranked sighting comes first in ``rank``'s order (the
     plain similarity ranking, or a re-ranked one): the detection ranking is asked deeper
     until ``k`` distinct appearances are found or it is exhausted. A single box that fits
     no appearance (no track, or a track of one box) is left out unless ``strays``; the
     second value counts those left out above the last row returned. ``depth``: how many
-    sightings to read first (the query stage's one over-fetch rule; default 4k)."""
+    sightings to read first (the query stage's one over-fetch rule; default 4k).
+    ``per_camera``: at most that many appearances per camera (0: no cap)."""
     depth = depth or 4 * k
     while True:
         ranked = ranker(depth)
@@ -225,6 +226,12 @@ def search_tracks(
                 skipped.append(len(best))
                 continue
             best[key] = (sim, ident)
+        if per_camera:
+            chosen_ids = list(best.values())
+            capped = set(
+                per_camera_cap(chosen_ids, cameras_of(s, [i for _, i in chosen_ids]), per_camera)
+            )
+            best = {key: v for key, v in best.items() if v in capped}
         exhausted = len(ranked) < depth
         if len(best) >= k or exhausted:
             break

@@ -94,6 +94,33 @@ def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_
         gallery.close()
 
 
+@pytest.fixture(scope="session")
+def two_cameras(cfg_default, yolo, default_embedder, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The demo's two cameras on one time axis, first 12 s of each: ``campus`` (vtest.avi,
+    starting at pipeline.demo.DEMO_START) and ``campus-b`` (a mirrored, recoloured copy
+    starting 30 s later). Returns (cfg, gallery, data_dir). Tests must not modify it."""
+    from dataclasses import replace
+
+    from pipeline.context import Models, RunContext
+    from pipeline.demo import DEMO_START, SECOND_DELAY_S, second_camera, shifted
+    from pipeline.ingest import ingest_video
+    from storage.gallery import Gallery
+
+    data_dir = tmp_path_factory.mktemp("two-cameras")
+    other = second_camera(vtest_path, data_dir / "camera-b.avi", end_s=12.0)
+    cfg = replace(cfg_default, data_dir=data_dir, db=None)
+    with Gallery(cfg.db_url, data_dir) as gallery:
+        models = Models(yolo, default_embedder)
+        for path, camera, start in (
+            (vtest_path, "campus", DEMO_START),
+            (other, "campus-b", shifted(DEMO_START, SECOND_DELAY_S)),
+        ):
+            run_cfg = replace(cfg, video=replace(cfg.video, end_s=12.0, start_time=start))
+            ingest_video(RunContext(run_cfg, gallery, models), path, camera_id=camera)
+        gallery.save_indexes()
+        yield cfg, gallery, data_dir
+
+
 def where(cfg, data_dir: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """CLI flags that open the same gallery as ``cfg``."""
     return ["--data-dir", str(data_dir)] + (["--db", cfg.db] if cfg.db else [])

@@ -158,6 +158,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ("k text", ["query", "{f}/walker.jpg", "--k", "ten"], "--k"),
     ("similarity 2", ["query", "{f}/walker.jpg", "--min-similarity", "2"], "-1..1"),
     ("to before from", ["query", "{f}/walker.jpg", "--from", "5", "--to", "1"], "ends before"),
+    ("from not a time", ["query", "{f}/walker.jpg", "--from", "yesterday"], "is not a time"),
+    ("time of day, no dated video", ["query", "{f}/walker.jpg", "--from", "15:44"], "time of day"),
+    (
+        "offset with a time",
+        ["query", "{f}/walker.jpg", "--from", "5", "--to", "15:44"],
+        "not one of each",
+    ),
+    (
+        "other cameras from an image",
+        ["query", "{f}/walker.jpg", "--other-cameras"],
+        "other cameras",
+    ),
+    ("per camera negative", ["query", "{f}/walker.jpg", "--per-camera", "-1"], "per camera"),
     ("csv into a folder", ["query", "{f}/walker.jpg", "--csv", "{f}"], "is a folder"),
     (
         "json under a file",

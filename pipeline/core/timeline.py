@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import struct
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError
@@ -142,3 +143,78 @@ def offset_clock(seconds: float) -> str:
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@dataclass(frozen=True)
+class When:
+    """A moment as a person types it for ``--from``/``--to``: exactly one of seconds from each
+    video's own start (``offset_s``), a date-time (``at``) or a time of day (``clock``, placed
+    on the one day the gallery's dated footage covers: ``on_day``)."""
+
+    offset_s: float | None = None
+    at: datetime | None = None
+    clock: time | None = None
+
+    def on_day(self, days: set[date]) -> datetime | None:
+        """This moment on the gallery's time axis (None for an offset). A time of day needs
+        footage of exactly one day; otherwise a ConfigError asks for a date."""
+        if self.at is not None:
+            return self.at
+        if self.clock is None:
+            return None
+        if len(days) != 1:
+            said = "no video with a known start time" if not days else f"{len(days)} days"
+            raise ConfigError(
+                f"{self.clock.isoformat()} is a time of day, but the gallery's footage spans "
+                f"{said}; give a date-time (2026-11-25T{self.clock.isoformat()}) or seconds "
+                "from each video's start (+SECONDS)"
+            )
+        return datetime.combine(next(iter(days)), self.clock)
+
+
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?")
+
+
+def _seconds(text: str) -> float | None:
+    """'90', '12.5', '1:30', '1:02:03.5' as seconds; None if it is none of those."""
+    parts = text.split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        return None
+    if len(values) > 3 or any(v < 0 for v in values):
+        return None
+    out = 0.0
+    for v in values:
+        out = out * 60 + v
+    return out
+
+
+def parse_when(text: str) -> When:
+    """``--from``/``--to`` text: a date-time (``2026-11-25T15:45:20``, ``2026-11-25 15:45``),
+    a time of day (``15:45:20``, ``15:45``) or seconds from each video's own start (``90``,
+    ``+90``, ``+1:30``). A ConfigError names the three forms."""
+    t = text.strip()
+    if t.startswith("+") and (sec := _seconds(t[1:])) is not None:
+        return When(offset_s=sec)
+    if re.fullmatch(r"\d+(?:\.\d*)?", t):
+        return When(offset_s=float(t))
+    m = _CLOCK.fullmatch(t)
+    if m and int(m[1]) < 24 and int(m[2]) < 60 and float(m[3] or 0) < 60:
+        sec = float(m[3] or 0)
+        return When(clock=time(int(m[1]), int(m[2]), int(sec), round((sec % 1) * 1e6)))
+    try:
+        return When(at=datetime.fromisoformat(t.replace(" ", "T", 1)))
+    except ValueError:
+        raise ConfigError(
+            f"'{text}' is not a time; use a date-time (2026-11-25T15:45:20), a time of day "
+            "(15:45:20) or seconds from each video's start (90 or +1:30)"
+        ) from None
+
+
+def as_labelled(moment: datetime, start: datetime) -> float:
+    """Seconds from ``start`` to ``moment``. Both with a UTC offset: the true difference;
+    otherwise they are compared as labelled (the offset, if any, is set aside)."""
+    if (moment.tzinfo is None) != (start.tzinfo is None):
+        moment, start = moment.replace(tzinfo=None), start.replace(tzinfo=None)
+    return (moment - start).total_seconds()

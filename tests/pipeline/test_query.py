@@ -134,7 +134,7 @@ def test_cli_table_exports_and_report(vtest_gallery, vtest_path, tmp_path, capsy
         "--from",
         "2",
         "--to",
-        "00:00:09",
+        "+00:00:09",
     )
     assert code == 0
     lines = out.splitlines()

@@ -197,7 +197,7 @@ def test_cli_query_by_track_tracks_and_export(vtest_gallery, vtest_path, tmp_pat
     assert len(tracks) == 4 and tracks[0]["track_id"] == walker.id
     assert tracks[0]["sightings"] == walker.detections and tracks[0]["enter"] <= tracks[0]["leave"]
     page = report.read_text()
-    assert page.count('class="hit"') == 4 and "<svg" in page and "Timeline per camera" in page
+    assert page.count('class="hit"') == 4 and "<svg" in page and "one time axis" in page
 
     assert run_pipeline.main(["tracks", "vtest.avi", "--min-sightings", "20", *d]) == 0
     listing = capsys.readouterr().out
