@@ -22,7 +22,20 @@ def search_page(state: State) -> str:
     options = "".join(
         f'<option value="{html.escape(c, quote=True)}">{html.escape(c)}</option>' for c in cameras
     )
-    return static_page("search").replace("{{CAMERAS}}", options)
+    k = state.query.k if state.query else 20
+    return static_page("search").replace("{{CAMERAS}}", options).replace("{{K}}", str(int(k)))
+
+
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" '
+    'rx="6" fill="#1f2a36"/><circle cx="14" cy="14" r="7" fill="none" stroke="#cfe3ff" '
+    'stroke-width="3"/><path d="M19 19l7 7" stroke="#cfe3ff" stroke-width="3"/></svg>'
+)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/gallery", response_class=HTMLResponse)
@@ -36,11 +49,6 @@ def static(name: str) -> Response:
     if found is None:
         raise HTTPException(404, f"no file {name}")
     return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=300"})
-
-
-@router.get("/favicon.ico")
-def favicon() -> Response:
-    return Response(status_code=204)
 
 
 @router.get("/api/videos")

@@ -138,3 +138,42 @@ def hit_json(h: Hit) -> dict[str, Any]:
         "frame_image": f"/api/detections/{h.detection_id}/frame",
         "clip": f"/api/detections/{h.detection_id}/clip",
     }
+
+
+def answer_json(result: Any, seconds: float) -> dict[str, Any]:
+    """A search's answer for the page and the API: hits (by appearance: each appearance's best
+    sighting, with its enter/leave and sightings), the journey in time order, the query crops
+    shown as data URIs, notes."""
+    import base64
+
+    from pipeline.core.crops import encode_jpeg
+    from pipeline.core.timeline import wall_time
+    from pipeline.journey import journey
+
+    hits = [hit_json(h) for h in result.hits]
+    by_best = {t.best_detection_id: t for t in result.tracks}
+    for card in hits:
+        t = by_best.get(card["detection_id"])
+        if t is None:
+            continue
+        card["appearance"] = {
+            "track_id": t.track_id,
+            "enter_s": round(t.first_s, 3),
+            "leave_s": round(t.last_s, 3),
+            "enter_wall": wall_time(t.video_start, t.first_s),
+            "leave_wall": wall_time(t.video_start, t.last_s),
+            "sightings": t.sightings,
+        }
+    crops = [
+        "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(c, 160)).decode()
+        for c in result.crops
+    ]
+    return {
+        "embedder": result.embedder,
+        "seconds": seconds,
+        "by": "track" if result.tracks else "detection",
+        "hits": hits,
+        "journey": [s.record() for s in journey(result)],
+        "query_crops": crops,
+        "notes": result.notes,
+    }

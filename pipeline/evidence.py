@@ -1,6 +1,6 @@
 """Evidence export: one zip with everything an analyst hands on about a search.
 
-    summary.html          self-contained page (images inlined, timeline per camera)
+    summary.html          self-contained page (images inlined, one time axis, the journey)
     hits.csv, hits.json   the hits, as `prowl query --csv/--json` writes them
     query.json            what was asked: filters, k, marked sightings, embedder, when
     query/                the query image(s)

@@ -140,13 +140,13 @@ def _with_gap(s: Step, gap: float | None) -> Step:
 
 
 def _duration(seconds: float) -> str:
-    sign = "-" if seconds < 0 else ""  # overlapping: seen on two cameras at once
-    seconds = abs(seconds)
+    if seconds < 0:  # entered while the step before was still in view
+        return f"overlaps {_duration(-seconds)}"
     if seconds < 60:
-        return f"{sign}{seconds:.1f} s"
+        return f"{seconds:.1f} s"
     m, sec = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
-    return f"{sign}{h}:{m:02d}:{sec:02d}" if h else f"{sign}{m}:{sec:02d}"
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def journey_html(steps: list[Step], link: str = "#hit{rank}") -> str:
@@ -189,30 +189,33 @@ def _axis_svg(steps: list[Step], link: str, kind: str) -> str:
     t0 = min(_axis(s, s.enter_s) for s in steps)
     t1 = max(_axis(s, s.leave_s) for s in steps)
     span = max(t1 - t0, 1.0)
-    left, width, row_h = 140, 900, 26
-    height = row_h * len(cams) + 28
+    left, width, row_h, gap = 140, 900, 14, 10
+    rows = {cam: _packed([s for s in steps if s.camera_id == cam]) for cam in cams}
+    height = sum(max(r for _s, r in rows[c]) * row_h + row_h + gap for c in cams) + 24
     svg = [
         f'<svg class="axis" data-kind="{kind}" viewBox="0 0 {left + width + 10} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
     ]
-    for i, cam in enumerate(cams):
-        y = 4 + i * row_h
+    top = 4
+    for cam in cams:
+        lane_h = (max(r for _s, r in rows[cam]) + 1) * row_h
         svg.append(
-            f'<text x="0" y="{y + 15}" font-size="12">{html.escape(cam)}</text>'
-            f'<line x1="{left}" y1="{y + 10}" x2="{left + width}" y2="{y + 10}" stroke="#ddd"/>'
+            f'<text x="0" y="{top + 11}" font-size="12">{html.escape(cam)}</text>'
+            f'<rect x="{left}" y="{top - 2}" width="{width}" height="{lane_h + 2}" fill="#f3f5f8"/>'
         )
-        for s in (s for s in steps if s.camera_id == cam):
+        for s, row in rows[cam]:
             x = left + (_axis(s, s.enter_s) - t0) / span * width
             w = max(3.0, (s.leave_s - s.enter_s) / span * width)
             shade = int(60 + 160 * (1 - max(0.0, min(1.0, s.similarity))))
             href = link.format(rank=s.rank, detection=s.detection_id)
             svg.append(
                 f'<a href="{href}"><rect class="bar" data-camera="{html.escape(cam)}" '
-                f'data-rank="{s.rank}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 8}" '
-                f'fill="rgb({shade},{shade},230)"><title>#{s.rank} · {s.similarity:.3f} · '
-                f"{html.escape(cam)} · {s.enter} – {s.leave} · {s.sightings} sightings"
-                "</title></rect></a>"
+                f'data-rank="{s.rank}" x="{x:.1f}" y="{top + row * row_h}" width="{w:.1f}" '
+                f'height="{row_h - 3}" fill="rgb({shade},{shade},230)"><title>#{s.rank} · '
+                f"{s.similarity:.3f} · {html.escape(cam)} · {s.enter} – {s.leave} · "
+                f"{s.sightings} sightings</title></rect></a>"
             )
+        top += lane_h + gap
     first = min(steps, key=lambda s: _axis(s, s.enter_s))
     last = max(steps, key=lambda s: _axis(s, s.leave_s))
     svg.append(
@@ -221,3 +224,18 @@ def _axis_svg(steps: list[Step], link: str, kind: str) -> str:
         f"{last.leave}</text></svg>"
     )
     return "".join(svg)
+
+
+def _packed(steps: list[Step], most: int = 8) -> list[tuple[Step, int]]:
+    """Each step with a sub-row of its camera's lane, so that overlapping ones stack."""
+    ends: list[float] = []
+    out = []
+    for s in sorted(steps, key=lambda s: _axis(s, s.enter_s)):
+        row = next((i for i, end in enumerate(ends) if end < _axis(s, s.enter_s)), None)
+        if row is None:
+            row = min(len(ends), most - 1)
+            if row == len(ends):
+                ends.append(0.0)
+        ends[row] = max(ends[row], _axis(s, s.leave_s))
+        out.append((s, row))
+    return out

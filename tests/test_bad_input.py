@@ -181,6 +181,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("config k text", ["query", "{f}/walker.jpg", "--config", "{f}/k.yaml"], "query.k"),
     # tracks, export, stats
     ("tracks unknown video", ["tracks", "x.mp4"], "no video 'x.mp4'"),
+    # frame
+    ("frame unknown video", ["frame", "x.mp4", "3", "--out", "{f}/f.jpg"], "no video 'x.mp4'"),
+    ("frame without a time", ["frame", "vtest.avi", "--out", "{f}/f.jpg"], "say which frame"),
+    ("frame not ingested", ["frame", "vtest.avi", "50", "--out", "{f}/f.jpg"], "no stored boxes"),
+    ("frame time of day", ["frame", "vtest.avi", "15:44", "--out", "{f}/f.jpg"], "no known start"),
+    ("frame out not an image", ["frame", "vtest.avi", "0.5", "--out", "{f}/f.txt"], ".jpg or .png"),
     ("export under a file", ["export-tracks", "--out", "{f}/a-file/mot"], "cannot create folder"),
     ("unknown subcommand flag", ["stats", "--colour"], "unrecognized arguments"),
     ("config not UTF-8", ["stats", "--config", "{f}/latin1.yaml"], "not UTF-8"),

@@ -53,7 +53,7 @@ def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[n
     r = httpx.post(
         f"{url}/api/search",
         files={"image": ("q.jpg", jpeg, "image/jpeg")},
-        data={"k": "10"},
+        data={"k": "10", "by": "detection"},
         timeout=60,
     )
     assert r.status_code == 200, r.text
@@ -82,13 +82,20 @@ def test_upload_a_crop_and_get_the_cli_answer(served) -> None:  # type: ignore[n
     assert edge[2] > 150 and edge[0] < 110  # the red box is drawn where the sighting is
     assert httpx.get(f"{url}/api/detections/999999/frame").status_code == 404
 
-    by_track = httpx.post(
+    answer = httpx.post(  # by default, appearances: the CLI's default too
         f"{url}/api/search",
         files={"image": ("q.jpg", jpeg, "image/jpeg")},
-        data={"k": "5", "by": "track"},
+        data={"k": "5"},
         timeout=60,
-    ).json()["hits"]
-    assert len({h["track_id"] for h in by_track}) == len(by_track)  # one row per track
+    ).json()
+    by_track = answer["hits"]
+    assert answer["by"] == "track" and len({h["track_id"] for h in by_track}) == len(by_track)
+    cli_tracks = run_query(gallery, [crop], 5, rerank=asked.rerank, expand=asked.expand, by="track")
+    assert [h["detection_id"] for h in by_track] == [t.best_detection_id for t in cli_tracks.tracks]
+    for h, t in zip(by_track, cli_tracks.tracks, strict=True):
+        assert h["appearance"]["sightings"] == t.sightings
+        assert h["appearance"]["enter_s"] == round(t.first_s, 3) <= h["time_s"]
+    assert sorted(s["rank"] for s in answer["journey"]) == [h["rank"] for h in by_track]
 
     page = httpx.get(url)
     assert page.status_code == 200 and "campus" in page.text and "<form" in page.text

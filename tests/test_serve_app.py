@@ -141,10 +141,11 @@ def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[
 
     url, gallery = app_env["url"], app_env["gallery"]
     query = _embedded_ids(gallery, 60)[-1]
-    first = httpx.post(f"{url}/api/search", data={"detection_id": query, "k": 15}).json()["hits"]
+    one = {"detection_id": query, "k": 15, "by": "detection"}  # refining single sightings
+    first = httpx.post(f"{url}/api/search", data=one).json()["hits"]
     others = [h["detection_id"] for h in first if h["detection_id"] != query]
     yes, no = others[:2], others[-2:]
-    marked = {"detection_id": query, "k": 15, "confirmed": ",".join(map(str, yes))}
+    marked = {**one, "confirmed": ",".join(map(str, yes))}
     marked["rejected"] = ",".join(map(str, no))
     again = httpx.post(f"{url}/api/search", data=marked).json()["hits"]
     asked = load_config().query  # the server ranks as the CLI does
@@ -171,7 +172,9 @@ def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[
     assert {"id": sid, "name": "man in dark coat", "sightings": 3} in listed
     detail = httpx.get(f"{url}/api/subjects/{sid}").json()
     assert sorted(h["detection_id"] for h in detail["sightings"]) == sorted([query, *yes])
-    by_subject = httpx.post(f"{url}/api/search", data={"subject_id": sid, "k": 10}).json()
+    by_subject = httpx.post(
+        f"{url}/api/search", data={"subject_id": sid, "k": 10, "by": "detection"}
+    ).json()
     assert {query, *yes} <= {h["detection_id"] for h in by_subject["hits"][:5]}
     for bad, status in (
         ({"name": "x", "detection_ids": "1,abc"}, 422),
@@ -193,7 +196,7 @@ def test_evidence_zip_holds_what_an_investigator_needs(app_env, vtest_path) -> N
     r = export_zip(
         url,
         files={"image": ("suspect.jpg", bytes(row.thumbnail), "image/jpeg")},
-        data={"k": "6", "camera": "campus"},
+        data={"k": "6", "camera": "campus", "by": "detection"},
     )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
@@ -227,7 +230,8 @@ def test_evidence_zip_holds_what_an_investigator_needs(app_env, vtest_path) -> N
     assert set(sums) == names - {"SHA256SUMS"}
     assert all(hashlib.sha256(z.read(n)).hexdigest() == d for n, d in sums.items())
     page = z.read("summary.html").decode()
-    assert "Timeline per camera" in page and page.count("data:image/jpeg;base64,") >= 12
+    assert "one time axis" in page and "Journey, in time order" in page
+    assert page.count("data:image/jpeg;base64,") >= 12
     assert "/api/" not in page and 'src="http' not in page  # opens offline, on its own
 
 
@@ -480,12 +484,13 @@ def test_browser_upload_open_mark_search_again_export(app_env, tmp_path: Path) -
         page.goto(url)
         page.set_input_files("#image", str(crop))
         page.fill("input[name=k]", "12")
+        page.select_option("select[name=by]", "detection")  # single sightings, not appearances
         page.click("#go")
         page.wait_for_selector("#grid .hit")
         cards = page.locator("#grid .hit")
         assert cards.count() == 12
         assert cards.first.get_attribute("data-detection") == str(query)
-        assert page.locator("#timelines svg rect.mark").count() == 12
+        assert page.locator("#timelines svg rect.bar").count() == 12
         # open a hit: the full frame and its clip, playing
         cards.nth(1).locator("img").click()
         page.wait_for_function(
@@ -521,7 +526,7 @@ def test_browser_upload_open_mark_search_again_export(app_env, tmp_path: Path) -
         page.locator("#picker button.box").first.click()
         page.wait_for_function(
             f"document.getElementById('querying').textContent.includes('#{picked} ') && "
-            "document.getElementById('status').textContent.includes('hits')"
+            "document.getElementById('status').textContent.includes(' ms')"
         )
         top = int(page.locator("#grid .hit").first.get_attribute("data-detection") or 0)
         tracks = gallery.track_ids([top, int(picked or 0)])

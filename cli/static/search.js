@@ -18,75 +18,93 @@ function query() {
   if (no.length) data.set("rejected", no.join(","));
   return data;
 }
+let viewing = -1;  // index in lastHits of the hit in the viewer
 function openViewer(h) {
+  viewing = lastHits.indexOf(h);
   $("viewframe").src = h.frame_image;
   $("viewclip").src = h.clip;
-  $("viewcap").textContent = `#${h.rank} · ${h.similarity.toFixed(3)} · ${h.camera} · ` +
-    `${h.video} · ${h.wall_time || clock(h.time_s)} · frame ${h.frame} · click outside to close`;
+  const a = h.appearance;
+  const when = a ? `${shortTime(a.enter_wall, a.enter_s)} – ${shortTime(a.leave_wall, a.leave_s)} · ${a.sightings} sightings`
+    : (h.wall_time || clock(h.time_s));
+  $("viewcap").textContent = `#${h.rank} of ${lastHits.length} · ${h.similarity.toFixed(3)} · ${h.camera} · ` +
+    `${h.video} · ${when} · frame ${h.frame}` + (marks.get(h.detection_id) ? ` · marked ${marks.get(h.detection_id)}` : "") +
+    " · ←/→ previous/next, y/n mark, s find similar, Esc close";
   $("viewer").classList.add("open");
 }
-$("viewer").addEventListener("click", (ev) => {
-  if (ev.target.id === "viewer") {
-    $("viewer").classList.remove("open"); $("viewclip").pause(); $("viewclip").removeAttribute("src");
-  }
+function closeViewer() {
+  $("viewer").classList.remove("open"); $("viewclip").pause(); $("viewclip").removeAttribute("src"); viewing = -1;
+}
+function step(by) {
+  if (viewing < 0 || !lastHits.length) return;
+  openViewer(lastHits[(viewing + by + lastHits.length) % lastHits.length]);
+}
+function markViewed(kind) {
+  if (viewing < 0) return;
+  const h = lastHits[viewing];
+  setMark(h.detection_id, kind);
+  openViewer(h);
+}
+$("viewer").addEventListener("click", (ev) => { if (ev.target.id === "viewer") closeViewer(); });
+$("viewclose").addEventListener("click", closeViewer);
+$("viewprev").addEventListener("click", () => step(-1));
+$("viewnext").addEventListener("click", () => step(1));
+$("viewyes").addEventListener("click", () => markViewed("confirmed"));
+$("viewno").addEventListener("click", () => markViewed("rejected"));
+$("viewsimilar").addEventListener("click", () => { const h = lastHits[viewing]; closeViewer(); if (h) findSimilar(h.detection_id); });
+document.addEventListener("keydown", (ev) => {
+  if (!$("viewer").classList.contains("open") || ev.target.tagName === "INPUT") return;
+  const act = {Escape: closeViewer, ArrowLeft: () => step(-1), ArrowRight: () => step(1),
+    y: () => markViewed("confirmed"), n: () => markViewed("rejected"),
+    s: () => $("viewsimilar").click()}[ev.key];
+  if (act) { ev.preventDefault(); act(); }
 });
-function timelines(hits) {
-  const box = $("timelines"); box.replaceChildren();
-  const byCam = new Map();
-  for (const h of hits) { if (!byCam.has(h.camera)) byCam.set(h.camera, []); byCam.get(h.camera).push(h); }
-  const NS = "http://www.w3.org/2000/svg", W = 800;
-  for (const [cam, group] of [...byCam].sort()) {
-    const t0 = Math.min(...group.map((h) => h.time_s)), t1 = Math.max(...group.map((h) => h.time_s));
-    const span = Math.max(t1 - t0, 1e-3);
-    const svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("width", W + 20); svg.setAttribute("height", 44);
-    const line = document.createElementNS(NS, "line");
-    Object.entries({x1: 10, y1: 18, x2: W + 10, y2: 18, stroke: "#999"}).forEach(([k, v]) => line.setAttribute(k, v));
-    svg.append(line);
-    for (const h of group) {
-      const r = document.createElementNS(NS, "rect");
-      const shade = Math.round(40 + 180 * (1 - Math.max(0, Math.min(1, h.similarity))));
-      Object.entries({x: 8 + (h.time_s - t0) / span * W, y: 6, width: 4, height: 24,
-        fill: `rgb(230,${shade},${shade})`, class: "mark"}).forEach(([k, v]) => r.setAttribute(k, v));
-      const title = document.createElementNS(NS, "title");
-      title.textContent = `#${h.rank} ${h.similarity.toFixed(3)} ${h.wall_time || clock(h.time_s)}`;
-      r.append(title); r.addEventListener("click", () => openViewer(h)); svg.append(r);
-    }
-    for (const [x, t, anchor] of [[10, t0, "start"], [W + 10, t1, "end"]]) {
-      const tx = document.createElementNS(NS, "text");
-      Object.entries({x, y: 42, "font-size": 11, "text-anchor": anchor}).forEach(([k, v]) => tx.setAttribute(k, v));
-      tx.textContent = clock(t); svg.append(tx);
-    }
-    box.append(el("div", {cls: "timeline"}, el("div", {cls: "meta", text: `camera ${cam} · ${group.length} sightings`}), svg));
-  }
+function shortTime(wall, seconds) {
+  return wall ? wall.slice(11, 19) : clock(seconds);
+}
+function setMark(id, kind) {
+  if (marks.get(id) === kind) marks.delete(id); else marks.set(id, kind);
+  const c = grid.querySelector(`.hit[data-detection="${id}"]`);
+  if (c) { c.classList.remove("confirmed", "rejected"); if (marks.get(id)) c.classList.add(marks.get(id)); }
+  showMarks();
 }
 function card(h) {
-  const c = el("div", {cls: "hit", "data-detection": h.detection_id});
+  const c = el("div", {cls: "hit", "data-detection": h.detection_id, "data-camera": h.camera});
   const mark = marks.get(h.detection_id); if (mark) c.classList.add(mark);
-  const img = el("img", {src: h.thumbnail, alt: `detection ${h.detection_id}`, title: "full frame and clip"});
+  const img = el("img", {src: h.thumbnail, alt: `detection ${h.detection_id}`, title: "frame, clip, previous/next"});
   img.addEventListener("click", () => openViewer(h));
-  const toggle = (kind) => () => {
-    if (marks.get(h.detection_id) === kind) marks.delete(h.detection_id); else marks.set(h.detection_id, kind);
-    c.classList.remove("confirmed", "rejected");
-    if (marks.get(h.detection_id)) c.classList.add(marks.get(h.detection_id));
-    showMarks();
-  };
-  c.append(img, el("div", {cls: "sim", text: h.similarity.toFixed(3)}),
-    el("div", {cls: "meta", text: `${h.camera} · ${h.video}`}),
-    el("div", {cls: "meta", text: h.wall_time || clock(h.time_s)}),
-    el("div", {cls: "marks"}, el("button", {type: "button", cls: "yes", title: "the person", text: "✓", onclick: toggle("confirmed")}),
-      el("button", {type: "button", cls: "no", title: "not the person", text: "✗", onclick: toggle("rejected")})));
+  const a = h.appearance;
+  const when = a ? `${shortTime(a.enter_wall, a.enter_s)}–${shortTime(a.leave_wall, a.leave_s)}`
+    : shortTime(h.wall_time, h.time_s);
+  const day = (a ? a.enter_wall : h.wall_time) || "";
+  c.append(img, el("div", {cls: "sim", text: `#${h.rank} · ${h.similarity.toFixed(3)}`}),
+    el("div", {cls: "meta name", text: h.camera, title: h.camera}),
+    el("div", {cls: "meta name", text: h.video, title: h.video}),
+    el("div", {cls: "meta when", text: when, title: day ? day.slice(0, 10) : "seconds from the video's start"}),
+    el("div", {cls: "meta", text: a ? `${a.sightings} sightings` : `frame ${h.frame}`}),
+    el("div", {cls: "marks"},
+      el("button", {type: "button", cls: "yes", title: "the person", text: "✓", onclick: () => setMark(h.detection_id, "confirmed")}),
+      el("button", {type: "button", cls: "no", title: "not the person", text: "✗", onclick: () => setMark(h.detection_id, "rejected")}),
+      el("button", {type: "button", cls: "similar", title: "search with this sighting", text: "similar", onclick: () => findSimilar(h.detection_id)})));
   return c;
+}
+function findSimilar(id) {
+  pickedDetection = id; $("image").value = ""; $("subject").value = ""; clearMarks();
+  $("querying").replaceChildren(el("span", {text: `querying with detection #${id} `}),
+    el("img", {src: `/api/detections/${id}/thumbnail`, alt: "picked", cls: "picked"}));
+  search();
 }
 async function search() {
   statusLine.textContent = "searching…";
   try {
     const body = await api("/api/search", {method: "POST", body: query()});
     lastHits = body.hits;
-    statusLine.textContent = `${body.hits.length} hits · ${body.embedder} · ${(body.seconds * 1000).toFixed(0)} ms`;
-    for (const n of body.notes) statusLine.append(el("div", {text: n}));
+    const unit = body.by === "track" ? "appearances" : "sightings";
+    statusLine.textContent = `${body.hits.length} ${unit} · ${body.embedder} · ${(body.seconds * 1000).toFixed(0)} ms`;
+    for (const n of body.notes) statusLine.append(el("div", {cls: "note", text: n}));
+    if (!pickedDetection) $("querying").replaceChildren(...body.query_crops.map((src) => el("img", {src, alt: "query", cls: "picked"})));
     grid.replaceChildren(...body.hits.map(card));
-    timelines(body.hits);
+    drawTimeline($("timelines"), body.hits, openViewer);
+    drawJourney($("journey"), body.journey, openViewer, body.hits);
   } catch (e) { statusLine.textContent = e.message; }
 }
 form.addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
@@ -142,12 +160,7 @@ async function showFrame() {
     const btn = el("button", {type: "button", cls: "box", title: `detection ${b.detection_id}`, "data-detection": b.detection_id});
     Object.assign(btn.style, {left: `${100 * x1 / v.width}%`, top: `${100 * y1 / v.height}%`,
       width: `${100 * (x2 - x1) / v.width}%`, height: `${100 * (y2 - y1) / v.height}%`});
-    btn.addEventListener("click", () => {
-      pickedDetection = b.detection_id; $("image").value = ""; clearMarks();
-      $("querying").replaceChildren(el("span", {text: `querying with detection #${b.detection_id} `}),
-        el("img", {src: `/api/detections/${b.detection_id}/thumbnail`, alt: "picked", cls: "picked"}));
-      search();
-    });
+    btn.addEventListener("click", () => findSimilar(b.detection_id));
     wrap.append(btn);
   }
 }

@@ -152,3 +152,30 @@ def test_the_journey_is_in_time_order_across_cameras(two_cameras) -> None:  # ty
     ]
     assert 'data-camera="campus"' in axis and 'data-camera="campus-b"' in axis
     assert "Journey, in time order" in page
+
+
+def test_frame_shows_the_stored_boxes_with_their_ids(two_cameras, capsys) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    from pipeline.query_input import read_frame
+
+    cfg, gallery, data_dir = two_cameras
+    out = data_dir / "frame.jpg"
+    code = run_pipeline.main(
+        ["frame", "camera-b.avi", "15:44:35", "--out", str(out), *where(cfg, data_dir)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    video = next(v for v in gallery.videos() if v.camera_id == "campus-b")
+    frame = int(printed.split(" frame ")[1].split()[0])
+    assert abs(frame - 5.0 * video.fps) <= video.fps  # 15:44:35 is 5 s into camera b
+    stored = gallery.frame_detections(video.id, frame)
+    listed = [int(w[1:]) for w in printed.split() if w.startswith("#") and w[1:].isdigit()]
+    assert sorted(listed) == sorted(d.id for d in stored) and listed
+    drawn = cv2.imread(str(out))
+    raw = read_frame(Path(video.path), frame)
+    assert drawn.shape == raw.shape
+    for d in stored:  # each box's outline is drawn over the frame
+        x1, _y1, x2, y2 = (round(v) for v in (d.x1, d.y1, d.x2, d.y2))
+        edge = drawn[min(y2, raw.shape[0] - 1), x1:x2].astype(int)
+        assert abs(edge - raw[min(y2, raw.shape[0] - 1), x1:x2].astype(int)).mean() > 20
