@@ -216,10 +216,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         crops.append(crop_from_frame(args.frame[0], args.frame[1], args.box))
     with open_gallery(cfg, must_exist=True) as gallery:
         confirmed = list(spec.confirmed)
+        case = None
         if args.subject:
             from storage.subjects import subject_named
 
-            confirmed += list(subject_named(gallery, args.subject).detection_ids)
+            named = subject_named(gallery, args.subject)
+            confirmed += list(named.detection_ids)
+            case = named.case()
         result = spec.run(gallery, crops, args.reid, args.reid_weights, confirmed=confirmed)
         out = sys.stderr if args.json == "-" else sys.stdout
         if args.json != "-":
@@ -256,7 +259,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                 "subject": args.subject,
                 "images": [str(p) for p in args.images],
             }
-            path = write_evidence(gallery, result, args.evidence, asked)
+            path = write_evidence(gallery, result, args.evidence, asked, case=case)
             print(f"evidence: {path.resolve()}", file=out)
         return 0
 

@@ -119,9 +119,12 @@ def tracks(video_id: RowId, state: State) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- subjects
 @router.get("/api/subjects")
 def list_subjects(state: State) -> list[dict[str, Any]]:
-    from storage.subjects import subjects
+    from storage.subjects import subjects_with_cases
 
-    return [{"id": i, "name": n, "sightings": c} for i, n, c in subjects(state.gallery)]
+    return [
+        {"id": i, "name": n, "sightings": c, "case": case}
+        for i, n, c, case in subjects_with_cases(state.gallery)
+    ]
 
 
 @router.post("/api/subjects")
@@ -130,13 +133,16 @@ def save_subject(
     name: str = Form(..., min_length=1, max_length=200),
     detection_ids: str = Form(..., max_length=20000),
     notes: str | None = Form(None, max_length=5000),
+    case: str | None = Form(None, max_length=200),
+    analyst: str | None = Form(None, max_length=200),
 ) -> dict[str, Any]:
-    """Create the named subject from confirmed sightings, or add them to it."""
+    """Create the named subject from confirmed sightings, or add them to it; ``case`` and
+    ``analyst`` go with it into every evidence export of the subject."""
     from storage.subjects import save_subject
 
     ids = ids_of(detection_ids, "detection_ids")
     try:
-        subj = save_subject(state.gallery, name, ids, notes)
+        subj = save_subject(state.gallery, name, ids, notes, case, analyst)
     except ProwlError as exc:
         raise HTTPException(400, str(exc)) from None
     return {"id": subj.id, "name": subj.name, "detection_ids": list(subj.detection_ids)}
@@ -154,11 +160,33 @@ def get_subject(subject_id: RowId, state: State) -> dict[str, Any]:
         "id": subj.id,
         "name": subj.name,
         "notes": subj.notes,
+        "case": subj.case_name,
+        "analyst": subj.analyst,
         "detection_ids": list(subj.detection_ids),
         "sightings": [
             hit_json(h) for h in state.gallery.hits([(1.0, d) for d in subj.detection_ids])
         ],
     }
+
+
+@router.patch("/api/subjects/{subject_id}")
+def edit_subject(
+    subject_id: RowId,
+    state: State,
+    name: str | None = Form(None, max_length=200),
+    notes: str | None = Form(None, max_length=5000),
+    case: str | None = Form(None, max_length=200),
+    analyst: str | None = Form(None, max_length=200),
+) -> dict[str, Any]:
+    """Rename a subject or change its notes, case or analyst (a field left out: unchanged)."""
+    from storage.subjects import update_subject
+
+    try:
+        subj = update_subject(state.gallery, subject_id, name, notes, case, analyst)
+    except ProwlError as exc:
+        status = 404 if "no subject" in str(exc) else 400
+        raise HTTPException(status, str(exc)) from None
+    return {"id": subj.id, "name": subj.name, "case": subj.case_name, "analyst": subj.analyst}
 
 
 @router.delete("/api/subjects/{subject_id}")

@@ -83,13 +83,16 @@ def answer(
     crops = [decode_upload(state, image)] if image is not None and image.filename else []
     marked = ids_of(q.confirmed, "confirmed")
     refused = ids_of(q.rejected, "rejected")
+    case = None
     if q.subject_id is not None:
         from storage.subjects import subject
 
         try:
-            marked += list(subject(gallery, q.subject_id).detection_ids)
+            saved = subject(gallery, q.subject_id)
         except ProwlError:
             raise HTTPException(404, f"no subject {q.subject_id}") from None
+        marked += list(saved.detection_ids)
+        case = saved.case()
     named = [*marked, *refused] + ([q.detection_id] if q.detection_id is not None else [])
     known = gallery.track_ids(named)  # one query for every id the request names
     missing = next((d for d in named if d not in known), None)
@@ -124,6 +127,8 @@ def answer(
     except QueryError as exc:
         raise HTTPException(422, str(exc)) from None
     asked = {**q.model_dump(), "confirmed": marked, "rejected": refused, "image": bool(crops)}
+    if case:
+        asked["case"] = case
     try:
         if crops:
             check_crop(crops[0], "the uploaded image")

@@ -60,6 +60,7 @@ def export(
                 asked,
                 progress=progress,
                 clips_cache_bytes=state.clips_cache_bytes,
+                case=asked.get("case"),
             )
 
     return state.exports.submit(name, work)

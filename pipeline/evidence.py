@@ -47,10 +47,13 @@ def write_evidence(
     max_clips: int = MAX_CLIPS,
     progress: Callable[[int, int], None] | None = None,
     clips_cache_bytes: int | None = None,
+    case: dict[str, Any] | None = None,
 ) -> Path:
     """Write the evidence zip of ``result`` to ``target`` (atomically: a temporary file renamed
     when complete). ``asked``: the query's parameters, recorded in query.json. ``progress``
-    is told (steps done, steps in all) as frames, clips and hashes are made."""
+    is told (steps done, steps in all) as frames, clips and hashes are made. ``case``: the
+    case a saved subject belongs to (case, analyst, subject, notes), written to case.json
+    and shown at the top of summary.html."""
     from pipeline.clips import clip_path
 
     n_clips = sum(1 for h in result.hits if h.rank <= max_clips)
@@ -65,7 +68,11 @@ def write_evidence(
     files: dict[str, bytes] = {}
     frames = report_html.frames_with_boxes(result.hits)
     step()
-    files["summary.html"] = report_html.render_html(result, "prowl evidence", frames).encode()
+    files["summary.html"] = report_html.render_html(
+        result, "prowl evidence", frames, case=case
+    ).encode()
+    if case:
+        files["case.json"] = json.dumps(case, indent=2).encode()
     with tempfile.TemporaryDirectory() as tmp:
         report.write_csv(result, Path(tmp) / "hits.csv")
         report.write_json(result, str(Path(tmp) / "hits.json"))

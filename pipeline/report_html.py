@@ -8,6 +8,7 @@ import html
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -100,15 +101,26 @@ def _hit_card(h: Hit, has_frame: bool) -> str:
 
 
 def render_html(
-    result: QueryResult, title: str = "prowl query", frames: dict[int, bytes] | None = None
+    result: QueryResult,
+    title: str = "prowl query",
+    frames: dict[int, bytes] | None = None,
+    case: dict[str, Any] | None = None,
 ) -> str:
-    """``frames``: full frames with boxes by detection id, when the caller already has them."""
+    """``frames``: full frames with boxes by detection id, when the caller already has them;
+    ``case``: the case, analyst, subject and notes shown at the top."""
     hits = result.hits
     frames = frames_with_boxes(hits) if frames is None else frames
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
+    if case:
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in case.items()
+            if v not in (None, "")
+        )
+        parts.append(f'<div class="case"><h2>Case</h2><table>{rows}</table></div>')
     parts.append('<div class="query"><h2>Query</h2>')
     for crop in result.crops:
         parts.append(f'<img alt="query" src="{_data_uri(encode_jpeg(crop, 160))}">')

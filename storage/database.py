@@ -30,6 +30,8 @@ _ADDED_COLUMNS = (
     ("videos", "start_time", "VARCHAR(64)"),
     ("detections", "raw_track_id", "BIGINT"),
     ("tracks", "fragments", "INTEGER"),
+    ("subjects", "case_name", "VARCHAR(200)"),
+    ("subjects", "analyst", "VARCHAR(200)"),
 )
 
 

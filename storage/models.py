@@ -167,6 +167,8 @@ class SubjectRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    case_name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the investigation
+    analyst: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -23,20 +23,47 @@ class Subject:
     name: str
     notes: str | None
     detection_ids: tuple[int, ...]
+    case_name: str | None = None  # the investigation it belongs to
+    analyst: str | None = None
+
+    def case(self) -> dict[str, object]:
+        """What an evidence export records of the case."""
+        return {
+            "case": self.case_name,
+            "analyst": self.analyst,
+            "subject": self.name,
+            "notes": self.notes,
+            "sightings": len(self.detection_ids),
+        }
 
 
 def _exists(gallery: Gallery) -> bool:
     return inspect(gallery.engine).has_table(SubjectRow.__tablename__)
 
 
+def _text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_NAME:
+        raise QueryError(f"the {what} is over {MAX_NAME} characters")
+    return value or None
+
+
 def save_subject(
-    gallery: Gallery, name: str, detection_ids: Sequence[int], notes: str | None = None
+    gallery: Gallery,
+    name: str,
+    detection_ids: Sequence[int],
+    notes: str | None = None,
+    case_name: str | None = None,
+    analyst: str | None = None,
 ) -> Subject:
-    """Create the subject ``name`` or add sightings to it. Every id must be a stored
-    detection; nothing is written otherwise."""
+    """Create the subject ``name`` or add sightings to it (and set its case, analyst and
+    notes when given). Every id must be a stored detection; nothing is written otherwise."""
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise QueryError(f"a subject needs a name of 1 to {MAX_NAME} characters")
+    case_name, analyst = _text(case_name, "case name"), _text(analyst, "analyst name")
     wanted = sorted({int(d) for d in detection_ids})
     if not wanted:
         raise QueryError("a subject needs at least one confirmed sighting")
@@ -49,11 +76,13 @@ def save_subject(
             raise QueryError(f"no detection {', '.join(map(str, missing[:5]))} in the gallery")
         row = s.scalars(select(SubjectRow).where(SubjectRow.name == name)).first()
         if row is None:
-            row = SubjectRow(name=name, notes=notes)
+            row = SubjectRow(name=name, notes=notes, case_name=case_name, analyst=analyst)
             s.add(row)
             s.flush()
-        elif notes is not None:
-            row.notes = notes
+        else:
+            row.notes = notes if notes is not None else row.notes
+            row.case_name = case_name if case_name is not None else row.case_name
+            row.analyst = analyst if analyst is not None else row.analyst
         have = set(
             s.scalars(
                 select(SubjectSightingRow.detection_id).where(
@@ -82,7 +111,7 @@ def subject(gallery: Gallery, subject_id: int) -> Subject:
                 .order_by(SubjectSightingRow.detection_id)
             )
         )
-    return Subject(row.id, row.name, row.notes, ids)
+    return Subject(row.id, row.name, row.notes, ids, row.case_name, row.analyst)
 
 
 def subject_named(gallery: Gallery, name: str) -> Subject:
@@ -97,16 +126,59 @@ def subject_named(gallery: Gallery, name: str) -> Subject:
 
 def subjects(gallery: Gallery) -> list[tuple[int, str, int]]:
     """(id, name, sightings) of every subject, by name."""
+    return [(i, n, c) for i, n, c, _case in subjects_with_cases(gallery)]
+
+
+def subjects_with_cases(gallery: Gallery) -> list[tuple[int, str, int, str | None]]:
+    """(id, name, sightings, case name) of every subject, by name."""
     if not _exists(gallery):
         return []
     with gallery.session() as s:
         rows = s.execute(
-            select(SubjectRow.id, SubjectRow.name, func.count(SubjectSightingRow.detection_id))
+            select(
+                SubjectRow.id,
+                SubjectRow.name,
+                func.count(SubjectSightingRow.detection_id),
+                SubjectRow.case_name,
+            )
             .outerjoin(SubjectSightingRow, SubjectSightingRow.subject_id == SubjectRow.id)
-            .group_by(SubjectRow.id, SubjectRow.name)
+            .group_by(SubjectRow.id, SubjectRow.name, SubjectRow.case_name)
             .order_by(SubjectRow.name)
         ).all()
-    return [(int(i), str(n), int(c)) for i, n, c in rows]
+    return [(int(i), str(n), int(c), case) for i, n, c, case in rows]
+
+
+def update_subject(
+    gallery: Gallery,
+    subject_id: int,
+    name: str | None = None,
+    notes: str | None = None,
+    case_name: str | None = None,
+    analyst: str | None = None,
+) -> Subject:
+    """Rename a subject or change its notes, case or analyst (None: unchanged; "" clears
+    notes, case and analyst). A name another subject has is refused."""
+    subject(gallery, subject_id)  # says so when there is none
+    with gallery.session() as s, s.begin():
+        row = s.get(SubjectRow, subject_id)
+        assert row is not None
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > MAX_NAME:
+                raise QueryError(f"a subject needs a name of 1 to {MAX_NAME} characters")
+            taken = s.scalars(
+                select(SubjectRow.id).where(SubjectRow.name == name, SubjectRow.id != subject_id)
+            ).first()
+            if taken is not None:
+                raise QueryError(f"another subject is already named {name!r}")
+            row.name = name
+        if notes is not None:
+            row.notes = notes.strip() or None
+        if case_name is not None:
+            row.case_name = _text(case_name, "case name")
+        if analyst is not None:
+            row.analyst = _text(analyst, "analyst name")
+    return subject(gallery, subject_id)
 
 
 def delete_subject(gallery: Gallery, subject_id: int) -> None:

@@ -6,8 +6,10 @@ $PROWL_SCREENSHOTS (default: the test's temporary folder)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +135,42 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         assert not page.evaluate("document.getElementById('viewer').classList.contains('open')")
         assert page.locator("#grid .hit.confirmed").count() == 1
 
-        # 6. wide screens too
+        # 6. a case: the confirmed sighting saved as a subject with its case and analyst,
+        # carried into the evidence zip; then renamed and deleted from the page
+        page.fill("#subjectname", "red jacket")
+        page.fill("#casename", "2026-114 bag theft")
+        page.fill("#analyst", "A. Analyst")
+        page.click("#savesubject")
+        page.wait_for_function("document.getElementById('status').textContent.includes('holds')")
+        page.select_option("#subject", label="red jacket (1) · 2026-114 bag theft")
+        page.wait_for_function(
+            "document.getElementById('subjectinfo').textContent.includes('A. Analyst')"
+        )
+        page.uncheck("input[name=other_cameras]")
+        page.fill("input[name=k]", "3")
+        with page.expect_download(timeout=300_000) as download:
+            page.click("#export")
+        z = zipfile.ZipFile(download.value.path())
+        case = json.loads(z.read("case.json"))
+        assert case["case"] == "2026-114 bag theft" and case["analyst"] == "A. Analyst"
+        assert (
+            case["subject"] == "red jacket"
+            and "2026-114 bag theft" in z.read("summary.html").decode()
+        )
+        page.once("dialog", lambda d: d.accept("man in red jacket"))
+        page.click("#renamesubject")
+        page.wait_for_function(
+            "document.getElementById('subjectinfo').textContent.includes('man in red jacket')"
+        )
+        page.once("dialog", lambda d: d.accept())
+        page.click("#deletesubject")
+        page.wait_for_function("document.getElementById('subject').options.length === 1")
+        page.screenshot(path=str(shots / "investigate-5-case.png"), full_page=True)
+
+        # 7. wide screens too
         page.set_viewport_size({"width": 1920, "height": 1000})
         assert page.evaluate("document.documentElement.scrollWidth") <= 1920
-        page.screenshot(path=str(shots / "investigate-5-wide.png"), full_page=True)
+        page.screenshot(path=str(shots / "investigate-6-wide.png"), full_page=True)
         icon = page.request.get(f"{url}/favicon.ico")
         assert icon.status == 200 and "svg" in icon.headers["content-type"]
         browser.close()

@@ -169,7 +169,7 @@ def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[
     assert saved.status_code == 200, saved.text
     sid = saved.json()["id"]
     listed = httpx.get(f"{url}/api/subjects").json()
-    assert {"id": sid, "name": "man in dark coat", "sightings": 3} in listed
+    assert {"id": sid, "name": "man in dark coat", "sightings": 3, "case": None} in listed
     detail = httpx.get(f"{url}/api/subjects/{sid}").json()
     assert sorted(h["detection_id"] for h in detail["sightings"]) == sorted([query, *yes])
     by_subject = httpx.post(
@@ -183,6 +183,18 @@ def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[
     ):
         r = httpx.post(f"{url}/api/subjects", data=bad)
         assert r.status_code == status and list(r.json()) == ["error"], r.text
+    other = httpx.post(f"{url}/api/subjects", data={"name": "other", "detection_ids": str(query)})
+    oid = other.json()["id"]
+    renamed = httpx.patch(f"{url}/api/subjects/{oid}", data={"name": "man in dark coat"})
+    assert renamed.status_code == 400 and "already named" in renamed.text  # names stay unique
+    edited = httpx.patch(
+        f"{url}/api/subjects/{oid}", data={"name": "second man", "case": "C-7", "analyst": "B"}
+    ).json()
+    assert edited == {"id": oid, "name": "second man", "case": "C-7", "analyst": "B"}
+    assert httpx.get(f"{url}/api/subjects/{oid}").json()["case"] == "C-7"
+    assert httpx.patch(f"{url}/api/subjects/99999", data={"name": "x"}).status_code == 404
+    assert httpx.delete(f"{url}/api/subjects/{oid}").status_code == 200
+    assert httpx.get(f"{url}/api/subjects/{oid}").status_code == 404
     assert httpx.post(f"{url}/api/search", data={"subject_id": 999}).status_code == 404
     assert httpx.post(f"{url}/api/search", data={"rejected": "1"}).status_code == 422
 

@@ -135,6 +135,8 @@ $("savesubject").addEventListener("click", async () => {
   const [yes] = showMarks();
   const data = new FormData();
   data.set("name", $("subjectname").value); data.set("detection_ids", yes.join(","));
+  for (const [field, id] of [["case", "casename"], ["analyst", "analyst"], ["notes", "subjectnotes"]])
+    if ($(id).value.trim()) data.set(field, $(id).value.trim());
   try {
     const s = await api("/api/subjects", {method: "POST", body: data});
     statusLine.textContent = `subject “${s.name}” holds ${s.detection_ids.length} sightings`;
@@ -144,8 +146,31 @@ $("savesubject").addEventListener("click", async () => {
 async function loadSubjects() {
   const list = await api("/api/subjects");
   $("subject").replaceChildren(el("option", {value: "", text: "—"}),
-    ...list.map((s) => el("option", {value: s.id, text: `${s.name} (${s.sightings})`})));
+    ...list.map((s) => el("option", {value: s.id, text: `${s.name} (${s.sightings})${s.case ? " · " + s.case : ""}`})));
+  showSubject();
 }
+async function showSubject() {  // the chosen subject: its case, and rename / delete
+  const id = $("subject").value;
+  $("subjectbar").hidden = !id;
+  if (!id) return;
+  const s = await api(`/api/subjects/${id}`);
+  $("subjectinfo").textContent = `subject “${s.name}” · ${s.detection_ids.length} sightings` +
+    (s.case ? ` · case ${s.case}` : "") + (s.analyst ? ` · analyst ${s.analyst}` : "") + (s.notes ? ` · ${s.notes}` : "");
+}
+$("subject").addEventListener("change", showSubject);
+$("renamesubject").addEventListener("click", async () => {
+  const id = $("subject").value, name = prompt("New name of the subject");
+  if (!id || !name) return;
+  const data = new FormData(); data.set("name", name);
+  try { await api(`/api/subjects/${id}`, {method: "PATCH", body: data}); await loadSubjects(); $("subject").value = id; showSubject(); }
+  catch (e) { statusLine.textContent = e.message; }
+});
+$("deletesubject").addEventListener("click", async () => {
+  const id = $("subject").value;
+  if (!id || !confirm("Delete this subject? Its sightings stay in the gallery.")) return;
+  try { await api(`/api/subjects/${id}`, {method: "DELETE"}); $("subject").value = ""; await loadSubjects(); }
+  catch (e) { statusLine.textContent = e.message; }
+});
 // picking a person on a stored frame
 let videos = [];
 async function showFrame() {
