@@ -109,6 +109,11 @@ bench-real: $(STAMP) build/real-mot
 # bootstrap intervals: build/reid-real/summary.md. About 2 minutes on 2 cores.
 REID_REAL_EMBEDDERS ?= osnet-x0_5-prowl osnet-x0_25-prowl osnet_x0_25_msmt17 mobilenetv2-imagenet
 REID_MERGES := --merge PETS09-S2L1:11=3 --merge PETS09-S2L1:12=4 --merge PETS09-S2L1:10=6
+# Clothing colour (attribute search) against hand labels of the real labelled people.
+colours-study: $(STAMP) build/real-mot
+	$(BIN)/prowl eval-colours build/real-mot --labels evaluation/labels/real-mot-colours.csv \
+	  --out build/colours-study
+
 reid-real: $(STAMP) build/real-mot
 	rm -rf build/reid-real && mkdir -p build/reid-real/json
 	$(BIN)/prowl export-reid-set --out build/reid-real/all --min-sightings 12 $(REID_MERGES) \

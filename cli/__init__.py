@@ -26,12 +26,12 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import bench, evaluate, frame, ingest, query, reembed, serve, train
+    from cli import bench, eval_colours, evaluate, frame, ingest, query, reembed, serve, train
 
     parser = _OneLineParser(prog="prowl", description="Person retrieval in surveillance video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (ingest, bench, query, frame, evaluate, train, reembed, serve):
+    for module in (ingest, bench, query, frame, evaluate, eval_colours, train, reembed, serve):
         module.add_parsers(sub)
     parser.set_defaults(parser=parser)  # `prowl demo` runs ingest and query through it
     return parser

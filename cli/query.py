@@ -33,6 +33,15 @@ def _frame_ref(text: str) -> tuple[Path, int]:
     return Path(video), int(frame)
 
 
+def _colours(text: str) -> tuple[str, ...]:
+    from pipeline.core.colours import check_colour
+
+    try:
+        return tuple(check_colour(c) for c in text.split(",") if c.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("query", help="find where a person appears: crops in, ranked hits out")
     p.add_argument("images", nargs="*", type=Path, help="crop(s) of one person (JPEG/PNG); fused")
@@ -50,6 +59,18 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--from", dest="from_when", metavar="WHEN", help=f"only at/after: {when}")
     p.add_argument("--to", dest="to_when", metavar="WHEN", help="only at/before (as --from)")
+    p.add_argument(
+        "--upper",
+        type=_colours,
+        default=(),
+        metavar="COLOUR[,COLOUR]",
+        help="upper-body clothing colour (any of; black white grey red orange yellow green "
+        "blue purple pink brown); alone, without a crop, it searches by colour only. "
+        "Approximate: see docs/evaluation.md for its measured accuracy",
+    )
+    p.add_argument(
+        "--lower", type=_colours, default=(), metavar="COLOUR[,COLOUR]", help="as --upper"
+    )
     p.add_argument(
         "--per-camera",
         type=int,
@@ -193,6 +214,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             cameras=tuple(args.camera),
             videos=tuple(args.video),
             min_similarity=args.min_similarity,
+            upper=args.upper,
+            lower=args.lower,
         ),
         window=(args.from_when, args.to_when),
         per_camera=args.per_camera,

@@ -41,6 +41,8 @@ class QueryForm(BaseModel):
     min_similarity: float | None = Field(None, ge=-1, le=1)
     strays: bool = False  # by track: also single boxes that fit no appearance
     per_camera: int = Field(0, ge=0, le=1000)  # at most this many answers per camera
+    upper: str | None = Field(None, max_length=100)  # clothing colours, comma-separated
+    lower: str | None = Field(None, max_length=100)
     other_cameras: bool = False  # leave out the query's own camera(s) and video(s)
 
     model_config = {"populate_by_name": True}
@@ -112,6 +114,8 @@ def answer(
                 from_s=q.from_s,
                 to_s=q.to_s,
                 min_similarity=q.min_similarity,
+                upper=_names(q.upper),
+                lower=_names(q.lower),
             ),
             detection_id=q.detection_id,
             confirmed=tuple(marked),
@@ -142,3 +146,7 @@ def answer(
     except ProwlError as exc:
         raise HTTPException(400, str(exc)) from None
     return result, asked, took
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(c.strip().lower() for c in (text or "").split(",") if c.strip())

@@ -134,6 +134,8 @@ def hit_json(h: Hit) -> dict[str, Any]:
         "wall_time": wall_time(h.video_start, h.timestamp_s),
         "box": [round(v, 1) for v in h.xyxy],
         "track_id": h.track_id,
+        "upper": h.upper_colours.split(",") if h.upper_colours else [],
+        "lower": h.lower_colours.split(",") if h.lower_colours else [],
         "thumbnail": f"/api/detections/{h.detection_id}/thumbnail",
         "frame_image": f"/api/detections/{h.detection_id}/frame",
         "clip": f"/api/detections/{h.detection_id}/clip",

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import Detector
+from pipeline.core.colours import colour_columns
 from pipeline.core.config import Config
 from pipeline.core.crops import crop_boxes, encode_jpeg
 from pipeline.core.tracking import ByteTracker, EmbedCadence
@@ -34,6 +35,7 @@ class Pending:
     thumbnails: list[bytes]
     embed: NDArray[np.bool_]  # which detections get a vector (the tracking cadence)
     embeddings: NDArray[np.float32] | None = None
+    colours: list[tuple[str | None, str | None]] | None = None  # per detection: upper, lower
 
     def rows(self, track_id: Callable[[int], int]) -> list[NewDetection]:
         """The frame's detections as rows; ``track_id`` maps the tracker's id to the stored one."""
@@ -52,6 +54,7 @@ class Pending:
                     embedding=vec,
                     thumbnail=self.thumbnails[j],
                     track_id=None if tid is None else track_id(tid),
+                    colours=self.colours[j] if self.colours else (None, None),
                 )
             )
         return out
@@ -100,14 +103,17 @@ class FrameStages:
             if skip is not None and skip(frame, dets):
                 continue
             thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
+            colours = [colour_columns(c) for c in crops]
             if self.appearance:
                 embedded = np.full(len(dets), raw.embeddings is not None)
                 item = Pending(frame.index, frame.timestamp_s, dets, thumbs, embedded)
-                item.embeddings = raw.embeddings
+                item.embeddings, item.colours = raw.embeddings, colours
                 self.pending.append(item)
                 continue
             embed = self.cadence.choose(dets, frame.index)
-            self.pending.append(Pending(frame.index, frame.timestamp_s, dets, thumbs, embed))
+            self.pending.append(
+                Pending(frame.index, frame.timestamp_s, dets, thumbs, embed, colours=colours)
+            )
             rows = np.flatnonzero(embed)
             self.batcher.add(len(self.pending) - 1, rows, [crops[j] for j in rows])
         self.clock.add("track+crop", t)

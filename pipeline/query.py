@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from pipeline.core.config import ReidConfig
 from pipeline.core.errors import QueryError
 from pipeline.core.files import sha256_of
 from pipeline.core.vectors import l2_normalise
-from pipeline.ranking import SimilarityRanker, candidate_depth, stored_vector
+from pipeline.ranking import AttributeRanker, SimilarityRanker, candidate_depth, stored_vector
 from reid import Embedder, build_embedder
 from reid.rerank import expand_query
 from storage.gallery import Gallery, Hit, SearchFilters
@@ -148,28 +148,34 @@ def run_query(
         name = _name(gallery, embedder_id)
     else:
         name = gallery.embedder_for_query(reid).name
+    rank: Callable[[int], list[tuple[float, int]]]
     if not vectors:
-        raise QueryError(
-            "nothing to query; give IMAGE, --detection ID or --frame VIDEO:FRAME --box"
+        if not (filters is not None and filters.by_colour):
+            raise QueryError(
+                "nothing to query; give IMAGE, --detection ID, --frame VIDEO:FRAME --box or "
+                "a clothing colour (--upper/--lower)"
+            )
+        # no picture of the person: the colours alone rank (pipeline/ranking.py)
+        rank = AttributeRanker(gallery, filters, frozenset(int(d) for d in rejected))
+        name = "clothing colour"
+    else:
+        query = fuse(np.stack(vectors))
+        if expand > 0:  # α-query expansion with the best few hits (reid/rerank.py)
+            top = gallery.rank(embedder_id, query, expand, filters)
+            if top:
+                index = gallery.index_for(embedder_id)
+                query = expand_query(query, index.reconstruct_many([i for _, i in top]), n=expand)
+        rank = SimilarityRanker(
+            gallery,
+            embedder_id,
+            query,
+            filters,
+            candidate_depth(k) if rerank else 0,
+            negatives=np.stack([v for _e, v, _t in negatives]) if negatives else None,
+            excluded=frozenset(int(d) for d in rejected),
+            rejected_tracks=rejected_tracks,
         )
-    query = fuse(np.stack(vectors))
-    if expand > 0:  # α-query expansion with the best few hits (reid/rerank.py)
-        top = gallery.rank(embedder_id, query, expand, filters)
-        if top:
-            index = gallery.index_for(embedder_id)
-            query = expand_query(query, index.reconstruct_many([i for _, i in top]), n=expand)
     timings["embed_s"] = time.perf_counter() - t
-
-    rank = SimilarityRanker(
-        gallery,
-        embedder_id,
-        query,
-        filters,
-        candidate_depth(k) if rerank else 0,
-        negatives=np.stack([v for _e, v, _t in negatives]) if negatives else None,
-        excluded=frozenset(int(d) for d in rejected),
-        rejected_tracks=rejected_tracks,
-    )
     t = time.perf_counter()
     tracks: list[TrackHit] = []
     notes = gallery.incomplete_runs()
@@ -200,7 +206,9 @@ def run_query(
     )
 
 
-def _capped(gallery: Gallery, rank: SimilarityRanker, k: int, n: int) -> list[tuple[float, int]]:
+def _capped(
+    gallery: Gallery, rank: Callable[[int], list[tuple[float, int]]], k: int, n: int
+) -> list[tuple[float, int]]:
     """The best ``k`` with at most ``n`` per camera: the ranking read deeper until found."""
     depth = candidate_depth(k)
     while True:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.core.colours import check_colour
 from pipeline.core.errors import ConfigError, QueryError
 from pipeline.core.timeline import When, parse_when
 from pipeline.query import QueryResult, run_query
@@ -46,11 +47,16 @@ class QuerySpec:
         """Itself, or a QueryError naming what is wrong (one line, said the same way to the
         CLI and the API)."""
         stored = self.detection_id is not None or self.confirmed or self.subject
-        if not (self.images or stored):
+        if not (self.images or stored or self.filters.by_colour):
             raise QueryError(
-                "nothing to query; give an image, a detection id (--detection), a subject or "
-                "confirmed sightings"
+                "nothing to query; give an image, a detection id (--detection), a subject, "
+                "confirmed sightings or a clothing colour (--upper/--lower)"
             )
+        for name in (*self.filters.upper, *self.filters.lower):
+            try:
+                check_colour(name)
+            except ValueError as exc:
+                raise QueryError(str(exc)) from None
         if self.k < 1:
             raise QueryError(f"k = {self.k}: ask for at least 1 hit")
         if self.by not in BY:

@@ -4,10 +4,12 @@ from."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import select
 
 from pipeline.core.errors import QueryError
 from reid.rerank import rerank_order
@@ -85,6 +87,44 @@ class SimilarityRanker:
             score = np.where(same, score - 10.0, score)  # cosines lie in [-1, 1]
         order = np.argsort(-score, kind="stable")
         return [ranked[int(j)] for j in order[:depth]]
+
+
+@dataclass(frozen=True)
+class AttributeRanker:
+    """``ranker(depth)`` for a search by clothing colour alone (no picture of the person): the
+    sightings that pass ``filters``, an appearance ranked by the share of its sightings whose
+    colours match (then by how many match), its sightings by detector score, and single boxes
+    on no appearance after every appearance. The share stands in for the similarity."""
+
+    gallery: Gallery
+    filters: SearchFilters
+    excluded: frozenset[int] = frozenset()
+
+    def __call__(self, depth: int) -> list[tuple[float, int]]:
+        rows = [
+            r for r in self.gallery.attribute_matches(self.filters) if r[0] not in self.excluded
+        ]
+        matching = Counter(t for _i, t, _s in rows if t is not None)
+        with self.gallery.session() as s:
+            sizes = {
+                int(i): int(n)
+                for i, n in s.execute(
+                    select(TrackRow.id, TrackRow.detections).where(
+                        TrackRow.id.in_(sorted(matching) or [-1])
+                    )
+                )
+            }
+
+        def share(track: int | None) -> float:
+            if track is None:
+                return 0.0
+            return matching[track] / max(sizes.get(track, matching[track]), matching[track], 1)
+
+        def count(track: int | None) -> int:
+            return 0 if track is None else matching[track]
+
+        rows.sort(key=lambda r: (r[1] is None, -share(r[1]), -count(r[1]), -r[2], r[0]))
+        return [(share(t), i) for i, t, _s in rows[:depth]]
 
 
 def stored_vector(gallery: Gallery, detection_id: int) -> tuple[int, NDArray[np.float32], bytes]:

@@ -37,8 +37,24 @@ def hit_record(h: Hit) -> dict[str, Any]:
     return rec
 
 
+def clothes(upper: str | None, lower: str | None) -> str:
+    """'red/blue': upper and lower clothing colour (the most-voted of each; ? unknown)."""
+    return f"{(upper or '?').split(',')[0]}/{(lower or '?').split(',')[0]}"
+
+
 def table(hits: list[Hit]) -> str:
-    head = ("rank", "similarity", "camera", "video", "frame", "time", "box", "det.score", "id")
+    head = (
+        "rank",
+        "similarity",
+        "camera",
+        "video",
+        "frame",
+        "time",
+        "box",
+        "det.score",
+        "clothes",
+        "id",
+    )
     rows = [head] + [
         (
             str(h.rank),
@@ -49,6 +65,7 @@ def table(hits: list[Hit]) -> str:
             shown(h.video_start, h.timestamp_s),
             _box(h),
             f"{h.score:.2f}",
+            clothes(h.upper_colours, h.lower_colours),
             str(h.detection_id),
         )
         for h in hits
@@ -80,6 +97,7 @@ def track_table(tracks: list[TrackHit]) -> str:
         "enter",
         "leave",
         "sightings",
+        "clothes",
         "track",
         "best det",
     )
@@ -92,6 +110,7 @@ def track_table(tracks: list[TrackHit]) -> str:
             shown(t.video_start, t.first_s),
             shown(t.video_start, t.last_s),
             str(t.sightings),
+            clothes(t.upper_colours, t.lower_colours),
             "-" if t.track_id is None else str(t.track_id),
             str(t.best_detection_id),
         )

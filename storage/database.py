@@ -31,6 +31,8 @@ _ADDED_COLUMNS = (
     ("detections", "raw_track_id", "BIGINT"),
     ("tracks", "fragments", "INTEGER"),
     ("subjects", "case_name", "VARCHAR(200)"),
+    ("detections", "upper_colours", "VARCHAR(40)"),
+    ("detections", "lower_colours", "VARCHAR(40)"),
     ("subjects", "analyst", "VARCHAR(200)"),
 )
 

@@ -43,6 +43,7 @@ class NewDetection:
     embedding: NDArray[np.float32] | None  # None: the tracking cadence skipped this crop
     thumbnail: bytes
     track_id: int | None = None
+    colours: tuple[str | None, str | None] = (None, None)  # upper, lower ("blue,black")
 
 
 def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict[str, Any]]:
@@ -65,6 +66,8 @@ def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict
             if d.embedding is None
             else np.ascontiguousarray(d.embedding, np.float32).tobytes(),
             "thumbnail": d.thumbnail,
+            "upper_colours": d.colours[0],
+            "lower_colours": d.colours[1],
         }
         for d in detections
     ]

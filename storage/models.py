@@ -118,6 +118,10 @@ class DetectionRow(Base):
     # float32, L2-normalised; NULL when the tracking cadence skipped this crop
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)  # JPEG of the crop
+    # clothing colours named from pipeline.core.colours.PALETTE, most-voted first, comma-joined
+    # ("blue,black"); None: not computed (rows stored before colours existed)
+    upper_colours: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    lower_colours: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 TRACK_ID_STRIDE = 10_000_000  # detections.track_id = run id * stride + the tracker's own id

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.core.errors import QueryError
@@ -31,6 +31,8 @@ class SearchFilters:
     to_time: str | None = None
     exclude_cameras: tuple[str, ...] = ()  # "other cameras only": the query's own camera(s)
     exclude_videos: tuple[int, ...] = ()
+    upper: tuple[str, ...] = ()  # clothing colours (any of), pipeline.core.colours.PALETTE
+    lower: tuple[str, ...] = ()
 
     @property
     def restricts_rows(self) -> bool:
@@ -43,7 +45,13 @@ class SearchFilters:
             or self.to_time is not None
             or self.exclude_cameras
             or self.exclude_videos
+            or self.upper
+            or self.lower
         )
+
+    @property
+    def by_colour(self) -> bool:
+        return bool(self.upper or self.lower)
 
     @property
     def dated(self) -> bool:
@@ -66,6 +74,8 @@ class Hit:
     track_id: int | None
     thumbnail: bytes = field(repr=False)
     video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
+    upper_colours: str | None = None  # "blue,black": clothing colours, most-voted first
+    lower_colours: str | None = None
 
 
 class GalleryReads(GalleryOverview):
@@ -78,30 +88,20 @@ class GalleryReads(GalleryOverview):
                 select(DetectionRow.id)
                 .join(VideoRow, VideoRow.id == DetectionRow.video_id)
                 .where(DetectionRow.embedder_id == embedder_id, DetectionRow.embedding.is_not(None))
+                .where(*filter_conditions(s, filters))
             )
-            if filters.cameras:
-                known = set(s.scalars(select(VideoRow.camera_id).distinct()))
-                unknown = [c for c in filters.cameras if c not in known]
-                if unknown:
-                    raise QueryError(
-                        f"no camera {', '.join(unknown)} in the gallery; "
-                        f"cameras: {', '.join(sorted(known))}"
-                    )
-                q = q.where(VideoRow.camera_id.in_(filters.cameras))
-            if filters.videos:
-                video_ids = resolve_videos(s, filters.videos)
-                q = q.where(DetectionRow.video_id.in_(video_ids))
-            if filters.from_s is not None:
-                q = q.where(DetectionRow.timestamp_s >= filters.from_s)
-            if filters.to_s is not None:
-                q = q.where(DetectionRow.timestamp_s <= filters.to_s)
-            if filters.exclude_cameras:
-                q = q.where(VideoRow.camera_id.not_in(filters.exclude_cameras))
-            if filters.exclude_videos:
-                q = q.where(DetectionRow.video_id.not_in(filters.exclude_videos))
-            if filters.dated:
-                q = q.where(dated_window(s, filters.from_time, filters.to_time))
             return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def attribute_matches(self, filters: SearchFilters) -> list[tuple[int, int | None, float]]:
+        """(detection id, track id, detector score) of every sighting passing ``filters``
+        (the colour filters above all), stored vector or not."""
+        with self.session() as s:
+            q = (
+                select(DetectionRow.id, DetectionRow.track_id, DetectionRow.score)
+                .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+                .where(*filter_conditions(s, filters))
+            )
+            return [(int(i), None if t is None else int(t), float(sc)) for i, t, sc in s.execute(q)]
 
     def resolve_videos(self, names: Sequence[str]) -> list[int]:
         with self.session() as s:
@@ -212,6 +212,41 @@ class GalleryReads(GalleryOverview):
             ).first()
             assert det is not None
             return video.path, frame_index, (det.x1, det.y1, det.x2, det.y2)
+
+
+def filter_conditions(s: Session, filters: SearchFilters) -> list[ColumnElement[bool]]:
+    """The SQL conditions of ``filters`` on detections joined with their videos; an unknown
+    camera is a QueryError naming the known ones."""
+    out: list[ColumnElement[bool]] = []
+    if filters.cameras:
+        known = set(s.scalars(select(VideoRow.camera_id).distinct()))
+        unknown = [c for c in filters.cameras if c not in known]
+        if unknown:
+            raise QueryError(
+                f"no camera {', '.join(unknown)} in the gallery; "
+                f"cameras: {', '.join(sorted(known))}"
+            )
+        out.append(VideoRow.camera_id.in_(filters.cameras))
+    if filters.videos:
+        out.append(DetectionRow.video_id.in_(resolve_videos(s, filters.videos)))
+    if filters.from_s is not None:
+        out.append(DetectionRow.timestamp_s >= filters.from_s)
+    if filters.to_s is not None:
+        out.append(DetectionRow.timestamp_s <= filters.to_s)
+    if filters.exclude_cameras:
+        out.append(VideoRow.camera_id.not_in(filters.exclude_cameras))
+    if filters.exclude_videos:
+        out.append(DetectionRow.video_id.not_in(filters.exclude_videos))
+    if filters.dated:
+        out.append(dated_window(s, filters.from_time, filters.to_time))
+    for column, names in (
+        (DetectionRow.upper_colours, filters.upper),
+        (DetectionRow.lower_colours, filters.lower),
+    ):
+        if names:  # any of the names among the sighting's colours ("blue,black")
+            padded = literal(",") + column + literal(",")
+            out.append(or_(*[padded.like(f"%,{n},%") for n in names]))
+    return out
 
 
 def dated_window(s: Session, from_time: str | None, to_time: str | None) -> ColumnElement[bool]:
@@ -329,6 +364,8 @@ def hits(s: Session, ranked: Sequence[tuple[float, int]]) -> list[Hit]:
                 track_id=d.track_id,
                 thumbnail=d.thumbnail,
                 video_start=r.start_time,
+                upper_colours=d.upper_colours,
+                lower_colours=d.lower_colours,
             )
         )
     return out

@@ -194,6 +194,8 @@ class TrackHit:
     best_frame: int
     thumbnail: bytes = field(repr=False)
     video_start: str | None = None  # ISO 8601 wall-clock time of the video's frame 0
+    upper_colours: str | None = None  # of the best sighting ("blue,black")
+    lower_colours: str | None = None
 
 
 def search_tracks(
@@ -262,6 +264,8 @@ def search_tracks(
                 best_frame=h.frame_index,
                 thumbnail=t.thumbnail if t else h.thumbnail,
                 video_start=h.video_start,
+                upper_colours=h.upper_colours,
+                lower_colours=h.lower_colours,
             )
         )
     return out, hidden

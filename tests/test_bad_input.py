@@ -77,6 +77,7 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "stride.yaml").write_text("video:\n  stride: 2.5\n")
     (d / "enabled.yaml").write_text('tracking:\n  enabled: "no"\n')
     (d / "k.yaml").write_text("query:\n  k: ten\n")
+    (d / "bad-labels.csv").write_text("sequence,identity,upper,lower\nPETS09-S2L1,1,violet,blue\n")
     (d / "big-tile.yaml").write_text("detector:\n  tile_px: 1024\n")
     (d / "int8.yaml").write_text("detector:\n  precision: int8\n")
     (d / "a-file").write_text("x")
@@ -181,6 +182,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("config k text", ["query", "{f}/walker.jpg", "--config", "{f}/k.yaml"], "query.k"),
     # tracks, export, stats
     ("tracks unknown video", ["tracks", "x.mp4"], "no video 'x.mp4'"),
+    ("colour not in the palette", ["query", "--upper", "violet"], "not a colour prowl names"),
     # frame
     ("frame unknown video", ["frame", "x.mp4", "3", "--out", "{f}/f.jpg"], "no video 'x.mp4'"),
     ("frame without a time", ["frame", "vtest.avi", "--out", "{f}/f.jpg"], "say which frame"),
@@ -294,6 +296,17 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
+    # eval-colours
+    (
+        "colour labels missing",
+        ["eval-colours", "{f}", "--labels", "{f}/none.csv", "--out", "{f}/co"],
+        "no such file",
+    ),
+    (
+        "colour label not in the palette",
+        ["eval-colours", "{f}", "--labels", "{f}/bad-labels.csv", "--out", "{f}/co"],
+        "not a palette colour",
+    ),
     ("bench-search real without a gallery", ["bench-search", "--data", "real"], "no gallery"),
     (
         "distractor folder without images",

@@ -135,7 +135,28 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         assert not page.evaluate("document.getElementById('viewer').classList.contains('open')")
         assert page.locator("#grid .hit.confirmed").count() == 1
 
-        # 6. a case: the confirmed sighting saved as a subject with its case and analyst,
+        # 6. by clothing colour alone: no crop, "someone in a red top"
+        page.click("#clearquery")
+        page.uncheck("input[name=other_cameras]")
+        page.select_option("select[name=upper]", "red")
+        page.click("#go")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('clothing colour')"
+        )
+        uppers = page.evaluate(
+            "[...document.querySelectorAll('#grid .hit')].map((c) =>"
+            " [...c.querySelectorAll('.chips .upper .chip')].map((x) => x.textContent))"
+        )
+        assert uppers and all("red" in u for u in uppers)  # each card says why it is there
+        page.screenshot(path=str(shots / "investigate-5-colour.png"), full_page=True)
+        page.select_option("select[name=upper]", "")
+        walker = page.locator("#grid .hit").first.get_attribute("data-detection")
+        page.click("#clearquery")
+        page.evaluate(f"findSimilar({walker})")  # back to a person, to keep marking
+        page.wait_for_selector("#grid .hit")
+        page.locator("#grid .hit button.yes").first.click()
+
+        # 7. a case: the confirmed sighting saved as a subject with its case and analyst,
         # carried into the evidence zip; then renamed and deleted from the page
         page.fill("#subjectname", "red jacket")
         page.fill("#casename", "2026-114 bag theft")
@@ -146,7 +167,6 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         page.wait_for_function(
             "document.getElementById('subjectinfo').textContent.includes('A. Analyst')"
         )
-        page.uncheck("input[name=other_cameras]")
         page.fill("input[name=k]", "3")
         with page.expect_download(timeout=300_000) as download:
             page.click("#export")
@@ -165,12 +185,12 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         page.once("dialog", lambda d: d.accept())
         page.click("#deletesubject")
         page.wait_for_function("document.getElementById('subject').options.length === 1")
-        page.screenshot(path=str(shots / "investigate-5-case.png"), full_page=True)
+        page.screenshot(path=str(shots / "investigate-6-case.png"), full_page=True)
 
-        # 7. wide screens too
+        # 8. wide screens too
         page.set_viewport_size({"width": 1920, "height": 1000})
         assert page.evaluate("document.documentElement.scrollWidth") <= 1920
-        page.screenshot(path=str(shots / "investigate-6-wide.png"), full_page=True)
+        page.screenshot(path=str(shots / "investigate-7-wide.png"), full_page=True)
         icon = page.request.get(f"{url}/favicon.ico")
         assert icon.status == 200 and "svg" in icon.headers["content-type"]
         browser.close()

@@ -81,6 +81,9 @@ function card(h) {
     el("div", {cls: "meta name", text: h.video, title: h.video}),
     el("div", {cls: "meta when", text: when, title: day ? day.slice(0, 10) : "seconds from the video's start"}),
     el("div", {cls: "meta", text: a ? `${a.sightings} sightings` : `frame ${h.frame}`}),
+    el("div", {cls: "chips", title: "clothing colours: upper | lower (approximate)"},
+      ...[h.upper, h.lower].map((set, i) => el("span", {cls: i ? "part lower" : "part upper"},
+        ...(set.length ? set : [null]).map((c) => el("span", {cls: `chip c-${c || "none"}`, text: c || "?"}))))),
     el("div", {cls: "marks"},
       el("button", {type: "button", cls: "yes", title: "the person", text: "✓", onclick: () => setMark(h.detection_id, "confirmed")}),
       el("button", {type: "button", cls: "no", title: "not the person", text: "✗", onclick: () => setMark(h.detection_id, "rejected")}),
@@ -116,6 +119,11 @@ function clearMarks() {
 $("image").addEventListener("change", () => { pickedDetection = null; $("querying").textContent = ""; clearMarks(); });
 $("subject").addEventListener("change", clearMarks);
 $("clearmarks").addEventListener("click", clearMarks);
+$("clearquery").addEventListener("click", () => {
+  pickedDetection = null; $("image").value = ""; $("subject").value = ""; clearMarks();
+  $("querying").replaceChildren(); $("subjectbar").hidden = true;
+  statusLine.textContent = "Upload a crop, pick a person on a frame, choose a subject, or search by clothing colour alone.";
+});
 $("export").addEventListener("click", async () => {
   statusLine.textContent = "making the evidence zip (frames and clips)…";
   try {

@@ -179,3 +179,27 @@ def test_frame_shows_the_stored_boxes_with_their_ids(two_cameras, capsys) -> Non
         x1, _y1, x2, y2 = (round(v) for v in (d.x1, d.y1, d.x2, d.y2))
         edge = drawn[min(y2, raw.shape[0] - 1), x1:x2].astype(int)
         assert abs(edge - raw[min(y2, raw.shape[0] - 1), x1:x2].astype(int)).mean() > 20
+
+
+def test_search_by_clothing_colour_alone(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    """No crop at all: 'someone in a red top'. Every answer's best sighting was stored with
+    red among its upper-body colours, both cameras answer, and a colour added to a crop
+    search only ever removes answers."""
+    cfg, gallery, data_dir = two_cameras
+    with gallery.session() as s:
+        colours = dict(s.execute(select(DetectionRow.id, DetectionRow.upper_colours)).all())
+    assert sum(1 for c in colours.values() if c) > 0.9 * len(colours)  # ingest names them
+    red = _query(data_dir, cfg, "--upper", "red", "--k", "6")
+    assert red["tracks"] and red["embedder"] == "clothing colour"
+    assert all("red" in colours[t["best_detection_id"]].split(",") for t in red["tracks"])
+    assert {t["camera_id"] for t in red["tracks"]} == {"campus", "campus-b"}
+    shares = [t["similarity"] for t in red["tracks"]]
+    assert shares == sorted(shares, reverse=True) and 0 < shares[-1] <= shares[0] <= 1
+    detection, _ = _walker(gallery)
+    # by cosine alone (expansion and re-ranking would expand within the filtered set)
+    ask = ["--detection", str(detection), "--by", "detection", "--expand", "0", "--no-rerank"]
+    plain = _query(data_dir, cfg, *ask, "--k", "50")
+    both = _query(data_dir, cfg, *ask, "--k", "50", "--upper", "red")
+    kept = [h["detection_id"] for h in plain["hits"] if "red" in (colours[h["detection_id"]] or "")]
+    assert [h["detection_id"] for h in both["hits"]][: len(kept)] == kept[: len(both["hits"])]
+    assert all("red" in colours[h["detection_id"]].split(",") for h in both["hits"])
