@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import Detector
-from pipeline.core.colours import colour_columns
+from pipeline.core.colours import colour_columns_batch
 from pipeline.core.config import Config
 from pipeline.core.crops import crop_boxes, encode_jpeg
 from pipeline.core.tracking import ByteTracker, EmbedCadence
@@ -103,7 +103,7 @@ class FrameStages:
             if skip is not None and skip(frame, dets):
                 continue
             thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
-            colours = [colour_columns(c) for c in crops]
+            colours = colour_columns_batch(crops)
             if self.appearance:
                 embedded = np.full(len(dets), raw.embeddings is not None)
                 item = Pending(frame.index, frame.timestamp_s, dets, thumbs, embedded)
