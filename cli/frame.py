@@ -1,4 +1,5 @@
-"""`prowl frame`: a stored frame with its boxes and detection ids drawn, to pick a query."""
+"""`prowl frame`: a stored frame with its boxes and detection ids drawn, to pick a query; and
+`prowl colours`: clothing colours for sightings stored before prowl named them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="JPEG or PNG to write")
     storage_args(p)
     p.set_defaults(func=cmd_frame)
+    add_colour_parser(sub)
 
 
 def cmd_frame(args: argparse.Namespace) -> int:
@@ -53,4 +55,35 @@ def cmd_frame(args: argparse.Namespace) -> int:
         on = f"track {track}" if track is not None else "no track"
         print(f"  #{det_id}  {on}  box {where}  score {score:.2f}")
     print(f"frame: {args.out.resolve()}  (query one: prowl query --detection ID)")
+    return 0
+
+
+def add_colour_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "colours",
+        help="name the clothing colours of sightings stored before prowl named them (for "
+        "--upper/--lower searches); resumable",
+    )
+    storage_args(p)
+    p.set_defaults(func=cmd_colours)
+
+
+def cmd_colours(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pipeline.colour_fill import fill_colours, uncoloured
+
+    cfg = load_cfg(args)
+    with open_gallery(cfg, must_exist=True) as gallery:
+        todo = uncoloured(gallery)
+        if not todo:
+            print("every sighting already has its colours")
+            return 0
+        with tqdm(total=todo, unit="sighting", desc="colours") as bar:
+
+            def advance(n: int) -> None:
+                bar.update(n)
+
+            done = fill_colours(gallery, advance)
+    print(f"named the clothing colours of {done} sightings")
     return 0

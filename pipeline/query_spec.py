@@ -162,6 +162,15 @@ class QuerySpec:
             expand=self.expand,
             per_camera=self.per_camera,
         )
+        if filters.by_colour:
+            from pipeline.colour_fill import uncoloured
+
+            missing = uncoloured(gallery)
+            if missing:
+                notes.append(
+                    f"{missing} sightings have no clothing colours yet (stored before prowl "
+                    "named them) and cannot match --upper/--lower: `prowl colours` names them"
+                )
         result.notes[:0] = notes
         return result
 

@@ -296,6 +296,7 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 EVAL_CASES: list[tuple[str, list[str], str]] = [
+    ("colours without a gallery", ["colours", "--data-dir", "{f}/no-gallery"], "no gallery"),
     # eval-colours
     (
         "colour labels missing",

@@ -76,3 +76,35 @@ def test_canonical_pixels_get_their_names() -> None:
 def test_tiny_crops_have_no_colour() -> None:
     assert clothing_colours(np.zeros((5, 3, 3), np.uint8)) == (None, None)
     assert clothing_colour_sets(np.zeros((0, 0, 3), np.uint8)) == ([], [])
+
+
+def test_a_gallery_from_before_colours_gets_them_from_its_thumbnails(
+    vtest_path, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Rows stored without colours match no colour search (and the answer says why);
+    `prowl colours` names them from the thumbnails, as ingest named them from the crops."""
+    from sqlalchemy import select, update
+
+    import run_pipeline
+    from storage.gallery import Gallery
+    from storage.models import DetectionRow
+
+    data = ["--data-dir", str(tmp_path)]
+    assert run_pipeline.main(["ingest", str(vtest_path), "--end", "2", "-q", *data]) == 0
+    url = f"sqlite:///{tmp_path / 'gallery.db'}"
+    with Gallery(url, tmp_path) as g, g.session() as s, s.begin():
+        named = dict(s.execute(select(DetectionRow.id, DetectionRow.upper_colours)).all())
+        s.execute(update(DetectionRow).values(upper_colours=None, lower_colours=None))
+    assert len(named) > 20 and all(named.values())
+    capsys.readouterr()
+    assert run_pipeline.main(["query", "--upper", "black", *data]) == 0
+    out = capsys.readouterr()
+    assert "no hits" in out.out and "prowl colours" in out.err
+    assert run_pipeline.main(["colours", *data]) == 0
+    assert f"of {len(named)} sightings" in capsys.readouterr().out
+    with Gallery(url, tmp_path) as g, g.session() as s:
+        again = dict(s.execute(select(DetectionRow.id, DetectionRow.upper_colours)).all())
+    same = sum(again[i].split(",")[0] == named[i].split(",")[0] for i in named)
+    assert same >= 0.8 * len(named)  # the thumbnail is the crop, smaller and re-encoded
+    assert run_pipeline.main(["colours", *data]) == 0
+    assert "already has its colours" in capsys.readouterr().out
