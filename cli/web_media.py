@@ -5,10 +5,10 @@ clips also one of ``serve.clip_jobs`` slots, and their cache is capped."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from cli.web_state import DetectionId, FrameNumber, RowId, State, video_row
@@ -90,16 +90,27 @@ def frame(detection_id: DetectionId, state: State) -> Response:
 
 
 @router.get("/api/detections/{detection_id}/clip")
-def clip(detection_id: DetectionId, state: State) -> FileResponse:
-    """A few seconds around the sighting, its track boxed (WebM), cut on first request and
-    cached (only when it decodes completely); byte ranges are served (seeking in the page's
-    player)."""
-    from pipeline.clips import ClipError, clip_path
+def clip(
+    detection_id: DetectionId,
+    state: State,
+    seconds: Annotated[float, Query(ge=0.5, le=30)] = 2.0,
+    source: bool = False,
+) -> FileResponse:
+    """``seconds`` before and after the sighting, its track boxed (WebM), cut on first request
+    and cached (only when it decodes completely); ``source``: at the video's own resolution
+    (else at most 640 px wide). Byte ranges are served (seeking in the page's player)."""
+    from pipeline.clips import MAX_WIDTH_PX, ClipError, clip_path
 
     detection_of(state, detection_id)
     with state.worker(clip=True):
         try:
-            path = clip_path(state.gallery, detection_id, cache_bytes=state.clips_cache_bytes)
+            path = clip_path(
+                state.gallery,
+                detection_id,
+                seconds=seconds,
+                cache_bytes=state.clips_cache_bytes,
+                max_width_px=None if source else MAX_WIDTH_PX,
+            )
         except ClipError as exc:
             raise HTTPException(507, str(exc)) from None
         except ProwlError as exc:

@@ -35,22 +35,25 @@ def clip_path(
     detection_id: int,
     seconds: float = CLIP_SECONDS,
     cache_bytes: int | None = None,
+    max_width_px: int | None = MAX_WIDTH_PX,
 ) -> Path:
     """The cached clip of a sighting, cut now if it is not cached yet. A clip enters the cache
     only when it decodes back to every frame written (a full disk truncates files silently);
     otherwise it is deleted and QueryError says so. ``cache_bytes``: the cache is trimmed to
-    this size afterwards, least recently used clips first."""
+    this size afterwards, least recently used clips first. ``max_width_px`` None: the
+    source's own resolution (the viewer's longer clip)."""
     row, video = gallery.detection(detection_id)
     source = Path(video.path)
     if not source.exists():
         raise QueryError(f"the source video of detection {detection_id} is not available")
     digest = video.content_hash.split(":")[-1][:20]
-    out = gallery.data_dir / "clips" / f"{digest}-{detection_id}-{seconds:g}s.webm"
+    size = "" if max_width_px == MAX_WIDTH_PX else f"-{max_width_px or 'src'}"
+    out = gallery.data_dir / "clips" / f"{digest}-{detection_id}-{seconds:g}s{size}.webm"
     if out.is_file() and out.stat().st_size > 0:
         os.utime(out)  # recently used
         return out
     try:
-        _cut(gallery, row, source, out, seconds)
+        _cut(gallery, row, source, out, seconds, max_width_px)
     except OSError as exc:  # the clips folder is full or gone
         raise ClipError(
             f"the clip of detection {detection_id} could not be written "
@@ -99,7 +102,14 @@ def decoded_frames(path: Path) -> int:
     return n
 
 
-def _cut(gallery: Gallery, row: DetectionRow, source: Path, out: Path, seconds: float) -> None:
+def _cut(
+    gallery: Gallery,
+    row: DetectionRow,
+    source: Path,
+    out: Path,
+    seconds: float,
+    max_width_px: int | None = MAX_WIDTH_PX,
+) -> None:
     from pipeline.core.video import probe, read_frames
 
     detection_id = row.id
@@ -137,7 +147,7 @@ def _cut(gallery: Gallery, row: DetectionRow, source: Path, out: Path, seconds: 
     try:
         for frame in read_frames(source, first_index=first, stop_index=stop):
             image = frame.image.copy()
-            scale = min(1.0, MAX_WIDTH_PX / image.shape[1])
+            scale = min(1.0, max_width_px / image.shape[1]) if max_width_px else 1.0
             for x1, y1, x2, y2 in boxes.get(frame.index, []):
                 thick = 4 if frame.index == row.frame_index else 2
                 cv2.rectangle(

@@ -133,6 +133,19 @@ def test_clip_is_cut_once_and_served_in_byte_ranges(app_env) -> None:  # type: i
     expected = min(row.frame_index, 20) + 1 + 20  # 2 s either side at 10 frames/s
     assert frames == expected, (frames, expected)
     assert httpx.get(f"{url}/api/detections/99999999/clip").status_code == 404
+    # the viewer's clip: longer, at the source's own resolution (vtest is 768x576)
+    long = httpx.get(f"{url}/api/detections/{det}/clip?seconds=6&source=true", timeout=120)
+    assert long.status_code == 200
+    local.write_bytes(long.content)
+    cap = cv2.VideoCapture(str(local))
+    size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    local.unlink()
+    assert size == (768, 576) and frames == min(row.frame_index, 60) + 1 + 60
+    assert httpx.get(f"{url}/api/detections/{det}/clip?seconds=99").status_code == 422
 
 
 def test_marks_subjects_and_search_by_subject(app_env) -> None:  # type: ignore[no-untyped-def]

@@ -18,11 +18,12 @@ function query() {
   if (no.length) data.set("rejected", no.join(","));
   return data;
 }
+const VIEW_SECONDS = 6;  // the viewer plays this long before and after the hit
 let viewing = -1;  // index in lastHits of the hit in the viewer
 function openViewer(h) {
   viewing = lastHits.indexOf(h);
   $("viewframe").src = h.frame_image;
-  $("viewclip").src = h.clip;
+  $("viewclip").src = `${h.clip}?seconds=${VIEW_SECONDS}&source=true`;  // seekable, full size
   const a = h.appearance;
   const when = a ? `${shortTime(a.enter_wall, a.enter_s)} – ${shortTime(a.leave_wall, a.leave_s)} · ${a.sightings} sightings`
     : (h.wall_time || clock(h.time_s));
