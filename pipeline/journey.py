@@ -57,9 +57,10 @@ class Step:
         }
 
 
-def journey(result: QueryResult) -> list[Step]:
+def journey(result: QueryResult, best: int | None = None) -> list[Step]:
     """The answers (appearances, or single sightings for a per-detection search) in time
-    order: dated ones by wall-clock time, then undated ones by video and offset."""
+    order: dated ones by wall-clock time, then undated ones by video and offset; ``best``:
+    only the answers ranked that high (gaps are between the steps kept)."""
     if result.tracks:
         steps = [
             Step(
@@ -90,6 +91,8 @@ def journey(result: QueryResult) -> list[Step]:
             )
             for h in result.hits
         ]
+    if best is not None:
+        steps = [s for s in steps if s.rank <= best]
     dated = sorted((s for s in steps if s.video_start), key=lambda s: _naive(s.enter_at))
     undated = sorted((s for s in steps if not s.video_start), key=lambda s: (s.video, s.enter_s))
     out: list[Step] = []
@@ -104,12 +107,15 @@ def journey(result: QueryResult) -> list[Step]:
     return out
 
 
-def journey_lines(result: QueryResult) -> list[str]:
-    """The journey as lines for a terminal."""
-    steps = journey(result)
+def journey_lines(result: QueryResult, best: int = 10) -> list[str]:
+    """The journey of the ``best`` answers (by rank) as lines for a terminal; the JSON and the
+    report hold every answer's."""
+    steps = journey(result, best)
     if not steps:
         return []
-    lines = [f"journey ({len(steps)} in time order; gap = time since the step before):"]
+    every = len(result.tracks or result.hits)
+    shown_n = f"the best {len(steps)} of {every}" if len(steps) < every else str(len(steps))
+    lines = [f"journey ({shown_n} in time order; gap = time since the step before):"]
     for s in steps:
         gap = "" if s.gap_s is None else f"  gap {_duration(s.gap_s)}"
         when = s.enter if s.enter_s == s.leave_s else f"{s.enter} – {s.leave}"
