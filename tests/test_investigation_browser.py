@@ -135,9 +135,60 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         assert not page.evaluate("document.getElementById('viewer').classList.contains('open')")
         assert page.locator("#grid .hit.confirmed").count() == 1
 
+        # 5b. find similar from a paused frame of the viewer: click a stored box ...
+        page.uncheck("input[name=other_cameras]")
+        page.locator("#grid .hit img").first.click()
+        page.wait_for_selector("#viewer.open")
+        page.wait_for_function(
+            "document.getElementById('viewclip').readyState >= 2", timeout=120_000
+        )
+        page.keyboard.press("p")
+        page.wait_for_selector("#viewboxes button.box")
+        box = page.locator("#viewboxes button.box").first
+        chosen = box.get_attribute("data-detection")
+        box.click()
+        page.wait_for_function(
+            f"document.getElementById('querying').textContent.includes('#{chosen} ') && "
+            "document.getElementById('status').textContent.includes(' ms')"
+        )
+        top = int(page.locator("#grid .hit").first.get_attribute("data-detection") or 0)
+        same = gallery.track_ids([top, int(chosen or 0)])
+        assert top == int(chosen or 0) or same[top] == same[int(chosen or 0)] is not None
+        # ... or drag a rectangle round a person: cropped in the browser, searched as an image
+        page.locator("#grid .hit img").first.click()
+        page.wait_for_function(
+            "document.getElementById('viewclip').readyState >= 2", timeout=120_000
+        )
+        page.keyboard.press("p")
+        page.wait_for_selector("#viewboxes button.box")
+        target = page.locator("#viewboxes button.box").first.bounding_box()
+        over = page.locator("#viewboxes").bounding_box()
+        assert target is not None and over is not None
+        page.mouse.move(target["x"] - 3, target["y"] - 3)  # just outside the box's corner
+        page.mouse.down()
+        page.mouse.move(target["x"] + target["width"] + 3, target["y"] + target["height"] + 3)
+        page.mouse.up()
+        page.wait_for_function(
+            "document.getElementById('image').files.length === 1 && "
+            "document.getElementById('status').textContent.includes('appearances')"
+        )
+        assert not page.evaluate("document.getElementById('viewer').classList.contains('open')")
+        page.screenshot(path=str(shots / "investigate-4b-dragged.png"), full_page=True)
+        # ... and from the gallery page: every track links to a search from it
+        page.goto(f"{url}/gallery")
+        page.locator("#videos tbody tr").first.click()
+        link = page.locator("#tracks a.similar").first
+        best = (link.get_attribute("href") or "").split("=")[-1]
+        link.click()
+        page.wait_for_function(
+            f"document.getElementById('querying').textContent.includes('#{best} ')"
+        )
+        page.wait_for_selector("#grid .hit")
+
         # 6. by clothing colour alone: no crop, "someone in a red top"
         page.click("#clearquery")
-        page.uncheck("input[name=other_cameras]")
+        page.fill("input[name=from]", "")
+        page.fill("input[name=to]", "")
         page.select_option("select[name=upper]", "red")
         page.click("#go")
         page.wait_for_function(

@@ -12,7 +12,8 @@ async function loadTracks(v) {
   const ts = await api(`/api/videos/${v.id}/tracks`);
   $("trackshead").textContent = `${ts.length} tracks of ${v.name} (camera ${v.camera})`;
   $("tracks").replaceChildren(...ts.map((t) => el("div", {},
-    el("img", {src: t.thumbnail, alt: `track ${t.id}`}), el("br"),
+    el("a", {href: `/?similar=${t.best_detection_id}`, title: "find this person elsewhere", cls: "similar"},
+      el("img", {src: t.thumbnail, alt: `track ${t.id}`})), el("br"),
     el("span", {text: `${clock(t.first_s)} – ${clock(t.last_s)} · ${t.detections}`}))));
 }
 async function loadRuns() {

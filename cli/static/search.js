@@ -33,6 +33,7 @@ function openViewer(h) {
   $("viewer").classList.add("open");
 }
 function closeViewer() {
+  $("viewboxes").hidden = true;
   $("viewer").classList.remove("open"); $("viewclip").pause(); $("viewclip").removeAttribute("src"); viewing = -1;
 }
 function step(by) {
@@ -56,9 +57,69 @@ document.addEventListener("keydown", (ev) => {
   if (!$("viewer").classList.contains("open") || ev.target.tagName === "INPUT") return;
   const act = {Escape: closeViewer, ArrowLeft: () => step(-1), ArrowRight: () => step(1),
     y: () => markViewed("confirmed"), n: () => markViewed("rejected"),
-    s: () => $("viewsimilar").click()}[ev.key];
+    s: () => $("viewsimilar").click(), p: () => $("viewpick").click()}[ev.key];
   if (act) { ev.preventDefault(); act(); }
 });
+// pick on the viewer's paused frame: its stored boxes (click one), or a dragged rectangle
+// cropped from the frame in the browser and searched as an uploaded image
+let pickFrame = null;  // {video, frame} of the frame shown under the boxes
+async function pickOnFrame() {
+  const over = $("viewboxes");
+  if (!over.hidden) { over.hidden = true; $("viewclip").play(); return; }
+  const h = lastHits[viewing], clipEl = $("viewclip");
+  const v = videos.find((x) => x.id === h.video_id);
+  if (!h || !v) return;
+  clipEl.pause();
+  const fps = v.fps || 25, first = Math.max(0, h.frame - Math.round(VIEW_SECONDS * fps));
+  const n = Math.min(v.frames - 1, first + Math.round(clipEl.currentTime * fps));
+  pickFrame = {video: v, frame: n};
+  const boxes = await api(`/api/videos/${v.id}/frames/${n}/detections`);
+  over.replaceChildren(...boxes.map((b) => {
+    const [x1, y1, x2, y2] = b.box;
+    const btn = el("button", {type: "button", cls: "box", title: `detection ${b.detection_id}`, "data-detection": b.detection_id});
+    Object.assign(btn.style, {left: `${100 * x1 / v.width}%`, top: `${100 * y1 / v.height}%`,
+      width: `${100 * (x2 - x1) / v.width}%`, height: `${100 * (y2 - y1) / v.height}%`});
+    btn.addEventListener("mousedown", (ev) => ev.stopPropagation());
+    btn.addEventListener("click", () => { closeViewer(); findSimilar(b.detection_id); });
+    return btn;
+  }));
+  over.hidden = false;
+}
+$("viewpick").addEventListener("click", pickOnFrame);
+(() => {
+  const over = $("viewboxes");
+  let start = null, rect = null;
+  const at = (ev) => { const r = over.getBoundingClientRect(); return [(ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height]; };
+  over.addEventListener("mousedown", (ev) => {
+    start = at(ev); rect = el("div", {cls: "drag"}); over.append(rect); ev.preventDefault();
+  });
+  over.addEventListener("mousemove", (ev) => {
+    if (!start) return;
+    const [x, y] = at(ev);
+    Object.assign(rect.style, {left: `${100 * Math.min(x, start[0])}%`, top: `${100 * Math.min(y, start[1])}%`,
+      width: `${100 * Math.abs(x - start[0])}%`, height: `${100 * Math.abs(y - start[1])}%`});
+  });
+  over.addEventListener("mouseup", async (ev) => {
+    if (!start) return;
+    const [x, y] = at(ev), a = start; start = null; rect.remove();
+    if (Math.abs(x - a[0]) < 0.01 || Math.abs(y - a[1]) < 0.02 || !pickFrame) return;
+    const {video: v, frame: n} = pickFrame;
+    const img = new Image();
+    img.src = `/api/videos/${v.id}/frames/${n}`;
+    await img.decode();
+    const sx = Math.min(x, a[0]) * img.naturalWidth, sy = Math.min(y, a[1]) * img.naturalHeight;
+    const sw = Math.abs(x - a[0]) * img.naturalWidth, sh = Math.abs(y - a[1]) * img.naturalHeight;
+    const canvas = el("canvas", {width: Math.round(sw), height: Math.round(sh)});
+    canvas.getContext("2d").drawImage(img, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((ok) => canvas.toBlob(ok, "image/jpeg", 0.92));
+    const files = new DataTransfer();
+    files.items.add(new File([blob], `frame${n}-crop.jpg`, {type: "image/jpeg"}));
+    closeViewer();
+    pickedDetection = null; $("subject").value = ""; clearMarks();
+    $("image").files = files.files;
+    search();
+  });
+})();
 function shortTime(wall, seconds) {
   return wall ? wall.slice(11, 19) : clock(seconds);
 }
@@ -211,4 +272,9 @@ async function showFrame() {
   $("pickframe").addEventListener("change", () => { $("pickslider").value = $("pickframe").value; showFrame(); });
   $("pickslider").addEventListener("change", () => { $("pickframe").value = $("pickslider").value; showFrame(); });
   $("pickbox").addEventListener("toggle", () => { sync(); showFrame(); });
+  const asked = new URLSearchParams(location.search);  // from the gallery page's links
+  if (asked.get("similar")) findSimilar(Number(asked.get("similar")));
+  else if (asked.get("subject")) {
+    await loadSubjects(); $("subject").value = asked.get("subject"); showSubject(); search();
+  }
 })();
