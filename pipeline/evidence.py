@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -39,6 +40,36 @@ def _name(rank: int, detection_id: int, ext: str) -> str:
     return f"rank{rank:03d}-det{detection_id}.{ext}"
 
 
+CLIP_WORKERS = 4  # clips are cut in parallel, at most this many (and one per CPU core) at once
+
+
+def _cut_clips(
+    gallery: Gallery, result: QueryResult, max_clips: int, step: Callable[[], None]
+) -> tuple[dict[int, bytes], list[str]]:
+    """The clips of the first ``max_clips`` hits, cut in parallel threads (encoding is most of
+    the work and OpenCV releases the GIL while it encodes); ``step`` after each clip."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from pipeline.clips import clip_path
+
+    wanted = [h for h in result.hits if h.rank <= max_clips]
+    clips: dict[int, bytes] = {}
+    missing: list[tuple[int, str]] = []
+    if not wanted:
+        return clips, []
+    workers = max(1, min(len(wanted), os.cpu_count() or 1, CLIP_WORKERS))
+    with ThreadPoolExecutor(workers, thread_name_prefix="clip") as pool:
+        futures = {pool.submit(clip_path, gallery, h.detection_id): h for h in wanted}
+        for future in as_completed(futures):
+            h = futures[future]
+            try:
+                clips[h.detection_id] = future.result().read_bytes()
+            except ProwlError as exc:
+                missing.append((h.rank, f"#{h.rank}: {exc}"))
+            step()
+    return clips, [text for _rank, text in sorted(missing)]
+
+
 def write_evidence(
     gallery: Gallery,
     result: QueryResult,
@@ -54,7 +85,6 @@ def write_evidence(
     is told (steps done, steps in all) as frames, clips and hashes are made. ``case``: the
     case a saved subject belongs to (case, analyst, subject, notes), written to case.json
     and shown at the top of summary.html."""
-    from pipeline.clips import clip_path
 
     n_clips = sum(1 for h in result.hits if h.rank <= max_clips)
     steps, done = 2 + n_clips + 1, 0
@@ -89,19 +119,17 @@ def write_evidence(
     ).encode()
     for i, crop in enumerate(result.crops):
         files[f"query/query-{i + 1}.jpg"] = encode_jpeg(crop, crop.shape[0], quality=95)
-    clips_missing = []
+    clips, clips_missing = _cut_clips(gallery, result, max_clips, step)
+    if clips_cache_bytes is not None and clips:
+        from pipeline.clips import trim_cache
+
+        trim_cache(gallery.data_dir / "clips", clips_cache_bytes)
     for h in result.hits:
         files[f"thumbnails/{_name(h.rank, h.detection_id, 'jpg')}"] = bytes(h.thumbnail)
         if h.detection_id in frames:
             files[f"frames/{_name(h.rank, h.detection_id, 'jpg')}"] = frames[h.detection_id]
-        if h.rank <= max_clips:
-            try:
-                files[f"clips/{_name(h.rank, h.detection_id, 'webm')}"] = clip_path(
-                    gallery, h.detection_id, cache_bytes=clips_cache_bytes
-                ).read_bytes()
-            except ProwlError as exc:
-                clips_missing.append(f"#{h.rank}: {exc}")
-            step()
+        if h.detection_id in clips:
+            files[f"clips/{_name(h.rank, h.detection_id, 'webm')}"] = clips[h.detection_id]
     videos = []
     for vid in sorted({h.video_id for h in result.hits}):
         video = gallery.video(vid)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Run in a child process: RLIMIT_FSIZE is how a full disk looks to a writer (writes past the
 # limit fail with EFBIG), and it must not touch the test runner's own files.
 CHILD = r"""
-import json, resource, signal, sys, zipfile
+import json, resource, signal, sys, threading, zipfile
 from pathlib import Path
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 import pipeline.clips as clips
@@ -28,13 +28,17 @@ url, data, det = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 real_clip_path = clips.clip_path
 
+full = threading.Lock()  # the limit is the process's: one clip at a time is cut under it
+
+
 def on_a_full_disk(limit):
     def cut(*args, **kwargs):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-        try:
-            return real_clip_path(*args, **kwargs)
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        with full:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+            try:
+                return real_clip_path(*args, **kwargs)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     return cut
 
 out = {}
