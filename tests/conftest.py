@@ -121,6 +121,29 @@ def two_cameras(cfg_default, yolo, default_embedder, vtest_path, tmp_path_factor
         yield cfg, gallery, data_dir
 
 
+def longest_appearance(gallery, camera: str):  # type: ignore[no-untyped-def]
+    """(track row, its embedded sightings by frame) of the longest appearance on ``camera``."""
+    from sqlalchemy import select
+
+    from storage.models import DetectionRow, TrackRow, VideoRow
+
+    with gallery.session() as s:
+        track = s.scalars(
+            select(TrackRow)
+            .join(VideoRow, VideoRow.id == TrackRow.video_id)
+            .where(VideoRow.camera_id == camera)
+            .order_by(TrackRow.detections.desc())
+        ).first()
+        rows = list(
+            s.scalars(
+                select(DetectionRow)
+                .where(DetectionRow.track_id == track.id, DetectionRow.embedding.is_not(None))
+                .order_by(DetectionRow.frame_index)
+            )
+        )
+        return track, rows
+
+
 def where(cfg, data_dir: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """CLI flags that open the same gallery as ``cfg``."""
     return ["--data-dir", str(data_dir)] + (["--db", cfg.db] if cfg.db else [])

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from storage.models import DetectionRow, TrackRow, VideoRow
+from tests.conftest import longest_appearance
 from tests.test_serve import serving
 
 pytestmark = pytest.mark.slow
@@ -24,21 +23,8 @@ pytestmark = pytest.mark.slow
 
 def _walker_crop(gallery: Any, out: Path) -> Path:
     """A crop of the longest appearance on camera campus (its middle sighting)."""
-    with gallery.session() as s:
-        track = s.scalars(
-            select(TrackRow)
-            .join(VideoRow, VideoRow.id == TrackRow.video_id)
-            .where(VideoRow.camera_id == "campus")
-            .order_by(TrackRow.detections.desc())
-        ).first()
-        rows = list(
-            s.scalars(
-                select(DetectionRow)
-                .where(DetectionRow.track_id == track.id)
-                .order_by(DetectionRow.frame_index)
-            )
-        )
-        out.write_bytes(bytes(rows[len(rows) // 2].thumbnail))
+    _track, rows = longest_appearance(gallery, "campus")
+    out.write_bytes(bytes(rows[len(rows) // 2].thumbnail))
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.timeline import When, parse_when
 from pipeline.demo import DEMO_START, SECOND_DELAY_S
 from pipeline.query_spec import covered_days
-from storage.models import DetectionRow, TrackRow, VideoRow
-from tests.conftest import where
+from storage.models import DetectionRow
+from tests.conftest import longest_appearance, where
 
 START = datetime.fromisoformat(DEMO_START)
 
@@ -66,23 +66,8 @@ def _query(data_dir: Path, cfg: Any, *args: str) -> dict[str, Any]:
 
 def _walker(gallery: Any) -> tuple[int, datetime]:
     """The longest appearance on camera campus: (its middle embedded sighting, its enter)."""
-    with gallery.session() as s:
-        track = s.scalars(
-            select(TrackRow)
-            .join(VideoRow, VideoRow.id == TrackRow.video_id)
-            .where(VideoRow.camera_id == "campus")
-            .order_by(TrackRow.detections.desc())
-        ).first()
-        ids = list(
-            s.scalars(
-                select(DetectionRow.id)
-                .where(DetectionRow.track_id == track.id, DetectionRow.embedding.is_not(None))
-                .order_by(DetectionRow.frame_index)
-            )
-        )
-        from datetime import timedelta
-
-        return ids[len(ids) // 2], START + timedelta(seconds=track.first_s)
+    track, rows = longest_appearance(gallery, "campus")
+    return rows[len(rows) // 2].id, START + timedelta(seconds=track.first_s)
 
 
 def _wall(text: str) -> datetime:
