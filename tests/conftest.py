@@ -98,7 +98,8 @@ def vtest_gallery(request, cfg_default, yolo, default_embedder, vtest_path, tmp_
 def two_cameras(cfg_default, yolo, default_embedder, vtest_path, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The demo's two cameras on one time axis, first 12 s of each: ``campus`` (vtest.avi,
     starting at pipeline.demo.DEMO_START) and ``campus-b`` (a mirrored, recoloured copy
-    starting 30 s later). Returns (cfg, gallery, data_dir). Tests must not modify it."""
+    starting 30 s later). Returns (cfg, gallery, data_dir). Tests leave its rows as they found
+    them (the browser walk saves a subject and deletes it again)."""
     from dataclasses import replace
 
     from pipeline.context import Models, RunContext
