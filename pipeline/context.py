@@ -64,9 +64,6 @@ class RunContext:
         self.models = self.models.for_footage(self.cfg, footage)
         return self.models.detector
 
-    def stopped(self) -> bool:
-        return self.stop_event is not None and self.stop_event.is_set()
-
 
 def build_models(cfg: Config, footage: str | Path | None, reid: ReidConfig | None = None) -> Models:
     """The detector of ``cfg`` (int8: calibrated on ``footage``; without footage, built for

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
 
 from pipeline.core.errors import QueryError
 from reid.rerank import rerank_order
@@ -101,30 +101,25 @@ class AttributeRanker:
     excluded: frozenset[int] = frozenset()
 
     def __call__(self, depth: int) -> list[tuple[float, int]]:
-        rows = [
-            r for r in self.gallery.attribute_matches(self.filters) if r[0] not in self.excluded
-        ]
-        matching = Counter(t for _i, t, _s in rows if t is not None)
-        with self.gallery.session() as s:
-            sizes = {
-                int(i): int(n)
-                for i, n in s.execute(
-                    select(TrackRow.id, TrackRow.detections).where(
-                        TrackRow.id.in_(sorted(matching) or [-1])
-                    )
-                )
-            }
+        return self._ranked[:depth]
 
-        def share(track: int | None) -> float:
+    @cached_property
+    def _ranked(self) -> list[tuple[float, int]]:
+        """Every match in order, read once (the track search asks again, deeper)."""
+        found = self.gallery.attribute_matches(self.filters)
+        rows = [r for r in found if r[0] not in self.excluded]
+        matching = Counter(t for _i, t, _s, _n in rows if t is not None)
+
+        def share(track: int | None, size: int | None) -> float:
             if track is None:
                 return 0.0
-            return matching[track] / max(sizes.get(track, matching[track]), matching[track], 1)
+            return matching[track] / max(size or 0, matching[track], 1)
 
         def count(track: int | None) -> int:
             return 0 if track is None else matching[track]
 
-        rows.sort(key=lambda r: (r[1] is None, -share(r[1]), -count(r[1]), -r[2], r[0]))
-        return [(share(t), i) for i, t, _s in rows[:depth]]
+        rows.sort(key=lambda r: (r[1] is None, -share(r[1], r[3]), -count(r[1]), -r[2], r[0]))
+        return [(share(t, n), i) for i, t, _s, n in rows]
 
 
 def stored_vector(gallery: Gallery, detection_id: int) -> tuple[int, NDArray[np.float32], bytes]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,16 +93,24 @@ class GalleryReads(GalleryOverview):
             )
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
-    def attribute_matches(self, filters: SearchFilters) -> list[tuple[int, int | None, float]]:
-        """(detection id, track id, detector score) of every sighting passing ``filters``
-        (the colour filters above all), stored vector or not."""
+    def attribute_matches(
+        self, filters: SearchFilters
+    ) -> list[tuple[int, int | None, float, int | None]]:
+        """(detection id, track id, detector score, the track's sightings) of every sighting
+        passing ``filters`` (the colour filters above all), stored vector or not."""
         with self.session() as s:
             q = (
-                select(DetectionRow.id, DetectionRow.track_id, DetectionRow.score)
+                select(
+                    DetectionRow.id, DetectionRow.track_id, DetectionRow.score, TrackRow.detections
+                )
                 .join(VideoRow, VideoRow.id == DetectionRow.video_id)
+                .outerjoin(TrackRow, TrackRow.id == DetectionRow.track_id)
                 .where(*filter_conditions(s, filters))
             )
-            return [(int(i), None if t is None else int(t), float(sc)) for i, t, sc in s.execute(q)]
+            return [
+                (int(i), None if t is None else int(t), float(sc), None if n is None else int(n))
+                for i, t, sc, n in s.execute(q)
+            ]
 
     def resolve_videos(self, names: Sequence[str]) -> list[int]:
         with self.session() as s:
@@ -286,33 +295,29 @@ def resolve_videos(s: Session, names: Sequence[str]) -> list[int]:
     return out
 
 
-def track_ids_of(s: Session, detection_ids: Sequence[int]) -> dict[int, int | None]:
-    """Detection id -> its track (None: none), in chunks within every database's bind limit;
-    ids no longer stored are absent."""
-    out: dict[int, int | None] = {}
+def _per_detection(s: Session, detection_ids: Sequence[int], q: Any) -> list[Any]:
+    """Rows (detection id, value) of ``q`` (a select of DetectionRow.id and one column) for
+    these ids, in chunks within every database's bind limit."""
     ids = [int(d) for d in detection_ids]
+    rows: list[Any] = []
     for start in range(0, len(ids), 10_000):
-        rows = s.execute(
-            select(DetectionRow.id, DetectionRow.track_id).where(
-                DetectionRow.id.in_(ids[start : start + 10_000])
-            )
-        ).all()
-        out.update((int(i), None if t is None else int(t)) for i, t in rows)
-    return out
+        chunk = ids[start : start + 10_000]
+        rows.extend(s.execute(q.where(DetectionRow.id.in_(chunk))).all())
+    return rows
+
+
+def track_ids_of(s: Session, detection_ids: Sequence[int]) -> dict[int, int | None]:
+    """Detection id -> its track (None: none); ids no longer stored are absent."""
+    q = select(DetectionRow.id, DetectionRow.track_id)
+    return {int(i): None if t is None else int(t) for i, t in _per_detection(s, detection_ids, q)}
 
 
 def cameras_of(s: Session, detection_ids: Sequence[int]) -> dict[int, str]:
     """Detection id -> the camera that saw it (ids no longer stored are absent)."""
-    out: dict[int, str] = {}
-    ids = [int(d) for d in detection_ids]
-    for start in range(0, len(ids), 10_000):
-        rows = s.execute(
-            select(DetectionRow.id, VideoRow.camera_id)
-            .join(VideoRow, VideoRow.id == DetectionRow.video_id)
-            .where(DetectionRow.id.in_(ids[start : start + 10_000]))
-        ).all()
-        out.update((int(i), str(c)) for i, c in rows)
-    return out
+    q = select(DetectionRow.id, VideoRow.camera_id).join(
+        VideoRow, VideoRow.id == DetectionRow.video_id
+    )
+    return {int(i): str(c) for i, c in _per_detection(s, detection_ids, q)}
 
 
 def per_camera_cap(

@@ -149,12 +149,6 @@ def colour_columns_batch(crops: list[NDArray[np.uint8]]) -> list[tuple[str | Non
     ]
 
 
-def colour_columns(crop: NDArray[np.uint8]) -> tuple[str | None, str | None]:
-    """What a sighting stores: its upper and lower colour sets, comma-joined (None: unknown)."""
-    upper, lower = clothing_colour_sets(crop)
-    return (",".join(upper) or None), (",".join(lower) or None)
-
-
 def check_colour(name: str) -> str:
     """A palette colour, or a ValueError naming the palette."""
     if name.strip().lower() not in PALETTE:
