@@ -35,7 +35,7 @@ ffmpeg:
 	  || echo "ffmpeg not installed: the live-stream tests will be skipped"; }
 
 pytest: $(STAMP) browser ffmpeg
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30
 
 test: lint typecheck pytest
 

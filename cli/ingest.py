@@ -275,6 +275,11 @@ def _print_summary(s: Any, cfg: Any) -> None:
             f"  Ray: {s.segments} segments on {s.workers} workers on {s.nodes} "
             f"node{'s' if s.nodes != 1 else ''}; stage times below are summed over workers"
         )
+    if s.frames_gated:
+        print(
+            f"  motion gating: {s.frames_gated} of {s.frames_new} frames had nothing moving and "
+            "nobody in them; the detector skipped them (detector.motion)"
+        )
     if s.stage_s:
         parts = ", ".join(
             f"{k} {v:.1f}s" for k, v in sorted(s.stage_s.items(), key=lambda kv: -kv[1])

@@ -70,6 +70,7 @@ class SegmentWorker:
             "committed": committed,
             "seconds": rows.seconds,
             "stage_s": stages,
+            "gated": rows.gated,
             "pid": os.getpid(),
             "node": self.node,
         }
@@ -202,6 +203,7 @@ def _run_segments(
             for k, v in report["stage_s"].items():
                 stage_s[k] = stage_s.get(k, 0.0) + v
             frames_read += report["frames"]
+            summary.frames_gated += report["gated"]
             nodes.add(report["node"])
             if progress is not None:
                 progress(report["frames"], report["detections"])

@@ -15,6 +15,7 @@ from detectors import Detector
 from pipeline.core.colours import colour_columns_batch
 from pipeline.core.config import Config
 from pipeline.core.crops import crop_boxes, encode_jpeg
+from pipeline.core.motion import MotionGate
 from pipeline.core.tracking import ByteTracker, EmbedCadence
 from pipeline.core.types import Detections, Frame
 from reid import Embedder
@@ -73,11 +74,18 @@ class FrameStages:
         tracker: ByteTracker | None,
         cadence: EmbedCadence,
         clock: StageClock,
+        fps: float = 25.0,
     ) -> None:
         self.cfg, self.detector, self.embedder = cfg, detector, embedder
         self.tracker, self.cadence, self.clock = tracker, cadence, clock
         self.pending: list[Pending] = []
         self.batcher = CropBatcher[int](embedder, cfg.reid.batch_crops)
+        d = cfg.detector
+        self.gate = (
+            MotionGate(fps / max(1, cfg.video.stride), d.min_person_px, d.motion_refresh_s)
+            if d.motion == "auto"
+            else None
+        )
 
     @property
     def appearance(self) -> bool:
@@ -90,7 +98,7 @@ class FrameStages:
         """One batch of frames through the stages. ``skip(frame, tracked detections)``: True
         for a frame that only feeds the tracker (a segment's lead-in)."""
         t = time.perf_counter()
-        results = self.detector.detect(batch)
+        results = self._detect(batch)
         t = self.clock.add("detect", t)
         crops_of = [crop_boxes(f.image, r.xyxy) for f, r in zip(batch, results, strict=True)]
         if self.appearance:
@@ -119,6 +127,20 @@ class FrameStages:
         self.clock.add("track+crop", t)
         if self.batcher.full:
             self.embed_waiting()
+
+    def _detect(self, batch: list[Frame]) -> list[Detections]:
+        """The detector's people in each frame; with motion gating, only the frames the gate
+        chooses are detected and the others are empty (checked: nothing moved, nobody was
+        there)."""
+        if self.gate is None:
+            return self.detector.detect(batch)
+        looks = self.gate.choose([f.image for f in batch])
+        seen = [f for f, on in zip(batch, looks, strict=True) if on]
+        found = iter(self.detector.detect(seen) if seen else [])
+        results = [next(found) if on else Detections.empty() for on in looks]
+        self.clock.gated += len(batch) - len(seen)
+        self.gate.found([len(r) for r, on in zip(results, looks, strict=True) if on])
+        return results
 
     def looks_at(self, frame_index: int) -> bool:
         """Whether this frame's crops are embedded (appearance tracking): every
@@ -166,8 +188,11 @@ class FrameStages:
 
 
 class StageClock:
+    """Seconds per stage, and the frames motion gating kept from the detector."""
+
     def __init__(self) -> None:
         self.stage_s: dict[str, float] = {}
+        self.gated = 0
 
     def add(self, stage: str, started: float) -> float:
         now = time.perf_counter()

@@ -139,7 +139,7 @@ def _ingest_prepared(
         raise
     finally:
         summary.elapsed_s = time.perf_counter() - started
-        summary.stage_s = clock.stage_s
+        summary.stage_s, summary.frames_gated = clock.stage_s, clock.gated
         summary.frames_read = report.frames_read
         summary.frames_processed = run.frames_processed
         summary.frames_new = run.frames_processed - before
@@ -193,7 +193,8 @@ def run_stages(
     from storage.models import TRACK_ID_STRIDE
 
     tc = cfg.tracking
-    tracker_cfg = TrackerConfig.from_settings(tc, gallery_fps(gallery, run))
+    fps = gallery_fps(gallery, run)
+    tracker_cfg = TrackerConfig.from_settings(tc, fps)
     cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
     # A resumed run continues from the tracker and cadence state committed with its resume
     # point, so its tracks and embedded crops are those of an uninterrupted run.
@@ -205,7 +206,7 @@ def run_stages(
         cadence.restore(saved["cadence"])
     elif tc.enabled:
         tracker = ByteTracker(tracker_cfg, next_id=run.next_track_id)
-    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock)
+    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock, fps)
     processed = run.frames_processed
 
     def commit() -> None:

@@ -5,7 +5,7 @@ One reader thread pulls frames through OpenCV's FFmpeg into a bounded queue; whe
 detector falls behind, the oldest waiting frame is dropped and counted (the newest picture
 matters most in a live view, and memory stays bounded). A stream that breaks is reopened
 with exponential back-off (1, 2, 4 ... ``backoff_max_s`` s). Frames carry wall-clock time:
-``timestamp_s`` is seconds since the session started, whose ISO time is the video row's
+``timestamp_s`` is seconds since the session's first frame, whose ISO time is the video row's
 ``start_time``; a reconnection gap is simply a stretch without frames. A followed file is read
 as it grows (reopened at the next frame) and keeps its own frame times; it ends after
 ``idle_s`` seconds without growth.
@@ -138,6 +138,10 @@ class LiveSource:
                 ok, image = cap.read()
                 if ok and image is not None:
                     self._cap, self._first = cap, image
+                    # The session starts at its first frame, not at the open: opening probes
+                    # the stream for seconds, and a duration (--end) counts picture time.
+                    self.started = time.time()
+                    self.start_iso = datetime.now(UTC).isoformat(timespec="milliseconds")
                     fps = cap.get(cv2.CAP_PROP_FPS)
                     self.fps = float(fps) if 0 < fps < 1000 else 25.0
                     self.size_wh = (image.shape[1], image.shape[0])
@@ -314,7 +318,7 @@ def ingest_live(
         lease.close()
     fresh = gallery.find_run(video.id, key)
     summary.elapsed_s = time.perf_counter() - started
-    summary.stage_s = clock.stage_s
+    summary.stage_s, summary.frames_gated = clock.stage_s, clock.gated
     summary.frames_read = src.stats.received
     summary.frames_processed = summary.frames_new = fresh.frames_processed if fresh else 0
     summary.detections = fresh.detections_count if fresh else 0

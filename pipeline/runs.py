@@ -48,6 +48,7 @@ class IngestSummary:
     resumed_from_frame: int = 0
     elapsed_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)
+    frames_gated: int = 0  # by this call: frames motion gating kept from the detector
     frames_lost: bool = False
     lost_from_frame: int = 0  # with frames_lost: decoding stopped here ...
     frames_announced: int = 0  # ... of this many frames the file announces

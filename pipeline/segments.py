@@ -45,6 +45,7 @@ class SegmentRows:
     reached: int  # frames before this are done (``stop``, or the source's end)
     seconds: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)
+    gated: int = 0  # frames (lead-in included) motion gating kept from the detector
 
 
 def plan_segments(
@@ -84,7 +85,7 @@ def process_segment(
     tracker = ByteTracker(TrackerConfig.from_settings(tc, fps), next_id=1) if tc.enabled else None
     cadence = EmbedCadence(tc.embed_every_frames * cfg.video.stride, tc.embed_on_resize)
     clock = StageClock()
-    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock)
+    stages = FrameStages(cfg, detector, embedder, tracker, cadence, clock, fps)
     report = DecodeReport()
     frames = read_frames(
         Path(segment.video),
@@ -127,4 +128,5 @@ def process_segment(
         reached=reached,
         seconds=time.perf_counter() - started,
         stage_s=clock.stage_s,
+        gated=clock.gated,
     )

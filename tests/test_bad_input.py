@@ -79,6 +79,7 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "k.yaml").write_text("query:\n  k: ten\n")
     (d / "bad-labels.csv").write_text("sequence,identity,upper,lower\nPETS09-S2L1,1,violet,blue\n")
     (d / "big-tile.yaml").write_text("detector:\n  tile_px: 1024\n")
+    (d / "motion.yaml").write_text("detector:\n  motion: maybe\n")
     (d / "int8.yaml").write_text("detector:\n  precision: int8\n")
     (d / "a-file").write_text("x")
     (d / "not-a-dataset").mkdir()
@@ -339,6 +340,11 @@ EVAL_CASES: list[tuple[str, list[str], str]] = [
     ("bench-search k 0", ["bench-search", "--k", "0"], "--k"),
     ("bench-search k over n", ["bench-search", "--n", "100", "--k", "1000"], "more neighbours"),
     ("bench-ingest frames negative", ["bench-ingest", "--frames", "-1"], "--frames"),
+    ("bench-motion idle 1", ["bench-motion", "--idle", "0,1"], "--idle"),
+    ("bench-motion idle words", ["bench-motion", "--idle", "most"], "--idle"),
+    ("bench-motion busy 0", ["bench-motion", "--busy-frames", "0"], "--busy-frames"),
+    ("bench-motion no video", ["bench-motion", "{f}/none.avi"], "no such video"),
+    ("config motion maybe", ["ingest", "{v}", "--config", "{f}/motion.yaml"], "auto or off"),
     ("bench-ray on SQLite", ["bench-ray", "--db", "sqlite:///{f}/x.db"], "SQLite is one"),
     (
         "bench-ray workers 0",

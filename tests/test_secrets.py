@@ -75,7 +75,7 @@ def test_a_camera_token_is_stored_and_shown_nowhere(vtest_path, tmp_path: Path) 
     port = _port()
     url = f"http://127.0.0.1:{port}/live.ts?user=admin&password={secret}"
     data = tmp_path / "g"
-    with sender(vtest_path, port, seconds=4):
+    with sender(vtest_path, port, seconds=30):  # outlasts --end 3 however slow the start
         done = _prowl("ingest", url, "--end", "3", "--data-dir", str(data))
     assert done.returncode == 0, done.stderr[-2000:]
     assert secret not in done.stdout + done.stderr  # summary lines and the progress bar

@@ -45,6 +45,8 @@ class DetectorConfig:
     tile_px: int | None = None  # tiled inference: tile size at native resolution (None = off)
     tile_overlap: float = 0.2  # fraction of a tile shared with its neighbour
     adapt_recall: float = 0.9  # the chosen input finds this share of what the largest finds
+    motion: str = "auto"  # auto: detect only where something moved or somebody is; off
+    motion_refresh_s: float = 2.0  # motion gating: look at least this often anyway
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ _RANGES: dict[str, tuple[Any, str]] = {
     ),
     "detector.tile_overlap": (lambda v: 0 <= v < 0.9, "within [0, 0.9)"),
     "detector.adapt_recall": (lambda v: 0 < v <= 1, "within (0, 1]"),
+    "detector.motion": (lambda v: v in ("auto", "off"), "auto or off"),
+    "detector.motion_refresh_s": (lambda v: 0 < v <= 3600, "within (0, 3600] (seconds)"),
     "detector.calibration_frames": (lambda v: 1 <= v <= 1000, "within 1..1000"),
     "reid.backend": (lambda v: v in _BACKENDS, "one of auto, openvino, onnxruntime, torch"),
     "reid.name": (lambda v: v.strip() != "", "a model name (see `prowl models`)"),
