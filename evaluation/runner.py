@@ -245,6 +245,7 @@ def evaluate_pair(
     opts: EvalOptions,
     progress: Progress | None = None,
     tracks: bool = False,
+    every_frames: list[int] | None = None,
 ) -> dict[str, Any]:
     det = detect_dataset(ds, detector, cfg, cache_dir, progress)
     feats, queries = cached_features(ds, det, embedder, cfg.reid.batch_crops, cache_dir, progress)
@@ -252,6 +253,12 @@ def evaluate_pair(
     result["reid"] = embedder.name
     if tracks:
         result.update(track_level(ds, det, feats, queries, opts, cfg.tracking))
+    if every_frames:
+        from evaluation.tracking_eval import interval_study
+
+        result["interval"] = interval_study(
+            ds, det, feats, queries, opts, cfg.tracking, every_frames
+        )
     return result
 
 

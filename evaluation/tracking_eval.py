@@ -386,3 +386,68 @@ def _tracks(track_ids: list[NDArray[np.int64]], det: DetectedDataset, det_thresh
             if t >= 0
         }
     )
+
+
+def interval_run(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    feats: list[NDArray[np.float32]],
+    cfg: TrackingConfig,
+    every: int,
+    fps: float = 10.0,
+) -> tuple[DetectedDataset, list[NDArray[np.float32]], list[NDArray[np.int64]], list[bool]]:
+    """What ingest stores with ``detector.every_frames`` = ``every``: the detector's boxes on
+    every ``every``-th frame of each sequence, the tracker's predicted boxes (its tracks
+    being followed, with their last score) on the frames between, as ``FrameStages`` does.
+    Returns the stored boxes, their features (zeros on predicted frames: never embedded),
+    their track ids, and which frames were detected."""
+    boxes, scores = list(det.boxes), list(det.scores)
+    out_feats, out_ids = list(feats), [np.zeros(0, np.int64)] * len(ds.frames)
+    detected = [True] * len(ds.frames)
+    offset, rates = 0, dict(ds.fps)
+    dim = next((f.shape[1] for f in feats if f.ndim == 2), 1)
+    for cam, positions in _sequences(ds).items():
+        tracker = ByteTracker(TrackerConfig.from_settings(cfg, rates.get(cam, fps)))
+        for n, i in enumerate(positions):
+            if n % every:
+                tracked = tracker.coast(n)
+                detected[i] = False
+                boxes[i], scores[i] = tracked.xyxy, tracked.scores
+                out_feats[i] = np.zeros((len(tracked), dim), np.float32)
+            else:
+                looked = every > 1 or n % max(1, cfg.appearance_every_frames) == 0
+                vectors = feats[i] if cfg.appearance_weight > 0 and looked else None
+                tracked = tracker.update(
+                    Detections(det.boxes[i], det.scores[i], embeddings=vectors), n
+                )
+            assert tracked.track_ids is not None
+            out_ids[i] = np.where(tracked.track_ids >= 0, tracked.track_ids + offset, UNTRACKED)
+        offset += tracker.next_id
+    stored = DetectedDataset(f"{det.detector}/every{every}", boxes, scores, f"{det.key}/{every}")
+    return stored, out_feats, out_ids, detected
+
+
+def interval_study(
+    ds: SearchDataset,
+    det: DetectedDataset,
+    feats: list[NDArray[np.float32]],
+    query_feats: NDArray[np.float32],
+    opts: EvalOptions,
+    cfg: TrackingConfig,
+    everys: list[int],
+) -> list[dict[str, Any]]:
+    """For each detector interval: detection recall of the stored boxes, MOTA/IDF1/HOTA of
+    the online tracker, and search mAP with track-pooled features (pooled over the detected
+    frames' crops only; every stored box, predicted ones included, carries its track's)."""
+    rows = []
+    for every in everys:
+        stored, vecs, ids, detected = interval_run(ds, det, feats, cfg, every)
+        use = [np.full(len(v), d) for v, d in zip(vecs, detected, strict=True)]
+        pooled = score(ds, stored, pooled_features(vecs, ids, use), query_feats, opts)
+        row: dict[str, Any] = {"every_frames": every}
+        row["detected_fraction"] = sum(detected) / max(1, len(detected))
+        row.update(mot_metrics(ds, stored, ids, opts.det_thresh))
+        for key in ("det_recall@0.5", "det_ap@0.5", "mAP", "mAP_ci95", "top1"):
+            row[key] = pooled[key]
+        rows.append(row)
+    return rows

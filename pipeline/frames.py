@@ -37,6 +37,7 @@ class Pending:
     embed: NDArray[np.bool_]  # which detections get a vector (the tracking cadence)
     embeddings: NDArray[np.float32] | None = None
     colours: list[tuple[str | None, str | None]] | None = None  # per detection: upper, lower
+    predicted: bool = False  # the tracker's boxes: the detector skipped this frame
 
     def rows(self, track_id: Callable[[int], int]) -> list[NewDetection]:
         """The frame's detections as rows; ``track_id`` maps the tracker's id to the stored one."""
@@ -56,6 +57,7 @@ class Pending:
                     thumbnail=self.thumbnails[j],
                     track_id=None if tid is None else track_id(tid),
                     colours=self.colours[j] if self.colours else (None, None),
+                    predicted=self.predicted,
                 )
             )
         return out
@@ -98,24 +100,32 @@ class FrameStages:
         """One batch of frames through the stages. ``skip(frame, tracked detections)``: True
         for a frame that only feeds the tracker (a segment's lead-in)."""
         t = time.perf_counter()
-        results = self._detect(batch)
+        results, predicted = self._detect(batch)
         t = self.clock.add("detect", t)
         crops_of = [crop_boxes(f.image, r.xyxy) for f, r in zip(batch, results, strict=True)]
         if self.appearance:
             t = self.clock.add("track+crop", t)
-            looked = [self.looks_at(f.index) for f in batch]
+            looked = [
+                self.looks_at(f.index) and not p for f, p in zip(batch, predicted, strict=True)
+            ]
             results = self._embed_all(results, crops_of, looked)
             t = self.clock.add("embed", t)
-        for frame, raw, crops in zip(batch, results, crops_of, strict=True):
-            dets = self.tracker.update(raw, frame.index) if self.tracker is not None else raw
+        for frame, raw, crops, pred in zip(batch, results, crops_of, predicted, strict=True):
+            if pred and self.tracker is not None:  # the detector skipped it: predicted boxes
+                h, w = frame.image.shape[:2]
+                dets = self.tracker.coast(frame.index).clipped(w, h)
+                crops = crop_boxes(frame.image, dets.xyxy)
+            else:
+                dets = self.tracker.update(raw, frame.index) if self.tracker is not None else raw
             if skip is not None and skip(frame, dets):
                 continue
             thumbs = [encode_jpeg(c, self.cfg.storage.thumbnail_px) for c in crops]
             colours = colour_columns_batch(crops)
-            if self.appearance:
-                embedded = np.full(len(dets), raw.embeddings is not None)
+            if pred or self.appearance:
+                embedded = np.full(len(dets), not pred and raw.embeddings is not None)
                 item = Pending(frame.index, frame.timestamp_s, dets, thumbs, embedded)
-                item.embeddings, item.colours = raw.embeddings, colours
+                item.embeddings = None if pred else raw.embeddings
+                item.colours, item.predicted = colours, pred
                 self.pending.append(item)
                 continue
             embed = self.cadence.choose(dets, frame.index)
@@ -128,24 +138,34 @@ class FrameStages:
         if self.batcher.full:
             self.embed_waiting()
 
-    def _detect(self, batch: list[Frame]) -> list[Detections]:
-        """The detector's people in each frame; with motion gating, only the frames the gate
-        chooses are detected and the others are empty (checked: nothing moved, nobody was
-        there)."""
-        if self.gate is None:
-            return self.detector.detect(batch)
-        looks = self.gate.choose([f.image for f in batch])
-        seen = [f for f, on in zip(batch, looks, strict=True) if on]
+    def _detect(self, batch: list[Frame]) -> tuple[list[Detections], list[bool]]:
+        """The detector's people in each frame, and which frames the tracker predicts instead.
+        With motion gating only the frames the gate chooses are looked at, the others are
+        empty (checked: nothing moved, nobody was there); with ``detector.every_frames`` N,
+        of the frames looked at only every Nth kept frame (counted from the video's start,
+        so a resumed or distributed run chooses the same) is detected, the rest predicted."""
+        stride, every = max(1, self.cfg.video.stride), self.cfg.detector.every_frames
+        looks = self.gate.choose([f.image for f in batch]) if self.gate else [True] * len(batch)
+        detect = [
+            on and (f.index // stride) % every == 0 for f, on in zip(batch, looks, strict=True)
+        ]
+        seen = [f for f, on in zip(batch, detect, strict=True) if on]
         found = iter(self.detector.detect(seen) if seen else [])
-        results = [next(found) if on else Detections.empty() for on in looks]
-        self.clock.gated += len(batch) - len(seen)
-        self.gate.found([len(r) for r, on in zip(results, looks, strict=True) if on])
-        return results
+        results = [next(found) if on else Detections.empty() for on in detect]
+        if self.gate is not None:
+            self.clock.gated += len(batch) - sum(looks)
+            counts = [len(r) for r, on in zip(results, detect, strict=True) if on]
+            self.gate.found(counts, last_detected=detect[-1])
+        predicted = [on and not d for on, d in zip(looks, detect, strict=True)]
+        return results, predicted
 
     def looks_at(self, frame_index: int) -> bool:
         """Whether this frame's crops are embedded (appearance tracking): every
         ``tracking.appearance_every_frames``-th kept frame, counted from the video's start so
-        that a resumed or distributed run chooses the same frames."""
+        that a resumed or distributed run chooses the same frames. With a detector interval
+        (``detector.every_frames`` > 1) every detected frame is: detections are sparse."""
+        if self.cfg.detector.every_frames > 1:
+            return True
         every = self.cfg.tracking.appearance_every_frames
         return (frame_index // max(1, self.cfg.video.stride)) % max(1, every) == 0
 

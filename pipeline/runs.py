@@ -82,6 +82,8 @@ def settings_key(cfg: Config, detector: Detector, embedder_name: str) -> str:
         key += f";precision={d.precision};calib=footage/{d.calibration_frames}"
     if d.tile_px is not None:
         key += f";tile={d.tile_px}/{d.tile_overlap}"
+    if d.every_frames != 1:
+        key += f";every={d.every_frames}"
     return key
 
 

@@ -34,6 +34,7 @@ _ADDED_COLUMNS = (
     ("detections", "upper_colours", "VARCHAR(40)"),
     ("detections", "lower_colours", "VARCHAR(40)"),
     ("subjects", "analyst", "VARCHAR(200)"),
+    ("detections", "predicted", "BOOLEAN"),
 )
 
 

@@ -44,6 +44,7 @@ class NewDetection:
     thumbnail: bytes
     track_id: int | None = None
     colours: tuple[str | None, str | None] = (None, None)  # upper, lower ("blue,black")
+    predicted: bool = False  # the tracker's box on a frame the detector skipped
 
 
 def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict[str, Any]]:
@@ -68,6 +69,7 @@ def detection_rows(run: RunRow, detections: Sequence[NewDetection]) -> list[dict
             "thumbnail": d.thumbnail,
             "upper_colours": d.colours[0],
             "lower_colours": d.colours[1],
+            "predicted": True if d.predicted else None,
         }
         for d in detections
     ]

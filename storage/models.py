@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -122,6 +123,9 @@ class DetectionRow(Base):
     # ("blue,black"); None: not computed (rows stored before colours existed)
     upper_colours: Mapped[str | None] = mapped_column(String(40), nullable=True)
     lower_colours: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # True: the tracker's predicted box on a frame the detector skipped (detector.every_frames;
+    # never embedded); NULL: a detection
+    predicted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 TRACK_ID_STRIDE = 10_000_000  # detections.track_id = run id * stride + the tracker's own id

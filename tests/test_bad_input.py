@@ -80,6 +80,7 @@ def _make_files(d: Path, vtest: Path) -> None:
     (d / "bad-labels.csv").write_text("sequence,identity,upper,lower\nPETS09-S2L1,1,violet,blue\n")
     (d / "big-tile.yaml").write_text("detector:\n  tile_px: 1024\n")
     (d / "motion.yaml").write_text("detector:\n  motion: maybe\n")
+    (d / "every.yaml").write_text("detector:\n  every_frames: 3\ntracking:\n  enabled: false\n")
     (d / "int8.yaml").write_text("detector:\n  precision: int8\n")
     (d / "a-file").write_text("x")
     (d / "not-a-dataset").mkdir()
@@ -354,6 +355,17 @@ EVAL_CASES: list[tuple[str, list[str], str]] = [
     ("models frames 0", ["models", "--measure", "--frames", "0"], "--frames"),
     ("demo end negative", ["demo", "--end", "-5"], "--end"),
     ("make-crowd grid 1", ["make-crowd", "{f}/crowd", "--grid", "1"], "--grid"),
+    (
+        "eval every-frames 0",
+        ["eval", "{f}/syn", "--format", "prw", "--every-frames", "1,0"],
+        "--every-frames",
+    ),
+    (
+        "eval every-frames words",
+        ["eval", "{f}/syn", "--format", "prw", "--every-frames", "often"],
+        "--every-frames",
+    ),
+    ("every_frames without tracking", ["ingest", "{v}", "--config", "{f}/every.yaml"], "tracking"),
     (
         "eval gt-jitter negative",
         ["eval", "{f}/syn", "--format", "prw", "--detector", "gt-jitter:-1"],

@@ -47,6 +47,7 @@ class DetectorConfig:
     adapt_recall: float = 0.9  # the chosen input finds this share of what the largest finds
     motion: str = "auto"  # auto: detect only where something moved or somebody is; off
     motion_refresh_s: float = 2.0  # motion gating: look at least this often anyway
+    every_frames: int = 1  # detect every Nth kept frame; the tracker predicts those between
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     ),
     "detector.tile_overlap": (lambda v: 0 <= v < 0.9, "within [0, 0.9)"),
     "detector.adapt_recall": (lambda v: 0 < v <= 1, "within (0, 1]"),
+    "detector.every_frames": (lambda v: 1 <= v <= 100, "within 1..100 (frames)"),
     "detector.motion": (lambda v: v in ("auto", "off"), "auto or off"),
     "detector.motion_refresh_s": (lambda v: 0 < v <= 3600, "within (0, 3600] (seconds)"),
     "detector.calibration_frames": (lambda v: 1 <= v <= 1000, "within 1..1000"),
@@ -351,6 +353,11 @@ def _validate(cfg: Config) -> None:
         (cfg.storage.commit_frames >= 1, "storage.commit_frames must be >= 1"),
         (cfg.query.k >= 1, "query.k must be >= 1"),
         (cfg.tracking.embed_every_frames >= 1, "tracking.embed_every_frames must be >= 1"),
+        (
+            cfg.detector.every_frames == 1 or cfg.tracking.enabled,
+            "detector.every_frames above 1 needs tracking.enabled (the tracker fills the "
+            "frames between)",
+        ),
     ]
     if cfg.video.start_s is not None and cfg.video.end_s is not None:
         checks.append((cfg.video.end_s > cfg.video.start_s, "--end must be after --start"))

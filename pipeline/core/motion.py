@@ -91,11 +91,12 @@ class MotionGate:
         self.skipped += len(out) - sum(out)
         return out
 
-    def found(self, people: list[int]) -> None:
-        """How many people each frame looked at (in order) held."""
+    def found(self, people: list[int], last_detected: bool = True) -> None:
+        """How many people each frame detected (in order) held; ``last_detected``: the
+        batch's last frame was one of them (not one the tracker predicted)."""
         for n in people:
             self.since_someone = 0 if n > 0 else self.since_someone + 1
-        if people and people[-1] == 0 and self._last_looked is not None:
+        if last_detected and people and people[-1] == 0 and self._last_looked is not None:
             # the batch's last frame is known empty: it is the background now (people who
             # just left would otherwise haunt the running average for seconds)
             self.background = self._last_looked.copy()

@@ -124,6 +124,7 @@ class _Track:
     last_frame: int
     lost: bool = False
     feature: NDArray[np.float32] | None = field(default=None, repr=False)
+    score: float = 1.0  # of its last detection (a predicted box carries it)
 
     def box(self) -> NDArray[np.float64]:
         return _xyxy(self.mean)
@@ -162,6 +163,7 @@ class ByteTracker:
                     "last_frame": t.last_frame,
                     "lost": t.lost,
                     "feature": None if t.feature is None else t.feature.tolist(),
+                    "score": t.score,
                 }
                 for t in self.tracks
             ],
@@ -180,6 +182,7 @@ class ByteTracker:
                 last_frame=int(t["last_frame"]),
                 lost=bool(t["lost"]),
                 feature=None if t["feature"] is None else np.asarray(t["feature"], np.float32),
+                score=float(t.get("score", 1.0)),
             )
             for t in state["tracks"]
         ]
@@ -205,6 +208,7 @@ class ByteTracker:
         track.mean, track.cov = self.kf.update(track.mean, track.cov, _xyah(dets.xyxy[row]))
         track.last_frame = frame_index
         track.lost = False
+        track.score = float(dets.scores[row])
         if dets.embeddings is not None:
             f = dets.embeddings[row]
             track.feature = (
@@ -273,6 +277,21 @@ class ByteTracker:
         self.tracks = [t for t in self.tracks if frame_index - t.last_frame <= cfg.buffer_frames]
         self._updates += 1
         return dets.with_track_ids(ids)
+
+    def coast(self, frame_index: int) -> Detections:
+        """A frame the detector skips (``detector.every_frames``): every track moves on by its
+        motion model, and the boxes of the tracks being followed (confirmed, not lost) are
+        returned as this frame's, with their ids and their last detection's score. Nothing
+        is matched, started or ended: the next detected frame does that."""
+        for t in self.tracks:
+            t.mean, t.cov = self.kf.predict(t.mean, t.cov)
+        live = [t for t in self.tracks if t.confirmed and not t.lost]
+        if not live:
+            return Detections.empty().with_track_ids(np.zeros(0, np.int64))
+        boxes = np.stack([t.box() for t in live]).astype(np.float32)
+        scores = np.array([t.score for t in live], np.float32)
+        ids = np.array([t.track_id for t in live], np.int64)
+        return Detections(boxes, scores).with_track_ids(ids)
 
 
 class EmbedCadence:

@@ -86,3 +86,29 @@ def test_a_one_frame_false_positive_does_not_become_a_track() -> None:
     assert len(seen[9]) == 1 and len(set(seen[1])) == 1
     counts = Counter(t for ids in seen.values() for t in ids)
     assert sum(1 for n in counts.values() if n >= 2) == 1  # one real track
+
+
+def test_coasting_frames_carry_each_followed_track_forward_on_its_path() -> None:
+    """detector.every_frames: between detected frames the tracker's predicted boxes stand in,
+    with the track's id and last score; a track seen once (not yet confirmed) gives none."""
+    from pipeline.core.tracking import TrackerConfig
+
+    tracker = ByteTracker(TrackerConfig())
+    walker = [_box(100 + 5 * f, 300) for f in range(12)]
+    for f in range(8):  # detected every frame: the velocity is learnt
+        dets = Detections(np.array([walker[f]], np.float32), np.array([0.8], np.float32))
+        (tid,) = tracker.update(dets, f).track_ids
+    coasted = [tracker.coast(f) for f in (8, 9, 10)]
+    for f, out in zip((8, 9, 10), coasted, strict=True):
+        assert out.track_ids is not None and out.track_ids.tolist() == [tid]
+        assert out.scores.tolist() == [np.float32(0.8)]
+        cx = (out.xyxy[0, 0] + out.xyxy[0, 2]) / 2
+        assert abs(cx - (100 + 5 * f)) < 3, (f, cx)  # moving on at ~5 px per frame
+    # resumed from its state in the middle of an interval, it predicts the same next box
+    again = ByteTracker.from_state(TrackerConfig(), tracker.state())
+    assert np.allclose(again.coast(11).xyxy, tracker.coast(11).xyxy)
+    # a newcomer seen on one detected frame is not predicted until a second detection
+    boxes = np.array([walker[11], _box(400, 300)], np.float32)
+    tracker.update(Detections(boxes, np.array([0.8, 0.9], np.float32)), 12)
+    later = tracker.coast(13).track_ids
+    assert later is not None and later.tolist() == [tid]
