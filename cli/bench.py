@@ -29,6 +29,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--backend", help="detector and embedder backend (auto, openvino, ...)")
     p.add_argument("--precision", help="detector precision: fp32 or int8")
     p.add_argument("--imgsz", type=int, help="detector input size (long side, px)")
+    p.add_argument(
+        "--every-frames", type=int, help="ingest with the detector on every Nth frame only"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--config", type=Path)
     p.set_defaults(func=cmd_bench_ingest)
@@ -125,6 +128,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
             "backend": args.backend,
             "precision": args.precision,
             "imgsz_px": args.imgsz,
+            "every_frames": args.every_frames,
         },
         reid={"name": args.reid, "backend": args.backend},
     )
@@ -150,8 +154,11 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         f"{r['bare_detector_fps']:.2f} frames/s"
         + (f" = {r['bare_detector_fps'] / base:.2f}x the baseline" if base else "")
     )
+    every = r["detector_every_frames"]
     print(
-        f"  prowl ingest (all stages + storage, embedder on {r['embedder_backend']}): "
+        f"  prowl ingest (all stages + storage, embedder on {r['embedder_backend']}"
+        + (f", detector on every {every}th frame" if every > 1 else "")
+        + "): "
         f"{r['ingest_fps']:.2f} frames/s"
         + (f" = {r['ingest_over_ultralytics_torch']:.2f}x the baseline" if base else "")
         + f"; {r['ingest_over_detector_time']:.2f}x the bare detector's time"

@@ -101,6 +101,7 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         "detector_backend": getattr(detector, "backend", "torch"),
         "detector_precision": cfg.detector.precision,
         "detector_input_px": cfg.detector.imgsz_px,
+        "detector_every_frames": cfg.detector.every_frames,
         "embedder": embedder.name,
         "embedder_backend": getattr(embedder, "backend", "torch"),
         "ultralytics_torch_predict_fps": baseline_fps,

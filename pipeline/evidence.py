@@ -59,7 +59,10 @@ def _cut_clips(
         return clips, []
     workers = max(1, min(len(wanted), os.cpu_count() or 1, CLIP_WORKERS))
     with ThreadPoolExecutor(workers, thread_name_prefix="clip") as pool:
-        futures = {pool.submit(clip_path, gallery, h.detection_id): h for h in wanted}
+        # at the source's own resolution: evidence keeps every pixel the camera recorded
+        futures = {
+            pool.submit(clip_path, gallery, h.detection_id, max_width_px=None): h for h in wanted
+        }
         for future in as_completed(futures):
             h = futures[future]
             try:

@@ -121,6 +121,7 @@ def rebuild_tracks(s: Session, run: RunRow) -> int:
             DetectionRow.y2,
             DetectionRow.score,
             DetectionRow.embedding,
+            DetectionRow.predicted,
         )
         .where(DetectionRow.run_id == run.id)
         .order_by(DetectionRow.frame_index, DetectionRow.id)
@@ -143,7 +144,8 @@ def rebuild_tracks(s: Session, run: RunRow) -> int:
     for tid, dets in groups.items():
         vecs = [np.frombuffer(d.embedding, np.float32) for d in dets if d.embedding is not None]
         pooled = mean_direction(vecs)
-        best = max(dets, key=lambda d: (d.x2 - d.x1) * (d.y2 - d.y1) * d.score)
+        # the track's picture is a detected box, never one the tracker predicted
+        best = max(dets, key=lambda d: (not d.predicted, (d.x2 - d.x1) * (d.y2 - d.y1) * d.score))
         best_ids[tid] = best.id
         new.append(
             dict(

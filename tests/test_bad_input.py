@@ -341,6 +341,7 @@ EVAL_CASES: list[tuple[str, list[str], str]] = [
     ("bench-search k 0", ["bench-search", "--k", "0"], "--k"),
     ("bench-search k over n", ["bench-search", "--n", "100", "--k", "1000"], "more neighbours"),
     ("bench-ingest frames negative", ["bench-ingest", "--frames", "-1"], "--frames"),
+    ("bench-ingest every 0", ["bench-ingest", "--every-frames", "0"], "every_frames"),
     ("bench-motion idle 1", ["bench-motion", "--idle", "0,1"], "--idle"),
     ("bench-motion idle words", ["bench-motion", "--idle", "most"], "--idle"),
     ("bench-motion busy 0", ["bench-motion", "--busy-frames", "0"], "--busy-frames"),

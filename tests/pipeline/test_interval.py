@@ -16,14 +16,18 @@ def _ingest(cfg: Any, models: Any, video: Path, data: Path, every: int) -> list[
     from pipeline.context import RunContext
     from pipeline.ingest import ingest_video
     from storage.gallery import Gallery
-    from storage.models import DetectionRow
+    from storage.models import DetectionRow, TrackRow
 
     run_cfg = replace(cfg, data_dir=data, detector=replace(cfg.detector, every_frames=every))
     with Gallery(run_cfg.db_url, data) as g:
         summary = ingest_video(RunContext(run_cfg, g, models), video)
         assert summary.frames_processed == 30
         with g.session() as s:
-            return list(s.execute(select(DetectionRow).order_by(DetectionRow.id)).scalars())
+            rows = list(s.execute(select(DetectionRow).order_by(DetectionRow.id)).scalars())
+            pictures = set(s.execute(select(TrackRow.best_detection_id)).scalars())
+        # a track's picture is a detected box, never a predicted one
+        assert pictures and all(r.predicted is None for r in rows if r.id in pictures)
+        return rows
 
 
 @pytest.mark.slow
