@@ -23,8 +23,8 @@ import pytest
 from pipeline.segments import plan_segments
 from tests.conftest import fresh_pg_database
 
-END_S = 20.0  # frames 0-199 of vtest.avi ...
-SEGMENT_S = 6.0  # ... in 4 segments, so 3 cuts for tracks to cross
+END_S = 12.0  # frames 0-119 of vtest.avi ...
+SEGMENT_S = 3.5  # ... in 4 segments, so 3 cuts for tracks to cross
 
 
 def test_segments_cover_the_gaps_once_with_lead_in() -> None:
@@ -150,7 +150,7 @@ def test_ray_ingest_equals_in_process_and_reruns_are_no_ops(
                 RunContext(cfg, g, Models(yolo, default_embedder)), vtest_path, camera_id="campus"
             )
             assert (s.status, s.segments, s.workers) == ("complete", 4, 2)
-            assert s.frames_new == ref_summary.frames_new == 200
+            assert s.frames_new == ref_summary.frames_new == 120
             rows = _rows(g)
             _same_rows(ref_rows, rows)
             # Each segment's tracker starts afresh in its lead-in, so the tracks are not the
@@ -313,7 +313,7 @@ def test_two_node_cluster_on_loopback_through_the_cli(reference, vtest_path, tmp
                 timeout=600,
             )
             assert done.returncode == 0, done.stderr[-2000:]
-            assert "200 processed" in done.stdout, done.stdout
+            assert "120 processed" in done.stdout, done.stdout
             assert "4 segments on 2 workers on 2 nodes" in done.stdout, done.stdout
             with Gallery(db, tmp_path, must_exist=True) as g:
                 _same_rows(ref_rows, _rows(g))

@@ -126,9 +126,10 @@ def test_overload_drops_frames_and_counts_them(
     port = _port()
     cfg = _cfg(cfg_default, tmp_path, connect_tries=20)
     cfg = replace(cfg, video=replace(cfg.video, queue_frames=4))
-    with Gallery(cfg.db_url, tmp_path) as g, sender(vtest_path, port, seconds=40, realtime=False):
+    with Gallery(cfg.db_url, tmp_path) as g, sender(vtest_path, port, seconds=20, realtime=False):
         stop = threading.Event()
-        timer = threading.Timer(30, stop.set)  # a bound, should the stream never end
+        # the stream is sent within seconds; then the reader only waits to reconnect
+        timer = threading.Timer(12, stop.set)
         timer.start()
         s = ingest_live(
             RunContext(cfg, g, Models(yolo, default_embedder), stop_event=stop),

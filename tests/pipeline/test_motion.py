@@ -71,7 +71,7 @@ def idle_clip(vtest_path: Path, tmp_path_factory: Any) -> Any:
     from evaluation.idle import make_idle_clip
 
     out = tmp_path_factory.mktemp("idle") / "idle.avi"
-    return make_idle_clip(vtest_path, out, busy_frames=45, idle_fraction=0.75, chunks=3)
+    return make_idle_clip(vtest_path, out, busy_frames=30, idle_fraction=0.75, chunks=3)
 
 
 def _ingest(cfg: Any, models: Any, clip: Path, data: Path, motion: str, stop_after: int = 0) -> Any:
@@ -107,9 +107,10 @@ def test_gated_ingest_finds_the_ungated_people_and_skips_the_empty_frames(
     cfg = replace(cfg_default, storage=replace(cfg_default.storage, commit_frames=20))
     off, boxes_off, run_off = _ingest(cfg, models, idle_clip.path, tmp_path / "off", "off")
     on, boxes_on, run_on = _ingest(cfg, models, idle_clip.path, tmp_path / "on", "auto")
-    assert off.frames_gated == 0 and sum(len(b) for b in boxes_off.values()) > 100
-    # most empty frames never reach the detector ...
-    assert on.frames_gated >= 0.7 * idle_clip.idle_frames, (on.frames_gated, idle_clip)
+    assert off.frames_gated == 0 and sum(len(b) for b in boxes_off.values()) > 60
+    # most empty frames never reach the detector: of each 3-s empty stretch, all but the
+    # first second (people were just there) and the 2-s refreshes (3 x (30 - 10 - 2) = 54)
+    assert on.frames_gated >= 0.5 * idle_clip.idle_frames, (on.frames_gated, idle_clip)
     # ... and every frame is accounted for, as checked
     assert run_on.frames_processed == run_off.frames_processed == idle_clip.frames
     assert run_on.status == "complete"
@@ -119,7 +120,7 @@ def test_gated_ingest_finds_the_ungated_people_and_skips_the_empty_frames(
     assert on.tracks == off.tracks
 
     # a gated run stopped part-way and resumed stores what the uninterrupted one did
-    cut, _, run_cut = _ingest(cfg, models, idle_clip.path, tmp_path / "cut", "auto", 80)
+    cut, _, run_cut = _ingest(cfg, models, idle_clip.path, tmp_path / "cut", "auto", 50)
     assert cut.status == "interrupted" and 0 < run_cut.frames_processed < idle_clip.frames
     _, boxes_done, run_done = _ingest(cfg, models, idle_clip.path, tmp_path / "cut", "auto")
     assert run_done.frames_processed == idle_clip.frames and run_done.status == "complete"

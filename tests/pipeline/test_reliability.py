@@ -157,7 +157,7 @@ def test_sigkill_at_seeded_points_then_resume_matches_uninterrupted(
     # (frames committed before the kill is armed, extra delay): one kill during start-up,
     # the others at random moments of the detect/embed/commit loop.
     points = [(0, rng.uniform(0.5, 2.0))] + [
-        (rng.randint(1, 50), rng.uniform(0, 0.6)) for _ in range(3)
+        (rng.randint(1, 50), rng.uniform(0, 0.6)) for _ in range(2)
     ]
     for i, (min_frames, extra) in enumerate(points):
         data = tmp_path / f"run{i}"
