@@ -157,7 +157,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     every = r["detector_every_frames"]
     print(
         f"  prowl ingest (all stages + storage, embedder on {r['embedder_backend']}"
-        + (f", detector on every {every}th frame" if every > 1 else "")
+        + (f", detector on one frame in {every}" if every > 1 else "")
         + "): "
         f"{r['ingest_fps']:.2f} frames/s"
         + (f" = {r['ingest_over_ultralytics_torch']:.2f}x the baseline" if base else "")
@@ -238,6 +238,7 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     print(
         f"{r['n']:,} {r['data']} unit vectors{grown}, dim {r['dim']}, index {r['index_type']}, "
         f"k={r['k']}, {r['queries']} single queries"
+        + (f" ({r['queries_from']})" if real is not None else "")
     )
     print(f"  built in {r['build_s']:.1f} s, {r['memory_mb']:.0f} MB (vectors included)")
     print(

@@ -128,3 +128,6 @@ def test_bench_search_on_a_gallerys_own_vectors(tmp_path, capsys, vtest_path) ->
     r = json.loads(capsys.readouterr().out)
     assert r["n"] == 500 and r["dim"] == 192 and 0 < r["real_vectors"] < 500
     assert r["recall_at_5"] == 1.0  # below the IVF threshold the scan is exact
+    # the queries are real sightings held out of the gallery (every 10th stored vector)
+    assert r["queries_from"] == "held-out real vectors"
+    assert r["queries"] == -(-(r["real_vectors"] + r["queries"]) // 10)
