@@ -2,7 +2,8 @@
 
 A clip is WebM (VP8, which every browser plays), at most
 ``MAX_WIDTH_PX`` wide, with the sighting's box — and its track's boxes in the frames around
-it — drawn in red. Clips are cached under the gallery's data folder by the video's content
+it — drawn in red (boxes the tracker predicted, with ``detector.every_frames``, in amber).
+Clips are cached under the gallery's data folder by the video's content
 hash and the frame, written to a temporary name and renamed, so a half-written clip is never
 served.
 
@@ -178,7 +179,7 @@ def _cut(
     fps = info.fps or 25.0
     first = max(0, row.frame_index - round(seconds * fps))
     stop = row.frame_index + round(seconds * fps) + 1
-    boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+    boxes: dict[int, list[tuple[float, float, float, float, bool]]] = {}
     with gallery.session() as s:
         q = select(
             DetectionRow.frame_index,
@@ -186,6 +187,7 @@ def _cut(
             DetectionRow.y1,
             DetectionRow.x2,
             DetectionRow.y2,
+            DetectionRow.predicted,
         ).where(DetectionRow.video_id == row.video_id)
         if row.track_id is not None:
             q = q.where(
@@ -195,8 +197,8 @@ def _cut(
             )
         else:
             q = q.where(DetectionRow.id == detection_id)
-        for f, x1, y1, x2, y2 in s.execute(q):
-            boxes.setdefault(int(f), []).append((x1, y1, x2, y2))
+        for f, x1, y1, x2, y2, predicted in s.execute(q):
+            boxes.setdefault(int(f), []).append((x1, y1, x2, y2, bool(predicted)))
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written as Matroska (WebM is its subset; OpenCV's FFmpeg warns about the VP8 tag in a
     # .webm container but not in .mkv) and served as video/webm.
@@ -209,10 +211,16 @@ def _cut(
         for frame in read_frames(source, first_index=first, stop_index=stop):
             image = frame.image.copy()
             scale = min(1.0, max_width_px / image.shape[1]) if max_width_px else 1.0
-            for x1, y1, x2, y2 in boxes.get(frame.index, []):
+            for x1, y1, x2, y2, predicted in boxes.get(frame.index, []):
                 thick = 4 if frame.index == row.frame_index else 2
+                # red: detected; amber: the tracker's prediction (detector.every_frames)
+                colour = (0, 190, 255) if predicted else (0, 0, 255)
                 cv2.rectangle(
-                    image, (round(x1), round(y1)), (round(x2), round(y2)), (0, 0, 255), thick
+                    image,
+                    (round(x1), round(y1)),
+                    (round(x2), round(y2)),
+                    colour,
+                    thick,
                 )
             if scale < 1.0:
                 size = (

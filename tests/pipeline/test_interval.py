@@ -27,7 +27,34 @@ def _ingest(cfg: Any, models: Any, video: Path, data: Path, every: int) -> list[
             pictures = set(s.execute(select(TrackRow.best_detection_id)).scalars())
         # a track's picture is a detected box, never a predicted one
         assert pictures and all(r.predicted is None for r in rows if r.id in pictures)
+        if every > 1:  # its clip draws predicted boxes amber, detected ones red
+            _check_clip_colours(g, rows)
         return rows
+
+
+def _check_clip_colours(gallery: Any, rows: list[Any]) -> None:
+    import cv2
+    import numpy as np
+
+    from pipeline.clips import clip_path
+
+    row = next(r for r in rows if r.predicted is None and r.frame_index == 9 and r.track_id)
+    clip = clip_path(gallery, row.id, seconds=1.0, max_width_px=None)
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image.astype(np.int16))
+    cap.release()
+
+    def share(image: Any, bgr: tuple[int, int, int]) -> float:
+        return float((np.abs(image - np.array(bgr)).max(axis=2) < 40).mean())
+
+    # the clip holds frames 0-19; frame 9 is detected (red), frame 10 predicted (amber)
+    assert share(frames[9], (0, 0, 255)) > share(frames[10], (0, 0, 255))
+    assert share(frames[10], (0, 190, 255)) > 2 * share(frames[9], (0, 190, 255))
 
 
 @pytest.mark.slow
