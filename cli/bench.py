@@ -43,6 +43,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("video", nargs="?", help="video (default: the sample vtest.avi)")
     p.add_argument("--busy-frames", type=int, default=300, help="frames of the video used")
     p.add_argument("--idle", default="0,0.5,0.9", help="idle fractions, comma-separated")
+    p.add_argument("--out", type=Path, help="also write bench-motion.json and .png here")
     p.add_argument("--json", action="store_true")
     p.add_argument("--config", type=Path)
     p.set_defaults(func=cmd_bench_motion)
@@ -171,9 +172,10 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_motion(args: argparse.Namespace) -> int:
-    from evaluation.motion_bench import bench_motion
+    from evaluation.motion_bench import bench_motion, write_plot
     from pipeline.core.assets import resolve
     from pipeline.core.errors import ConfigError
+    from pipeline.core.outputs import check_writable
 
     try:
         fractions = [float(v) for v in args.idle.split(",")]
@@ -186,9 +188,15 @@ def cmd_bench_motion(args: argparse.Namespace) -> int:
     video = Path(args.video) if args.video else resolve("vtest.avi")
     if not video.is_file():
         raise ConfigError(f"{video}: no such video")
+    if args.out is not None:  # said now, not after minutes of ingest
+        check_writable(args.out / "bench-motion.json")
     cfg = load_cfg(args)
     say = None if args.json else (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     rows = bench_motion(video, cfg, args.busy_frames, fractions, progress=say)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench-motion.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_plot(rows, args.out / "bench-motion.png", f"Motion gating on {video.name}")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

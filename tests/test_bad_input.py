@@ -346,6 +346,7 @@ EVAL_CASES: list[tuple[str, list[str], str]] = [
     ("bench-motion idle words", ["bench-motion", "--idle", "most"], "--idle"),
     ("bench-motion busy 0", ["bench-motion", "--busy-frames", "0"], "--busy-frames"),
     ("bench-motion no video", ["bench-motion", "{f}/none.avi"], "no such video"),
+    ("bench-motion out is a file", ["bench-motion", "--out", "{f}/notes.jpg"], "not a folder"),
     ("config motion maybe", ["ingest", "{v}", "--config", "{f}/motion.yaml"], "auto or off"),
     ("bench-ray on SQLite", ["bench-ray", "--db", "sqlite:///{f}/x.db"], "SQLite is one"),
     (

@@ -126,3 +126,20 @@ def test_gated_ingest_finds_the_ungated_people_and_skips_the_empty_frames(
     assert run_done.frames_processed == idle_clip.frames and run_done.status == "complete"
     assert sorted(boxes_done) == sorted(boxes_on)
     assert box_recall(boxes_on, boxes_done) == 1.0 and box_recall(boxes_done, boxes_on) == 1.0
+
+
+def test_the_benchmark_plot_shows_each_idle_share(tmp_path: Path) -> None:
+    import cv2
+
+    from evaluation.motion_bench import write_plot
+
+    rows = [
+        {"idle_fraction": f, "speedup": s, "speedup_bound": b, "recall_of_ungated_boxes": 1.0}
+        for f, s, b in ((0.0, 1.0, 1.0), (0.5, 1.6, 1.9), (0.9, 3.8, 4.2))
+    ]
+    out = write_plot(rows, tmp_path / "m.png", "Motion gating")
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape[1] >= 600  # a readable picture
+    # the curve is drawn: some pixels are the plot's blue (matplotlib's first colour)
+    blue = (abs(image[..., 0].astype(int) - 180) < 30) & (image[..., 2] < 60)
+    assert blue.sum() > 200
