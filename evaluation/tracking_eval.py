@@ -37,36 +37,16 @@ def track_dataset(
     det: DetectedDataset,
     cfg: TrackingConfig,
     fps: float = 10.0,
-    det_thresh: float = 0.0,
     feats: list[NDArray[np.float32]] | None = None,
 ) -> list[NDArray[np.int64]]:
     """Track ids for every detection of every frame (-1 = untracked); ids unique per dataset.
     With ``cfg.appearance_weight`` the tracker also compares ``feats`` (every crop's), as
-    ingest does."""
+    ingest does. The detector interval's every-frame case (``interval_run``)."""
     if cfg.appearance_weight > 0 and feats is None:
         raise ValueError("appearance-aware tracking needs every detection's features")
-    out: list[NDArray[np.int64]] = [np.zeros(0, np.int64)] * len(ds.frames)
-    offset = 0
-    rates = dict(ds.fps)
-    for cam, positions in _sequences(ds).items():
-        tracker = ByteTracker(TrackerConfig.from_settings(cfg, rates.get(cam, fps)))
-        for n, i in enumerate(positions):
-            keep = det.scores[i] >= det_thresh
-            ids = np.full(len(det.scores[i]), UNTRACKED, np.int64)
-            looked = n % max(1, cfg.appearance_every_frames) == 0  # the frames ingest embeds
-            vectors = (
-                feats[i][keep]
-                if feats is not None and cfg.appearance_weight > 0 and looked
-                else None
-            )
-            tracked = tracker.update(
-                Detections(det.boxes[i][keep], det.scores[i][keep], embeddings=vectors), n
-            )
-            assert tracked.track_ids is not None
-            ids[keep] = np.where(tracked.track_ids >= 0, tracked.track_ids + offset, UNTRACKED)
-            out[i] = ids
-        offset += tracker.next_id
-    return out
+    if feats is None:
+        feats = [np.zeros((len(b), 1), np.float32) for b in det.boxes]
+    return interval_run(ds, det, feats, cfg, 1, fps)[2]
 
 
 def mot_metrics(

@@ -43,7 +43,6 @@ class MotionGate:
         self.hold_frames = max(1, round(max(fps, 1.0)))  # looks kept after a person is seen
         self.since_look = 0  # frames since the last look
         self.since_someone = 0  # frames looked at since the last one with a person
-        self.looked = 0
         self.skipped = 0
         self._last: NDArray[np.float32] | None = None
         self._last_looked: NDArray[np.float32] | None = None
@@ -87,7 +86,6 @@ class MotionGate:
                 self.since_look = 0
             out.append(on)
         self._last_looked = self._last if out and out[-1] else None
-        self.looked += sum(out)
         self.skipped += len(out) - sum(out)
         return out
 
