@@ -73,6 +73,12 @@ def add_parsers(sub: Any) -> None:
         "the vectors a gallery stores (--data-dir/--db), grown to --n by noisy copies",
     )
     p.add_argument("--k", type=int, default=10)
+    p.add_argument(
+        "--compare",
+        default="",
+        help="also build these alternatives on the same vectors and queries: hnsw, ivfpq "
+        "(comma-separated; minutes each at 1M)",
+    )
     p.add_argument("--json", action="store_true")
     storage_args(p)
     p.set_defaults(func=cmd_bench_search)
@@ -168,6 +174,21 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         f"{k} {v:.1f}s" for k, v in sorted(r["stage_s"].items(), key=lambda kv: -kv[1])
     )
     print(f"  ingest time by stage: {parts}")
+    det_g, emb_g = r["detector_gflop_per_frame"], r["embedder_gflop_per_crop"]
+    if det_g:
+        work = [f"detector {det_g:.2f} GFLOP a frame"]
+        if emb_g:
+            work.append(f"embedder {emb_g:.3f} GFLOP a crop ({r['embedded']} crops embedded)")
+        rates = [
+            f"{name} {r[key]:.0f}"
+            for name, key in (
+                ("baseline", "baseline_gflops"),
+                ("bare detector", "bare_detector_gflops"),
+                ("ingest", "ingest_gflops"),
+            )
+            if r[key]
+        ]
+        print(f"  arithmetic: {'; '.join(work)}; GFLOP/s: {', '.join(rates)}")
     return 0
 
 
@@ -234,11 +255,20 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {value} must be within {low}..{high:_}".replace("_", ","))
     if args.k > args.n:
         raise ConfigError(f"--k {args.k} asks for more neighbours than --n {args.n} vectors hold")
+    from pipeline.benchmarks import ALTERNATIVES
+
+    compare = tuple(c.strip() for c in args.compare.split(",") if c.strip())
+    unknown = sorted(set(compare) - set(ALTERNATIVES))
+    if unknown:
+        raise ConfigError(
+            f"--compare {','.join(unknown)}: not an index to compare; choose from "
+            + ", ".join(ALTERNATIVES)
+        )
     real = None
     if args.data == "real":
         real = _stored_vectors(args)
         args.dim = real.shape[1]
-    r = bench_search(args.n, args.dim, args.queries, args.k, args.data, real=real)
+    r = bench_search(args.n, args.dim, args.queries, args.k, args.data, real=real, compare=compare)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -258,6 +288,12 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
         f"(= {r['numpy_over_index']:.1f}x the index); a 10% id filter (exact): "
         f"{r['filtered_10pct_median_ms']:.1f} ms"
     )
+    for alt in r["alternatives"]:
+        print(
+            f"  {alt['index']}: built in {alt['build_s']:.1f} s, {alt['index_mb']:.0f} MB; "
+            f"p50 {alt['p50_ms']:.2f} ms, p99 {alt['p99_ms']:.2f} ms, "
+            f"recall@{r['k']} {alt[f'recall_at_{args.k}']:.3f}"
+        )
     return 0
 
 

@@ -41,6 +41,44 @@ def ultralytics_predict_fps(frames: list[Any], cfg: Config) -> float | None:
     return len(frames) / (time.perf_counter() - t)
 
 
+def gflop_of(module: Any, shape: tuple[int, ...]) -> float | None:
+    """The floating-point operations (GFLOP, a multiply-add counted as two) of one forward
+    pass of a torch module on an input of ``shape``; None where it cannot be counted."""
+    try:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(torch.zeros(shape))
+        return float(counter.get_total_flops()) / 1e9
+    except Exception as exc:  # an exotic module: the speed figures stand without it
+        log.info("could not count the operations of %s: %s", type(module).__name__, exc)
+        return None
+
+
+def arithmetic(cfg: Config, frame_hw: tuple[int, int], embedder: Any) -> dict[str, float | None]:
+    """GFLOP of one detector frame (at the letterboxed input ingest uses) and of one embedded
+    crop, counted on the PyTorch modules: with the frames/s they turn a speed into GFLOP/s,
+    comparable with what the CPU's arithmetic units can do at all."""
+    from detectors import build_detector
+    from detectors.yolo_export import letterbox_shape
+
+    det_gflop = None
+    try:
+        torch_det = build_detector(replace(cfg.detector, backend="torch", precision="fp32"))
+        net = getattr(getattr(torch_det, "_model", None), "model", None)
+        if net is not None:
+            h, w, _gain = letterbox_shape(*frame_hw, cfg.detector.imgsz_px)
+            det_gflop = gflop_of(net.eval(), (1, 3, h, w))
+    except ValueError:
+        pass
+    module = getattr(embedder, "_model", None)
+    emb_gflop = None
+    if callable(module) and getattr(embedder, "input_hw", None):
+        emb_gflop = gflop_of(module(), (1, 3, *embedder.input_hw))
+    return {"detector_gflop_per_frame": det_gflop, "embedder_gflop_per_crop": emb_gflop}
+
+
 def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     """Three measurements on the same frames, one run: Ultralytics' PyTorch predict loop (the
     baseline), the bare detector on its configured backend (decode + detect), and the whole
@@ -93,6 +131,9 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     ingest_fps = summary.frames_processed / ingest_s
     after = ultralytics_predict_fps(baseline_frames, base_cfg)
     baseline_fps = (before + after) / 2 if before and after else None
+    ops = arithmetic(cfg, warm[0].image.shape[:2], embedder)
+    det_g, emb_g = ops["detector_gflop_per_frame"], ops["embedder_gflop_per_crop"]
+    detected = n_frames / max(1, cfg.detector.every_frames)
     return {
         "video": str(video),
         "frames": n_frames,
@@ -112,6 +153,14 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         "ingest_over_detector_time": ingest_s / bare_s,
         "stage_s": summary.stage_s,
         "stored": summary.detections,
+        "embedded": summary.embedded,
+        **ops,
+        # GFLOP/s: the bare detector's, and the whole ingest's (detector + embedder work)
+        "bare_detector_gflops": det_g * n_frames / bare_s if det_g else None,
+        "ingest_gflops": (
+            (det_g * detected + emb_g * summary.embedded) / ingest_s if det_g and emb_g else None
+        ),
+        "baseline_gflops": det_g * baseline_fps if det_g and baseline_fps else None,
     }
 
 
@@ -143,6 +192,58 @@ def _vectors(n: int, dim: int, data: str, rng: np.random.Generator, real: Any = 
         yield start, l2_normalise(block)
 
 
+ALTERNATIVES = {  # what --compare builds beside the shipped index, with its search setting
+    "hnsw": ("HNSW32,SQ8", "efSearch", (128, 512)),
+    "ivfpq": ("IVF{nlist},PQ64x4fs", "nprobe", (64, 256)),
+}
+
+
+def _alternative(
+    kind: str, data_arr: Any, qs: Any, k: int, exact: list[set[int]], seed: int
+) -> list[dict[str, Any]]:
+    """One of ``ALTERNATIVES`` built on the same vectors and searched with the same queries,
+    each result re-scored exactly from a pool of max(100, 4k) as the shipped index is: build
+    time, its own memory, then p50/p99 and recall@k against the exact scan per setting."""
+    import faiss
+
+    from storage.index import nlist_for
+
+    n, dim = data_arr.shape
+    spec, knob, settings = ALTERNATIVES[kind]
+    spec = spec.format(nlist=nlist_for(n))
+    t = time.perf_counter()
+    index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 200_000), replace=False))
+    index.train(np.ascontiguousarray(data_arr[sample]))
+    for start in range(0, n, 100_000):
+        index.add(np.ascontiguousarray(data_arr[start : start + 100_000]))
+    build_s = time.perf_counter() - t
+    memory_mb = len(faiss.serialize_index(index)) / 2**20
+    pool = max(100, 4 * k)
+    rows = []
+    for value in settings:
+        faiss.ParameterSpace().set_index_parameter(index, knob, value)
+        took, found = [], 0
+        for q, truth in zip(qs, exact, strict=True):
+            t = time.perf_counter()
+            _d, ids = index.search(q[None], pool)
+            cand = ids[0][ids[0] >= 0]
+            best = cand[np.argsort(-(data_arr[cand] @ q))[:k]]
+            took.append(time.perf_counter() - t)
+            found += len(truth & set(best.tolist()))
+        rows.append(
+            {
+                "index": f"{spec} + re-scoring, {knob} {value}, pool {pool}",
+                "build_s": build_s,
+                "index_mb": memory_mb,
+                "p50_ms": float(np.median(took)) * 1000,
+                "p99_ms": float(np.percentile(took, 99)) * 1000,
+                f"recall_at_{k}": found / (k * len(qs)),
+            }
+        )
+    return rows
+
+
 def bench_search(
     n: int,
     dim: int,
@@ -151,13 +252,15 @@ def bench_search(
     data: str = "sightings",
     seed: int = 0,
     real: Any = None,
+    compare: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The gallery's own index on ``n`` vectors (synthetic, or ``real`` re-ID vectors grown by
     noisy copies): single-query latency (p50/p99), recall@k against the exact scan of the
     same vectors, filtered latency, build time and memory; numpy brute force on the same
     vectors as the baseline. With ``real``, the queries are real vectors too: every 10th
     stored vector (up to ``queries``) is held out of the gallery and its copies, so a query
-    is a real sighting the index has never seen, with its person's other sightings inside."""
+    is a real sighting the index has never seen, with its person's other sightings inside.
+    ``compare``: ``ALTERNATIVES`` measured on the same vectors and queries."""
     import resource
 
     from storage.index import ANN_MIN_VECTORS, ANN_TYPE, INDEX_TYPE, VectorIndex
@@ -189,7 +292,7 @@ def bench_search(
         qs = data_arr[picks] + noise * np.float32(0.5 / np.sqrt(dim))  # a new sighting
         qs = l2_normalise(qs)
 
-    index_s, numpy_s, found = [], [], 0
+    index_s, numpy_s, found, exact = [], [], 0, []
     for q in qs:  # one query at a time, as a user runs them
         t = time.perf_counter()
         _sims, ids = index.search(q[None], k)
@@ -198,7 +301,8 @@ def bench_search(
         scores = data_arr @ q
         top = np.argpartition(-scores, k)[:k]
         numpy_s.append(time.perf_counter() - t)
-        found += len(set(ids[0].tolist()) & set(top.tolist()))
+        exact.append(set(top.tolist()))
+        found += len(set(ids[0].tolist()) & exact[-1])
     allowed = np.arange(0, n, 10, dtype=np.int64)  # a filter keeping 10% of the gallery
     filtered_s = []
     for q in qs[: min(queries, 20)]:
@@ -224,6 +328,9 @@ def bench_search(
         "numpy_median_ms": n_med * 1000,
         "numpy_over_index": n_med / i_med,
         "filtered_10pct_median_ms": float(np.median(filtered_s)) * 1000,
+        "alternatives": [
+            row for kind in compare for row in _alternative(kind, data_arr, qs, k, exact, seed)
+        ],
     }
 
 

@@ -340,6 +340,7 @@ EVAL_CASES: list[tuple[str, list[str], str]] = [
     ("bench-search queries 0", ["bench-search", "--queries", "0"], "--queries"),
     ("bench-search k 0", ["bench-search", "--k", "0"], "--k"),
     ("bench-search k over n", ["bench-search", "--n", "100", "--k", "1000"], "more neighbours"),
+    ("bench-search compare unknown", ["bench-search", "--compare", "lsh"], "--compare lsh"),
     ("bench-ingest frames negative", ["bench-ingest", "--frames", "-1"], "--frames"),
     ("bench-ingest every 0", ["bench-ingest", "--every-frames", "0"], "every_frames"),
     ("bench-motion idle 1", ["bench-motion", "--idle", "0,1"], "--idle"),
