@@ -209,6 +209,7 @@ class Runner:
     mode: one request per CPU stream), so streaming callers hand it a few inputs at a time."""
 
     backend: str
+    streams: int = 1  # inputs worth keeping in flight at once
 
     def run(self, x: NDArray[Any]) -> NDArray[np.float32]:
         return self.run_many([x])[0]
@@ -221,8 +222,17 @@ class OpenVINORunner(Runner):
     backend = "openvino"
 
     def __init__(
-        self, model: Any, uint8_bgr_nhwc: bool = False, scale: float = 1.0, hint: str = "THROUGHPUT"
+        self,
+        model: Any,
+        uint8_bgr_nhwc: bool = False,
+        scale: float = 1.0,
+        hint: str = "THROUGHPUT",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
+        """``uint8_bgr_nhwc``: the input is uint8 BGR images (N, H, W, 3) and the graph does
+        the layout, colour conversion and normalisation, ``(RGB - mean) / std / scale``,
+        each per RGB channel where a sequence, in parallel on every core."""
         import openvino as ov
 
         core = ov.Core()
@@ -237,6 +247,10 @@ class OpenVINORunner(Runner):
             ppp.input().model().set_layout(ov.Layout("NCHW"))
             steps = ppp.input().preprocess()
             steps.convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB)
+            if mean is not None:
+                steps.mean([float(m) for m in mean])
+            if std is not None:
+                steps.scale([float(v) for v in std])
             if scale != 1.0:
                 steps.scale(scale)
             model = ppp.build()
@@ -291,10 +305,13 @@ def load_runner(
     uint8_bgr_nhwc: bool = False,
     scale: float = 1.0,
     streaming: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> Runner:
     """A runner for an export folder; a file that no runtime can read is an AssetError.
     ``streaming``: several inputs in flight (OpenVINO THROUGHPUT); else one big input at a
-    time on every core (LATENCY), as for a batch of crops."""
+    time on every core (LATENCY). ``uint8_bgr_nhwc``, ``mean``, ``std``, ``scale``: see
+    ``OpenVINORunner`` (OpenVINO only)."""
     try:
         if backend == "openvino":
             import openvino as ov
@@ -302,7 +319,7 @@ def load_runner(
             xml = folder / "model.xml"
             model = ov.Core().read_model(str(xml if xml.is_file() else folder / "model.onnx"))
             hint = "THROUGHPUT" if streaming else "LATENCY"
-            return OpenVINORunner(model, uint8_bgr_nhwc, scale, hint)
+            return OpenVINORunner(model, uint8_bgr_nhwc, scale, hint, mean, std)
         return OnnxRuntimeRunner(folder / "model.onnx")
     except Exception as exc:  # a runtime raises its own types for a bad file
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
