@@ -188,7 +188,10 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
             )
             if r[key]
         ]
-        print(f"  arithmetic: {'; '.join(work)}; GFLOP/s: {', '.join(rates)}")
+        print(
+            f"  arithmetic: {'; '.join(work)}; GFLOP/s: {', '.join(rates)} (the CPU's fp32 "
+            f"matrix multiply: {r['matmul_gflops']:.0f})"
+        )
     return 0
 
 

@@ -56,6 +56,23 @@ def gflop_of(module: Any, shape: tuple[int, ...]) -> float | None:
         return None
 
 
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The CPU's dense fp32 rate as PyTorch's matrix multiply reaches it (the best of a few
+    ``size``-square products, on the threads torch uses): about the most GFLOP/s any model
+    can get here, the ceiling the detector and embedder rates are read against."""
+    import torch
+
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
 def arithmetic(cfg: Config, frame_hw: tuple[int, int], embedder: Any) -> dict[str, float | None]:
     """GFLOP of one detector frame (at the letterboxed input ingest uses) and of one embedded
     crop, counted on the PyTorch modules: with the frames/s they turn a speed into GFLOP/s,
@@ -132,6 +149,7 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     after = ultralytics_predict_fps(baseline_frames, base_cfg)
     baseline_fps = (before + after) / 2 if before and after else None
     ops = arithmetic(cfg, warm[0].image.shape[:2], embedder)
+    ops["matmul_gflops"] = matmul_gflops()
     det_g, emb_g = ops["detector_gflop_per_frame"], ops["embedder_gflop_per_crop"]
     detected = n_frames / max(1, cfg.detector.every_frames)
     return {

@@ -62,3 +62,4 @@ def test_bench_ingest_reports_the_baseline_and_stages(capsys) -> None:  # type: 
         r["detector_gflop_per_frame"] * r["bare_detector_fps"]
     )
     assert 0 < r["embedded"] <= r["stored"]
+    assert r["matmul_gflops"] > 0
