@@ -36,6 +36,16 @@ def _bars(page: Any) -> list[dict[str, Any]]:
     )
 
 
+def _searched_with(page: Any, detection: str | None) -> None:
+    """Wait until the search from ``detection`` has answered: its id is in the query line and
+    the status holds the answer's timing, not "searching…" (the old hits stay on the page
+    until then, so waiting for a hit alone can act on the previous answer)."""
+    page.wait_for_function(
+        f"document.getElementById('querying').textContent.includes('#{detection} ') && "
+        "document.getElementById('status').textContent.includes(' ms')"
+    )
+
+
 def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -81,9 +91,7 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         first = page.locator("#grid .hit[data-camera=campus]").first
         picked = first.get_attribute("data-detection")
         first.locator("button.similar").click()
-        page.wait_for_function(
-            f"document.getElementById('querying').textContent.includes('#{picked} ')"
-        )
+        _searched_with(page, picked)
         page.wait_for_selector(f"#grid .hit[data-detection='{picked}']")
         page.screenshot(path=str(shots / "investigate-2-similar.png"), full_page=True)
 
@@ -133,10 +141,7 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         box = page.locator("#viewboxes button.box").first
         chosen = box.get_attribute("data-detection")
         box.click()
-        page.wait_for_function(
-            f"document.getElementById('querying').textContent.includes('#{chosen} ') && "
-            "document.getElementById('status').textContent.includes(' ms')"
-        )
+        _searched_with(page, chosen)
         top = int(page.locator("#grid .hit").first.get_attribute("data-detection") or 0)
         same = gallery.track_ids([top, int(chosen or 0)])
         assert top == int(chosen or 0) or same[top] == same[int(chosen or 0)] is not None
@@ -166,9 +171,7 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         link = page.locator("#tracks a.similar").first
         best = (link.get_attribute("href") or "").split("=")[-1]
         link.click()
-        page.wait_for_function(
-            f"document.getElementById('querying').textContent.includes('#{best} ')"
-        )
+        _searched_with(page, best)
         page.wait_for_selector("#grid .hit")
 
         # 6. by clothing colour alone: no crop, "someone in a red top"
@@ -190,6 +193,7 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         walker = page.locator("#grid .hit").first.get_attribute("data-detection")
         page.click("#clearquery")
         page.evaluate(f"findSimilar({walker})")  # back to a person, to keep marking
+        _searched_with(page, walker)  # else a late answer overwrites the save's status line
         page.wait_for_selector("#grid .hit")
         page.locator("#grid .hit button.yes").first.click()
 
