@@ -192,8 +192,15 @@ def test_analyst_path_across_two_cameras(two_cameras, tmp_path: Path) -> None:  
         page.select_option("select[name=upper]", "")
         walker = page.locator("#grid .hit").first.get_attribute("data-detection")
         page.click("#clearquery")
-        page.evaluate(f"findSimilar({walker})")  # back to a person, to keep marking
+        # back to a person, to keep marking; while the search runs the old hits are dimmed
+        # and cannot be marked, so a mark never lands on the previous answer
+        assert page.evaluate(
+            f"(() => {{ findSimilar({walker}); const old = [...document.querySelectorAll("
+            "'#grid.searching .hit')]; return old.length > 0 && old.every((c) => "
+            "getComputedStyle(c).pointerEvents === 'none'); })()"
+        )
         _searched_with(page, walker)  # else a late answer overwrites the save's status line
+        assert not page.evaluate("document.getElementById('grid').classList.contains('searching')")
         page.wait_for_selector("#grid .hit")
         page.locator("#grid .hit button.yes").first.click()
 

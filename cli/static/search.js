@@ -160,6 +160,7 @@ function findSimilar(id) {
 }
 async function search() {
   statusLine.textContent = "searching…";
+  grid.classList.add("searching");  // the old hits stay until the answer: dimmed, not markable
   try {
     const body = await api("/api/search", {method: "POST", body: query()});
     lastHits = body.hits;
@@ -171,6 +172,7 @@ async function search() {
     drawTimeline($("timelines"), body.hits, openViewer);
     drawJourney($("journey"), body.journey, openViewer, body.hits);
   } catch (e) { statusLine.textContent = e.message; }
+  finally { grid.classList.remove("searching"); }
 }
 form.addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
 function clearMarks() {
