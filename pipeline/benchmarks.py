@@ -21,9 +21,9 @@ from pipeline.core.vectors import l2_normalise
 log = logging.getLogger(__name__)
 
 
-def ultralytics_predict_fps(frames: list[Any], cfg: Config) -> float | None:
-    """The baseline of record: Ultralytics' own PyTorch ``predict`` loop, one frame per call,
-    at the configured input size (None for a detector that is not an Ultralytics model)."""
+def ultralytics_model(cfg: Config) -> Any:
+    """The configured detector as Ultralytics' own PyTorch model object (fp32), or None for
+    a detector that is not an Ultralytics model."""
     from detectors import build_detector
 
     try:
@@ -31,7 +31,13 @@ def ultralytics_predict_fps(frames: list[Any], cfg: Config) -> float | None:
     except ValueError:
         return None
     model = getattr(torch_det, "_model", None)
-    if model is None or not hasattr(model, "predict"):
+    return model if model is not None and hasattr(model, "predict") else None
+
+
+def ultralytics_predict_fps(frames: list[Any], cfg: Config, model: Any) -> float | None:
+    """The baseline of record: Ultralytics' own PyTorch ``predict`` loop (``model``, from
+    ``ultralytics_model``), one frame per call, at the configured input size."""
+    if model is None:
         return None
     kwargs = {"imgsz": cfg.detector.imgsz_px, "conf": cfg.detector.conf, "verbose": False}
     model.predict(frames[0].image, **kwargs)
@@ -73,22 +79,20 @@ def matmul_gflops(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5) -> fl
     return best
 
 
-def arithmetic(cfg: Config, frame_hw: tuple[int, int], embedder: Any) -> dict[str, float | None]:
+def arithmetic(
+    cfg: Config, frame_hw: tuple[int, int], torch_model: Any, embedder: Any
+) -> dict[str, float | None]:
     """GFLOP of one detector frame (at the letterboxed input ingest uses) and of one embedded
-    crop, counted on the PyTorch modules: with the frames/s they turn a speed into GFLOP/s,
-    comparable with what the CPU's arithmetic units can do at all."""
-    from detectors import build_detector
+    crop, counted on the PyTorch modules (``torch_model``: ``ultralytics_model``'s): with the
+    frames/s they turn a speed into GFLOP/s, comparable with what the CPU's arithmetic units
+    can do at all."""
     from detectors.yolo_export import letterbox_shape
 
     det_gflop = None
-    try:
-        torch_det = build_detector(replace(cfg.detector, backend="torch", precision="fp32"))
-        net = getattr(getattr(torch_det, "_model", None), "model", None)
-        if net is not None:
-            h, w, _gain = letterbox_shape(*frame_hw, cfg.detector.imgsz_px)
-            det_gflop = gflop_of(net.eval(), (1, 3, h, w))
-    except ValueError:
-        pass
+    net = getattr(torch_model, "model", None)
+    if net is not None:
+        h, w, _gain = letterbox_shape(*frame_hw, cfg.detector.imgsz_px)
+        det_gflop = gflop_of(net.eval(), (1, 3, h, w))
     module = getattr(embedder, "_model", None)
     emb_gflop = None
     if callable(module) and getattr(embedder, "input_hw", None):
@@ -120,7 +124,8 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
     # throttled machine drifts by tens of percent within a minute.
     baseline_frames = list(read_frames(video, end_s=min(end_s or 1e9, 100 / info.fps)))
     base_cfg = cfg
-    before = ultralytics_predict_fps(baseline_frames, base_cfg)
+    torch_model = ultralytics_model(base_cfg)  # built once: baseline and operation count
+    before = ultralytics_predict_fps(baseline_frames, base_cfg, torch_model)
     # the input size ingest will choose for this footage (detectors.adaptive), for both runs
     from detectors.adaptive import PROBE_FRAMES, settings_of, sized_for
     from pipeline.core.video import sample_frames
@@ -146,9 +151,9 @@ def bench_ingest(video: Path, cfg: Config, frames: int) -> dict[str, Any]:
         ingest_s = time.perf_counter() - t
         gallery.close()
     ingest_fps = summary.frames_processed / ingest_s
-    after = ultralytics_predict_fps(baseline_frames, base_cfg)
+    after = ultralytics_predict_fps(baseline_frames, base_cfg, torch_model)
     baseline_fps = (before + after) / 2 if before and after else None
-    ops = arithmetic(cfg, warm[0].image.shape[:2], embedder)
+    ops = arithmetic(cfg, warm[0].image.shape[:2], torch_model, embedder)
     ops["matmul_gflops"] = matmul_gflops()
     det_g, emb_g = ops["detector_gflop_per_frame"], ops["embedder_gflop_per_crop"]
     detected = n_frames / max(1, cfg.detector.every_frames)
